@@ -1,0 +1,110 @@
+"""What every data builder returns, and the on-disk cache keyed by the builder's parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+log = logging.getLogger(__name__)
+
+TASKS = ("operator", "classification")
+
+
+@dataclass
+class DataBundle:
+    """Train / validation / named test sets of one task, plus what a model needs to know about them.
+
+    ``task`` is ``"operator"`` (field in, field out: tensors ``(n, channels, *spatial)``) or
+    ``"classification"`` (inputs ``(n, ..., features)`` or fields, integer labels ``(n,)``).
+    ``in_channels`` / ``out_channels`` are channels (fields) or features (vectors); for classification
+    ``out_channels`` is the number of classes. ``dim`` is the number of spatial dims (0 for vectors).
+    ``tests`` maps a set's name (e.g. ``"test_64"``) to its data; several resolutions are several sets.
+    ``periodic`` tells derivative-based losses how to treat the boundary.
+    """
+
+    name: str
+    task: str
+    train: TensorDataset
+    tests: dict[str, TensorDataset]
+    in_channels: int
+    out_channels: int
+    dim: int
+    val: TensorDataset | None = None
+    periodic: bool = False
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"DataBundle: task={self.task!r} is not one of {TASKS}")
+
+    def eval_sets(self) -> dict[str, TensorDataset]:
+        """Validation (if any) then test sets, in a stable order."""
+        sets = {} if self.val is None else {"val": self.val}
+        sets.update(self.tests)
+        return sets
+
+    def spatial_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The spatial shape of the inputs of each split (empty for feature vectors)."""
+        splits = {"train": self.train, **self.eval_sets()}
+        return {k: tuple(ds.tensors[0].shape[2:]) if self.dim else () for k, ds in splits.items()}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("KERNELNN_CACHE", Path.home() / ".cache" / "kernelnn"))
+
+
+def cache_key(name: str, params: dict) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str)
+    return f"{name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+
+
+def cached(
+    name: str, params: dict, build: Callable[[], dict[str, torch.Tensor]], cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Return ``build()``, stored at ``cache_dir/<name>-<hash(params)>.pt`` and reused on the next call.
+
+    Writes are atomic (temporary file then ``os.replace``), so concurrent readers never see half a file;
+    an unreadable cache file is logged and regenerated.
+    """
+    if not use_cache:
+        return build()
+    directory = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    path = directory / f"{cache_key(name, params)}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
+            log.warning("cache file %s is unreadable (%s); regenerating", path, err)
+    log.info("generating %s data (%s); cached at %s", name, ", ".join(f"{k}={v}" for k, v in params.items()), path)
+    tensors = build()
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(tensors, tmp)
+    os.replace(tmp, path)
+    return tensors
+
+
+def check_resolutions(owner: str, resolution: int, test_resolutions, solve_resolution: int | None) -> tuple:
+    """Validate resolutions (config keys named in errors); return (test_resolutions, solve_resolution)."""
+    tests = tuple(int(r) for r in (test_resolutions or [resolution]))
+    for key, value in [("resolution", resolution), *(("test_resolutions", r) for r in tests)]:
+        if int(value) < 4:
+            raise ValueError(f"{owner}: data.{key}={value} must be at least 4 grid points")
+    finest = max(resolution, *tests)
+    solve = int(solve_resolution or finest)
+    bad = [r for r in (resolution, *tests) if solve % r]
+    if bad:
+        raise ValueError(
+            f"{owner}: every resolution must divide the solver resolution data.solve_resolution={solve} "
+            f"(data is subsampled from it); {bad} do not"
+        )
+    return tests, solve

@@ -1,0 +1,129 @@
+"""Train on your own arrays: ``.pt`` (a dict of tensors), ``.npz`` and ``.h5`` / ``.hdf5`` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from kernelnn.data.bundle import TASKS, DataBundle
+
+SUFFIXES = (".pt", ".pth", ".npz", ".h5", ".hdf5")
+
+
+class DataFileError(ValueError):
+    """A data file is missing, unreadable, or does not hold what the config says."""
+
+
+def read_arrays(path: str | Path, keys: list[str]) -> dict[str, torch.Tensor]:
+    """Read the arrays ``keys`` from a ``.pt``, ``.npz`` or ``.h5`` file, with errors that name the file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataFileError(f"data file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataFileError(f"data file {str(path)!r}: unsupported suffix {suffix!r}; supported: {SUFFIXES}")
+    try:
+        if suffix in (".pt", ".pth"):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(content, dict):
+                raise DataFileError(f"data file {str(path)!r} holds a {type(content).__name__}, expected a dict "
+                                    "of tensors")
+            available = list(content)
+            get = content.__getitem__
+        elif suffix == ".npz":
+            content = np.load(path, allow_pickle=False)
+            available = list(content.files)
+            get = content.__getitem__
+        else:
+            import h5py
+
+            content = h5py.File(path, "r")
+            available = list(content.keys())
+            get = lambda k: content[k][()]  # noqa: E731
+        missing = [k for k in keys if k not in available]
+        if missing:
+            raise DataFileError(f"data file {str(path)!r} has no key(s) {missing}; available keys: {available}")
+        arrays = {k: torch.as_tensor(np.asarray(get(k))) for k in keys}
+    except DataFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - report any reader failure with the file's name
+        raise DataFileError(f"data file {str(path)!r} could not be read as {suffix}: {err}") from err
+    return arrays
+
+
+def _as_fields(x: torch.Tensor, dim: int, path: str, key: str) -> torch.Tensor:
+    """``(n, *spatial)`` -> ``(n, 1, *spatial)``; ``(n, c, *spatial)`` stays; anything else is an error."""
+    if x.dim() == dim + 1:
+        x = x.unsqueeze(1)
+    if x.dim() != dim + 2:
+        raise DataFileError(
+            f"data file {path!r}: {key!r} has shape {tuple(x.shape)}, expected (n, *spatial) or "
+            f"(n, channels, *spatial) with {dim} spatial dims (data.dim={dim})"
+        )
+    return x.float()
+
+
+def files(
+    path: str,
+    input_key: str = "x",
+    output_key: str = "y",
+    task: str = "operator",
+    dim: int = 2,
+    test_paths: dict[str, str] | None = None,
+    n_train: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    periodic: bool = False,
+    seed: int = 0,
+    name: str = "files",
+) -> DataBundle:
+    """Build a :class:`DataBundle` from user files.
+
+    ``path`` holds the training data (split into train / val / test by the fractions, shuffled with
+    ``seed``, unless ``test_paths`` is given: then each ``name: file`` there is a test set, e.g. other
+    resolutions). For ``task="operator"`` arrays are fields ``(n, [channels,] *spatial)`` with ``dim`` spatial
+    dims; for ``"classification"`` inputs are ``(n, features)`` (``dim=0``) or fields, outputs integer labels.
+    """
+    if task not in TASKS:
+        raise ValueError(f"files: data.task={task!r} is not one of {TASKS}")
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(f"files: data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
+                         "in [0, 1) and sum to less than 1")
+
+    def load(p: str) -> tuple[torch.Tensor, torch.Tensor]:
+        arrays = read_arrays(p, [input_key, output_key])
+        x, y = arrays[input_key], arrays[output_key]
+        if len(x) != len(y):
+            raise DataFileError(f"data file {p!r}: {input_key!r} has {len(x)} samples but {output_key!r} has {len(y)}")
+        if task == "operator":
+            return _as_fields(x, dim, p, input_key), _as_fields(y, dim, p, output_key)
+        x = x.float() if dim == 0 else _as_fields(x, dim, p, input_key)
+        if y.dim() != 1 or y.is_floating_point():
+            raise DataFileError(f"data file {p!r}: labels {output_key!r} must be integers of shape (n,), got "
+                                f"{y.dtype} {tuple(y.shape)}")
+        return x, y.long()
+
+    x, y = load(path)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x, y = x[order], y[order]
+    n = len(x)
+    n_test = 0 if test_paths else round(test_fraction * n)
+    n_val = round(val_fraction * n)
+    n_tr = n - n_val - n_test if n_train is None else int(n_train)
+    if n_tr < 1 or n_tr + n_val + n_test > n:
+        raise ValueError(f"files: {str(path)!r} has {n} samples, too few for data.n_train={n_train}, "
+                         f"{n_val} validation and {n_test} test samples")
+    tests = {k: TensorDataset(*load(p)) for k, p in (test_paths or {}).items()}
+    if not tests:
+        tests = {"test": TensorDataset(x[n_tr + n_val: n_tr + n_val + n_test], y[n_tr + n_val: n_tr + n_val + n_test])}
+    channel_axis = -1 if (task == "classification" and dim == 0) else 1
+    return DataBundle(
+        name=name, task=task, train=TensorDataset(x[:n_tr], y[:n_tr]),
+        val=TensorDataset(x[n_tr: n_tr + n_val], y[n_tr: n_tr + n_val]) if n_val else None,
+        tests=tests, in_channels=x.shape[channel_axis],
+        out_channels=int(y.max()) + 1 if task == "classification" else y.shape[1],
+        dim=dim, periodic=periodic, info={"path": str(path)},
+    )

@@ -1,0 +1,184 @@
+"""Fourier spectral convolution, the integral operator of the Fourier Neural Operator.
+
+Source: Li et al., "Fourier Neural Operator for Parametric Partial Differential Equations" (ICLR 2021).
+
+``n_modes`` in kernelnn
+-----------------------
+``n_modes = (m_1, ..., m_d)`` keeps every Fourier mode whose integer frequency satisfies ``|k_i| < m_i`` in
+each dimension: ``2 m_i - 1`` frequencies ``-(m_i-1) .. m_i-1`` on the leading dims (all sign
+combinations) and ``0 .. m_d-1`` on the last dim, which is transformed with ``rfft``. The kept set is
+symmetric and never contains the Nyquist frequency of a grid with ``N_i >= 2 m_i - 1`` points, so
+``m_i <= (N_i + 1) // 2`` is required: the aliased Nyquist row that neuraloperator keeps at
+``n_modes = N`` is what hurts zero-shot super-resolution. (neuraloperator's ``n_modes=16`` on the
+leading dims corresponds to our ``n_modes=8`` plus one extra negative frequency.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def _as_modes(n_modes: int | Sequence[int], dim: int | None, owner: str) -> tuple[int, ...]:
+    if isinstance(n_modes, int):
+        if dim is None:
+            raise ValueError(f"{owner}: n_modes={n_modes} is an int, so dim (1, 2 or 3) must be given")
+        modes = (n_modes,) * dim
+    else:
+        modes = tuple(int(m) for m in n_modes)
+        if dim is not None and len(modes) != dim:
+            raise ValueError(f"{owner}: n_modes={list(modes)} has {len(modes)} entries but dim={dim}")
+    if not 1 <= len(modes) <= 3:
+        raise ValueError(f"{owner}: n_modes={list(modes)} must have 1, 2 or 3 entries (1D/2D/3D)")
+    if any(m < 1 for m in modes):
+        raise ValueError(f"{owner}: n_modes={list(modes)} must be positive")
+    return modes
+
+
+def max_modes(size: int) -> int:
+    """Largest ``n_modes`` a grid of ``size`` points supports without its Nyquist frequency."""
+    return (size + 1) // 2
+
+
+def check_modes_fit(n_modes: Sequence[int], spatial_shape: Sequence[int], owner: str, what: str = "input") -> None:
+    """Raise a clear ``ValueError`` when ``n_modes`` exceeds what ``spatial_shape`` resolves."""
+    too_big = [(m, n) for m, n in zip(n_modes, spatial_shape, strict=True) if m > max_modes(n)]
+    if too_big:
+        limits = [max_modes(n) for n in spatial_shape]
+        raise ValueError(
+            f"{owner}: n_modes={list(n_modes)} exceeds the Nyquist limit of a {'x'.join(map(str, spatial_shape))} "
+            f"{what}; at most {limits} modes (|k| < n_modes, so n_modes <= (N + 1) // 2)"
+        )
+
+
+def autocast_output_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a layer should return: the autocast dtype when autocast is on, else ``x.dtype``."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+class SpectralConv(nn.Module):
+    r"""Spectral convolution :math:`(K u)(x) = \mathcal{F}^{-1}\big(R \cdot (\mathcal{F} u)|_{|k|<m}\big)(x)`.
+
+    The input is transformed with a real FFT over its spatial dims, the lowest ``n_modes`` in every dim
+    are multiplied by a learned complex tensor :math:`R_{k} \in \mathbb{C}^{C_{in} \times C_{out}}` (one
+    per kept mode), all other modes are set to zero, and the result is transformed back. FFTs use
+    ``norm="forward"`` so coefficients are Fourier-series coefficients: the same weights act identically at
+    every resolution that resolves ``n_modes`` (resolution invariance), and ``output_shape`` evaluates
+    the output on a finer or coarser grid (zero-shot super-resolution).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channel counts :math:`C_{in}`, :math:`C_{out}`.
+    n_modes : int or sequence of int
+        Kept modes per spatial dim (see the module docstring for the exact meaning); an int needs ``dim``.
+    dim : int, optional
+        Number of spatial dims (1, 2 or 3); inferred from ``n_modes`` when it is a sequence.
+
+    Shapes
+    ------
+    input ``(batch, in_channels, *spatial)`` with ``len(spatial) == dim``; output
+    ``(batch, out_channels, *output_shape)`` where ``output_shape`` defaults to ``spatial``.
+
+    Notes
+    -----
+    Complex weights are stored as a real parameter with a trailing dimension of 2 (DDP and NCCL do not
+    handle complex parameters). Under ``torch.autocast`` the FFTs run in float32 and the output is cast
+    to the autocast dtype.
+
+    Example
+    -------
+    >>> conv = SpectralConv(3, 8, n_modes=(12, 12))
+    >>> conv(torch.randn(4, 3, 64, 64)).shape
+    torch.Size([4, 8, 64, 64])
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, n_modes: int | Sequence[int], dim: int | None = None
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.n_modes = _as_modes(n_modes, dim, name)
+        self.dim = len(self.n_modes)
+        # Kept frequencies per dim: 2m-1 on leading dims (stored in FFT order 0..m-1, -(m-1)..-1), m on the last.
+        block = [2 * m - 1 for m in self.n_modes[:-1]] + [self.n_modes[-1]]
+        # The FNO paper's initialisation: uniform in [0, 1/(C_in C_out)) for real and imaginary parts.
+        scale = 1.0 / (in_channels * out_channels)
+        self.weight = nn.Parameter(scale * torch.rand(in_channels, out_channels, *block, 2))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}"
+
+    def check_input(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != self.dim + 2:
+            raise ValueError(
+                f"{name}: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}) "
+                f"for dim={self.dim}, got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{name}: input has {x.shape[1]} channels, in_channels={self.in_channels}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+        check_modes_fit(self.n_modes, x.shape[2:], name)
+
+    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        self.check_input(x)
+        out_dtype = autocast_output_dtype(x)
+        spatial_in = tuple(x.shape[2:])
+        spatial_out = spatial_in if output_shape is None else tuple(int(s) for s in output_shape)
+        if output_shape is not None:
+            if len(spatial_out) != self.dim:
+                raise ValueError(f"{type(self).__name__}: output_shape={list(spatial_out)} needs {self.dim} entries")
+            check_modes_fit(self.n_modes, spatial_out, type(self).__name__, what="output_shape")
+        fft_dims = tuple(range(-self.dim, 0))
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+            weight = self.weight.to(x.dtype)
+            x_ft = torch.fft.rfftn(x, dim=fft_dims, norm="forward")
+            x_ft = self._gather_low_modes(x_ft)
+            out_ft = torch.einsum(_CONTRACT[self.dim], x_ft, torch.view_as_complex(weight))
+            out_ft = self._scatter_low_modes(out_ft, spatial_out)
+            y = torch.fft.irfftn(out_ft, s=spatial_out, dim=fft_dims, norm="forward")
+        return y.to(out_dtype)
+
+    def _gather_low_modes(self, x_ft: torch.Tensor) -> torch.Tensor:
+        """Keep ``|k| < m``: slices [0, m) and [N-m+1, N) on leading dims, [0, m) on the last dim."""
+        x_ft = x_ft[..., : self.n_modes[-1]]
+        for axis, m in enumerate(self.n_modes[:-1], start=2):
+            n = x_ft.shape[axis]
+            x_ft = torch.cat([x_ft.narrow(axis, 0, m), x_ft.narrow(axis, n - m + 1, m - 1)], dim=axis)
+        return x_ft
+
+    def _scatter_low_modes(self, out_ft: torch.Tensor, spatial_out: tuple[int, ...]) -> torch.Tensor:
+        """Place kept modes into a full-size spectrum; irfftn zero-pads the last dim by itself."""
+        for axis, (m, n) in enumerate(zip(self.n_modes[:-1], spatial_out[:-1], strict=True), start=2):
+            zeros_shape = list(out_ft.shape)
+            zeros_shape[axis] = n - (2 * m - 1)
+            zeros = out_ft.new_zeros(zeros_shape)
+            out_ft = torch.cat([out_ft.narrow(axis, 0, m), zeros, out_ft.narrow(axis, m, m - 1)], dim=axis)
+        return out_ft
+
+    @property
+    def n_weights(self) -> int:
+        """Number of real weights (two per complex coefficient)."""
+        return math.prod(self.weight.shape)
+
+
+_CONTRACT = {
+    1: "bix,iox->box",
+    2: "bixy,ioxy->boxy",
+    3: "bixyz,ioxyz->boxyz",
+}

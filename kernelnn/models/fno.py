@@ -1,0 +1,151 @@
+"""The Fourier Neural Operator (Li et al., "Fourier Neural Operator for Parametric PDEs", ICLR 2021)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelnn.layers.spectral import SpectralConv, _as_modes, check_modes_fit
+from kernelnn.registry import ACTIVATIONS
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def pointwise(in_channels: int, out_channels: int, dim: int) -> nn.Module:
+    """A 1x1 convolution: the same linear map at every grid point of a ``dim``-D field."""
+    return _CONV[dim](in_channels, out_channels, kernel_size=1)
+
+
+def grid_coordinates(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """Coordinates ``x_i = i / N`` of a uniform grid on ``[0, 1)^d``, shape ``(d, *spatial_shape)``."""
+    axes = [torch.arange(n, device=like.device, dtype=like.dtype) / n for n in spatial_shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+
+
+class FNO(nn.Module):
+    r"""Fourier Neural Operator: lifting, ``n_layers`` Fourier blocks, projection.
+
+    Each block computes :math:`v \leftarrow \sigma(K v + W v)` with :math:`K` a :class:`SpectralConv`
+    and :math:`W` a point-wise linear skip; the last block has no activation. Lifting is point-wise
+    linear, projection is a point-wise two-layer MLP (as in the paper).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and output fields.
+    n_modes : int or sequence of int
+        Kept Fourier modes per dim, ``|k| < n_modes`` (see :mod:`kernelnn.layers.spectral`).
+    hidden_channels : int
+        Width of the Fourier blocks.
+    n_layers : int
+        Number of Fourier blocks.
+    dim : int, optional
+        Spatial dims (1, 2, 3); needed when ``n_modes`` is an int.
+    projection_channels : int
+        Hidden width of the projection MLP.
+    activation : str
+        Name from :data:`kernelnn.registry.ACTIVATIONS`.
+    positional_embedding : bool
+        Append the grid coordinates in ``[0, 1)^d`` as extra input channels.
+    domain_padding : float
+        Zero-pad each spatial dim on the right by this fraction of its size before the Fourier blocks,
+        then crop: for non-periodic problems (the paper pads Darcy flow).
+
+    Shapes
+    ------
+    ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``, any resolution with
+    ``n_modes <= (N + 1) // 2`` per dim.
+
+    Example
+    -------
+    >>> model = FNO(1, 1, n_modes=(12, 12), hidden_channels=32)
+    >>> model(torch.randn(2, 1, 32, 32)).shape
+    torch.Size([2, 1, 32, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_modes: int | Sequence[int],
+        hidden_channels: int = 32,
+        n_layers: int = 4,
+        dim: int | None = None,
+        projection_channels: int = 128,
+        activation: str = "gelu",
+        positional_embedding: bool = True,
+        domain_padding: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.n_modes = _as_modes(n_modes, dim, "FNO")
+        self.dim = len(self.n_modes)
+        for arg, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("hidden_channels", hidden_channels),
+            ("n_layers", n_layers),
+            ("projection_channels", projection_channels),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"FNO: {arg}={value!r} must be a positive int")
+        if not 0.0 <= domain_padding <= 1.0:
+            raise ValueError(f"FNO: domain_padding={domain_padding} must be a fraction in [0, 1]")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.positional_embedding = positional_embedding
+        self.domain_padding = float(domain_padding)
+        d = self.dim
+        lifted_in = in_channels + (d if positional_embedding else 0)
+        self.lifting = pointwise(lifted_in, hidden_channels, d)
+        self.spectral = nn.ModuleList(
+            SpectralConv(hidden_channels, hidden_channels, self.n_modes) for _ in range(n_layers)
+        )
+        self.skips = nn.ModuleList(pointwise(hidden_channels, hidden_channels, d) for _ in range(n_layers))
+        self.activation = ACTIVATIONS.build(activation, owner="FNO", argument="activation")
+        self.projection = nn.Sequential(
+            pointwise(hidden_channels, projection_channels, d),
+            ACTIVATIONS.build(activation, owner="FNO", argument="activation"),
+            pointwise(projection_channels, out_channels, d),
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_modes={self.n_modes}, positional_embedding={self.positional_embedding}, "
+            f"domain_padding={self.domain_padding}"
+        )
+
+    def check_input_shape(self, shape: Sequence[int]) -> None:
+        """Validate an input shape ``(batch, channels, *spatial)`` without running the model."""
+        if len(shape) != self.dim + 2:
+            raise ValueError(
+                f"FNO: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}) "
+                f"for dim={self.dim}, got shape {tuple(shape)}"
+            )
+        if shape[1] != self.in_channels:
+            raise ValueError(f"FNO: input has {shape[1]} channels, in_channels={self.in_channels}")
+        check_modes_fit(self.n_modes, shape[2:], "FNO")
+
+    def _padding(self, spatial: Sequence[int]) -> list[int]:
+        return [round(self.domain_padding * n) for n in spatial]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input_shape(x.shape)
+        spatial = x.shape[2:]
+        if self.positional_embedding:
+            grid = grid_coordinates(spatial, x).expand(x.shape[0], *([-1] * (self.dim + 1)))
+            x = torch.cat([x, grid.to(x.dtype)], dim=1)
+        x = self.lifting(x)
+        pads = self._padding(spatial)
+        if any(pads):
+            # F.pad takes (left, right) pairs starting from the last dim.
+            x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
+        for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
+            x = spectral(x) + skip(x)
+            if i < len(self.spectral) - 1:
+                x = self.activation(x)
+        if any(pads):
+            x = x[(..., *(slice(0, n) for n in spatial))]
+        return self.projection(x)

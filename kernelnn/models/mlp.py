@@ -1,0 +1,63 @@
+"""A plain multilayer perceptron on feature vectors ``(..., in_features)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from kernelnn.registry import ACTIVATIONS
+
+
+class MLP(nn.Module):
+    """``Linear -> activation -> ... -> Linear`` with optional dropout.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths (``out_features`` = number of classes for classification).
+    hidden : sequence of int
+        Widths of the hidden layers (may be empty: a linear model).
+    activation : str
+        Name from :data:`kernelnn.registry.ACTIVATIONS`.
+    dropout : float
+        Dropout probability after each hidden activation.
+
+    Shapes
+    ------
+    ``(..., in_features) -> (..., out_features)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        widths = [in_features, *hidden, out_features]
+        if any(not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"MLP: widths must be positive ints, got in={in_features}, hidden={list(hidden)}, "
+                             f"out={out_features}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MLP: dropout={dropout} must be in [0, 1)")
+        self.in_features = in_features
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(a, b))
+            if i < len(widths) - 2:
+                layers.append(ACTIVATIONS.build(activation, owner="MLP", argument="activation"))
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+        self.net = nn.Sequential(*layers)
+
+    def check_input_shape(self, shape: Sequence[int]) -> None:
+        if len(shape) < 1 or shape[-1] != self.in_features:
+            raise ValueError(f"MLP: input must have shape (..., {self.in_features}), got {tuple(shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input_shape(x.shape)
+        return self.net(x)

@@ -1,0 +1,9 @@
+"""The one training loop behind ``train.py``."""
+
+from kernelnn.training.errors import ConfigError, NonFiniteLossError
+from kernelnn.training.run import load_model, run
+from kernelnn.training.tasks import ClassificationTask, OperatorTask
+from kernelnn.training.trainer import Trainer, TrainerOptions
+
+__all__ = ["ClassificationTask", "ConfigError", "NonFiniteLossError", "OperatorTask", "Trainer", "TrainerOptions",
+           "load_model", "run"]

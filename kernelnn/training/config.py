@@ -1,0 +1,49 @@
+"""Validation of the ``trainer`` config group: every bad value fails before training, naming its key."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from kernelnn.training.errors import ConfigError
+from kernelnn.training.trainer import AMP_DTYPES, TrainerOptions
+
+# Keys of the trainer group that run() uses itself (the rest become TrainerOptions).
+RUN_KEYS = {"device": "auto", "loss": "auto", "resume": None, "deterministic": False, "plots": True,
+            "plot_samples": 3}
+
+
+def _positive_int(key: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"trainer.{key}={value!r} must be a positive integer")
+
+
+def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str, Any]]:
+    """Split and check the trainer config; returns ``(TrainerOptions, run-level options)``."""
+    known = {f.name for f in fields(TrainerOptions)} | set(RUN_KEYS)
+    unknown = sorted(set(trainer) - known)
+    if unknown:
+        raise ConfigError(f"unknown trainer key(s) {unknown}; valid: {sorted(known)}")
+    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every"):
+        if key in trainer:
+            _positive_int(key, trainer[key])
+    _positive_int("early_stopping_patience", trainer.get("early_stopping_patience"), allow_none=True)
+    if trainer.get("amp", "none") not in AMP_DTYPES:
+        raise ConfigError(f"trainer.amp={trainer['amp']!r} is not valid; valid: {list(AMP_DTYPES)}")
+    clip = trainer.get("grad_clip")
+    if clip is not None and (not isinstance(clip, int | float) or clip <= 0):
+        raise ConfigError(f"trainer.grad_clip={clip!r} must be a positive number or null")
+    if trainer.get("monitor_mode", "auto") not in ("auto", "min", "max"):
+        raise ConfigError(f"trainer.monitor_mode={trainer['monitor_mode']!r} must be auto, min or max")
+    if int(trainer.get("num_workers", 0)) < 0:
+        raise ConfigError(f"trainer.num_workers={trainer['num_workers']!r} must be >= 0")
+    if int(trainer.get("plot_samples", 0)) < 0:
+        raise ConfigError(f"trainer.plot_samples={trainer['plot_samples']!r} must be >= 0")
+    resume = trainer.get("resume")
+    if resume is not None and not isinstance(resume, str):
+        raise ConfigError(f"trainer.resume={resume!r} must be null, 'auto' or a checkpoint path")
+    options = TrainerOptions(**{k: v for k, v in trainer.items() if k not in RUN_KEYS})
+    extra = {k: trainer.get(k, default) for k, default in RUN_KEYS.items()}
+    return options, extra

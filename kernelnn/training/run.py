@@ -1,0 +1,346 @@
+"""``run(cfg)``: from a composed Hydra config to a trained model, its checkpoints, metrics and plots."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from torch import nn
+
+from kernelnn.data.bundle import DataBundle
+from kernelnn.layers.spectral import max_modes
+from kernelnn.models.normalized import Normalized
+from kernelnn.training import distributed as D
+from kernelnn.training.checkpoint import config_diff, load_checkpoint
+from kernelnn.training.config import validate_trainer
+from kernelnn.training.errors import ConfigError
+from kernelnn.training.plots import plot_fields, plot_history
+from kernelnn.training.tasks import build_task
+from kernelnn.training.trainer import Trainer
+
+log = logging.getLogger("kernelnn.training")
+
+# Model arguments that describe the data; left null in configs, they are filled from the data bundle.
+DATA_FILLED_KEYS = {"in_channels": "in_channels", "in_features": "in_channels", "out_channels": "out_channels",
+                    "out_features": "out_channels", "dim": "dim"}
+
+
+def _instantiate(node: DictConfig, what: str, **kwargs: Any):
+    """``hydra.utils.instantiate`` with the underlying error's message and the config group named."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ConfigError(f"{what}: {cause}") from err
+
+
+def _resolve(cfg: DictConfig) -> dict[str, Any]:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"config key {err.full_key} must be set (it has no default), e.g. "
+                          f"{err.full_key}=...") from err
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config could not be resolved: {err}") from err
+
+
+def select_device(name: str, info: D.DistInfo) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r} but CUDA is not available here; use trainer.device=auto or cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device(f"cuda:{info.local_rank}")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def build_data(cfg: DictConfig, info: D.DistInfo) -> DataBundle:
+    """Rank 0 generates (and caches) the data first; the other ranks then read the cache."""
+    choice = cfg.data.get("name", "data")
+    bundle = None
+    if info.is_main:
+        bundle = _instantiate(cfg.data, f"data={choice}")
+    D.barrier(info)
+    if not info.is_main:
+        bundle = _instantiate(cfg.data, f"data={choice}")
+    if not isinstance(bundle, DataBundle):
+        raise ConfigError(f"data={choice}: data._target_ must return a kernelnn.data.DataBundle, got "
+                          f"{type(bundle).__name__}")
+    return bundle
+
+
+def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str, Any]:
+    """Fill data-describing arguments left null; explicit values must agree with the data."""
+    filled = dict(model_cfg)
+    for key, attr in DATA_FILLED_KEYS.items():
+        if key not in filled:
+            continue
+        actual = getattr(bundle, attr)
+        if filled[key] is None:
+            filled[key] = actual
+        elif filled[key] != actual:
+            what = {"in_channels": "input channels/features", "out_channels": "output channels (classes)",
+                    "dim": "spatial dims"}[attr]
+            raise ConfigError(f"model.{key}={filled[key]} does not match data {bundle.name}, which has {actual} "
+                              f"{what}; leave model.{key} unset (null) to take it from the data")
+    modes = filled.get("n_modes")
+    if modes is not None and bundle.dim:
+        modes = [modes] * bundle.dim if isinstance(modes, int) else list(modes)
+        for split, shape in bundle.spatial_shapes().items():
+            if len(modes) != len(shape):
+                raise ConfigError(f"model.n_modes={modes} has {len(modes)} entries but data {bundle.name} is "
+                                  f"{len(shape)}-D")
+            limit = [max_modes(n) for n in shape]
+            if any(m > lim for m, lim in zip(modes, limit, strict=True)):
+                raise ConfigError(
+                    f"model.n_modes={modes} is above the Nyquist limit of the {split} data of {bundle.name} "
+                    f"({'x'.join(map(str, shape))}, set by data.resolution / data.test_resolutions): at most "
+                    f"{limit} (kernelnn keeps |k| < n_modes)")
+    return filled
+
+
+def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
+    """Fail before training if the model cannot take every split or its output does not match the target."""
+    for split, ds in {"train": bundle.train, **bundle.eval_sets()}.items():
+        x, y = ds.tensors[0][:2], ds.tensors[1][:2]
+        try:
+            if hasattr(model, "check_input_shape"):
+                model.check_input_shape(tuple(x.shape))
+            with torch.no_grad():
+                out = model(x)
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise ConfigError(f"the model cannot take the {split} data of {bundle.name} (input shape "
+                              f"{tuple(x.shape)}): {err}") from err
+        expected = tuple(y.shape) if bundle.task == "operator" else (len(x), bundle.out_channels)
+        if tuple(out.shape) != expected:
+            raise ConfigError(f"the model's output shape {tuple(out.shape)} on the {split} data of {bundle.name} "
+                              f"does not match the expected {expected} (check model.out_channels / out_features)")
+
+
+def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[str, bool]) -> nn.Module:
+    """Wrap ``model`` in :class:`Normalized` with per-channel training-set statistics."""
+    x, y = bundle.train.tensors
+    channel_dim = -1 if bundle.dim == 0 else 1
+    reduce_dims = [d for d in range(x.dim()) if d != (channel_dim % x.dim())]
+    use_in = normalize.get("input", False)
+    use_out = normalize.get("output", False) and bundle.task == "operator"
+    if not (use_in or use_out):
+        return model
+    stats: dict[str, torch.Tensor | None] = {"in_mean": None, "in_std": None, "out_mean": None, "out_std": None}
+    if use_in:
+        stats["in_mean"] = x.double().mean(reduce_dims).float()
+        stats["in_std"] = x.double().std(reduce_dims).float().clamp_min(1e-8)
+    if use_out:
+        stats["out_mean"] = y.double().mean(reduce_dims).float()
+        stats["out_std"] = y.double().std(reduce_dims).float().clamp_min(1e-8)
+    return Normalized(model, **stats, channel_dim=channel_dim)
+
+
+def build_model(model_cfg: dict[str, Any], normalization: dict[str, Any] | None) -> nn.Module:
+    """A model from a filled model config (and the normalisation record of a checkpoint)."""
+    model = _instantiate(OmegaConf.create(model_cfg), "model")
+    if normalization:
+        placeholders = {k: torch.zeros(n) for k, n in normalization["sizes"].items()}
+        model = Normalized(model, **placeholders, channel_dim=normalization["channel_dim"])
+    return model
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a trained model (with its data normalisation) from a kernelnn checkpoint, in eval mode."""
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt["model_config"], ckpt.get("normalization"))
+    model.load_state_dict(ckpt["model"])
+    return model.to(map_location).eval()
+
+
+def _normalization_record(model: nn.Module) -> dict[str, Any] | None:
+    if not isinstance(model, Normalized):
+        return None
+    sizes = {k: getattr(model, k).numel() for k in ("in_mean", "in_std", "out_mean", "out_std")
+             if getattr(model, k) is not None}
+    return {"sizes": sizes, "channel_dim": model.channel_dim}
+
+
+def find_resume_checkpoint(resume: str | None, output_dir: Path, identity: dict[str, Any]) -> Path | None:
+    """The checkpoint to resume from: ``PATH``; or for ``auto`` this run's ``last.pt``, else the newest
+    ``last.pt`` of a sibling run (same parent folder) trained with the same model and data config."""
+    if not resume:
+        return None
+    if resume != "auto":
+        path = Path(resume).expanduser()
+        if path.is_dir():
+            path = path / "checkpoints" / "last.pt" if (path / "checkpoints").is_dir() else path / "last.pt"
+        if not path.is_file():
+            raise ConfigError(f"trainer.resume={resume!r}: no checkpoint at {str(path)!r}")
+        return path
+    own = output_dir / "checkpoints" / "last.pt"
+    if own.is_file():
+        return own
+    candidates = sorted(output_dir.parent.glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint(path)
+        except (ValueError, FileNotFoundError):
+            continue
+        if not config_diff({k: ckpt.get(k) for k in identity}, identity):
+            return path
+    if candidates:
+        log.info("trainer.resume=auto: %d earlier run(s) under %s used another model/data config; starting fresh",
+                 len(candidates), output_dir.parent)
+    return None
+
+
+def _check_resume_identity(path: Path, identity: dict[str, Any]) -> None:
+    ckpt = load_checkpoint(path)
+    if ckpt.get("format") != "kernelnn-checkpoint-1":
+        raise ConfigError(f"trainer.resume: {str(path)!r} is not a kernelnn training checkpoint")
+    diff = config_diff({k: ckpt.get(k) for k in identity}, identity)
+    if diff:
+        raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} does not match this run's config "
+                          "(checkpoint -> now):\n  " + "\n  ".join(diff))
+
+
+def _output_dir(output_dir: str | Path | None) -> Path:
+    if output_dir is not None:
+        return Path(output_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    raise ConfigError("run(cfg) outside a Hydra app needs output_dir=...")
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train and evaluate the model that ``cfg`` describes; returns a summary dictionary.
+
+    Writes ``checkpoints/{last,best}.pt``, ``metrics.csv``, ``tensorboard/`` and ``plots/*.png`` under
+    ``output_dir`` (default: the Hydra run's output directory). Every rank of a ``torchrun`` launch calls
+    this; only rank 0 writes.
+    """
+    container = _resolve(cfg)
+    opts, extra = validate_trainer(container["trainer"])
+    info = D.init_from_env()
+    out = _output_dir(output_dir)
+    if info.enabled:
+        out = Path(D.broadcast_object(str(out), info))  # every rank writes where rank 0 does
+    if opts.batch_size % info.world_size:
+        raise ConfigError(f"trainer.batch_size={opts.batch_size} is the global batch and must be divisible by the "
+                          f"number of processes ({info.world_size})")
+    seed = int(container.get("seed", 0))
+    seed_everything(seed, extra["deterministic"])
+    device = select_device(extra["device"], info)
+
+    bundle = build_data(cfg, info)
+    try:
+        task = build_task(bundle.task, extra["loss"], bundle.periodic, bundle.dim)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    model_cfg = fill_model_config(container["model"], bundle)
+    torch.manual_seed(seed)  # initial weights independent of how much randomness data generation used
+    model = _instantiate(OmegaConf.create(model_cfg), f"model ({model_cfg.get('_target_')})")
+    check_model_on_data(model, bundle)
+    model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
+
+    identity = {"model_config": model_cfg, "data_config": container["data"],
+                "normalization": _normalization_record(model)}
+    trainer = Trainer(
+        model, task, bundle.train, bundle.eval_sets(),
+        make_optimizer=_instantiate(cfg.optim, "optim"),
+        make_scheduler=_instantiate(cfg.scheduler, "scheduler"),
+        options=opts, output_dir=out, device=device, dist=info, seed=seed,
+        checkpoint_meta={**identity, "config": container}, callbacks=callbacks,
+    )
+    if trainer.monitor != "train/loss" and trainer.monitor.split("/")[0] not in bundle.eval_sets():
+        raise ConfigError(f"trainer.monitor={trainer.monitor!r} names no evaluation set; sets: "
+                          f"{list(bundle.eval_sets())}")
+    resume = find_resume_checkpoint(extra["resume"], out, identity)
+    if resume is not None:
+        _check_resume_identity(resume, identity)
+        trainer.resume_from(resume)
+
+    n_params = sum(p.numel() for p in model.parameters())
+    if info.is_main:
+        log.info("data %s: %d train, %s; model %s with %s parameters on %s%s; output %s", bundle.name,
+                 len(bundle.train), ", ".join(f"{k} {len(v)}" for k, v in bundle.eval_sets().items()),
+                 model_cfg.get("_target_"), f"{n_params:,}", device,
+                 f" x {info.world_size} processes" if info.enabled else "", out)
+    start = time.perf_counter()
+    epochs_before = trainer.state.epoch
+    trainer.fit()
+    train_seconds = time.perf_counter() - start
+    return _finish(trainer, bundle, out, info, extra, n_params, train_seconds, trainer.state.epoch - epochs_before)
+
+
+def _finish(trainer: Trainer, bundle: DataBundle, out: Path, info: D.DistInfo, extra: dict, n_params: int,
+            train_seconds: float, epochs_run: int) -> dict[str, Any]:
+    """Evaluate the best weights on every test set, plot, and summarise."""
+    ckpt_dir = out / "checkpoints"
+    best = ckpt_dir / "best.pt"
+    if best.exists():
+        trainer.model.load_state_dict(load_checkpoint(best)["model"])
+    test_metrics = trainer.evaluate(sets=list(bundle.tests))
+    history = trainer.state.history
+    summary: dict[str, Any] = {
+        "output_dir": str(out),
+        "best_checkpoint": str(best) if best.exists() else None,
+        "last_checkpoint": str(ckpt_dir / "last.pt"),
+        "metrics_csv": str(out / "metrics.csv"),
+        "best": trainer.state.best,
+        "best_epoch": trainer.state.best_epoch,
+        "monitor": trainer.monitor,
+        "epochs": trainer.state.epoch,
+        "epochs_run": epochs_run,
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / epochs_run if epochs_run else float("nan"),
+        "n_parameters": n_params,
+        "test": test_metrics,
+        "plots": [],
+    }
+    if info.is_main and extra["plots"] and history:
+        plot_dir = out / "plots"
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        summary["plots"].append(str(plot_history(history, plot_dir / "loss_curves.png")))
+        if bundle.task == "operator" and extra["plot_samples"] > 0:
+            for name, ds in bundle.tests.items():
+                x, y = (t[: extra["plot_samples"]] for t in ds.tensors)
+                pred = trainer.predict(x).cpu()
+                path = plot_fields(x, y, pred, plot_dir / f"samples_{name}.png",
+                                   f"{bundle.name} {name}: input / truth / prediction / error")
+                summary["plots"].append(str(path))
+    if info.is_main:
+        main = trainer.task.main_metric
+        tests = ", ".join(f"{k.split('/')[0]} {v:.4g}" for k, v in test_metrics.items() if k.endswith("/" + main))
+        lines = [
+            f"Finished {epochs_run} epoch(s) in {train_seconds:.1f} s ({summary['seconds_per_epoch']:.2f} s/epoch); "
+            f"best {trainer.monitor} at epoch {trainer.state.best_epoch}.",
+            f"Test {main} (best weights): {tests}",
+            f"Checkpoints: {ckpt_dir} (best.pt, last.pt)",
+            f"Metrics:     {summary['metrics_csv']}",
+            f"Plots:       {out / 'plots'}",
+        ]
+        log.info("\n".join(lines))
+    return summary

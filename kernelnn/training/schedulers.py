@@ -1,0 +1,43 @@
+"""Learning-rate schedules stepped once per optimizer step.
+
+Every factory takes ``(optimizer, *, total_steps, steps_per_epoch, ...)``: configs select one with
+``_target_`` and ``_partial_: true`` and the trainer supplies the schedule's length.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, StepLR
+
+
+def constant(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int) -> LRScheduler:
+    return LambdaLR(optimizer, lambda step: 1.0)
+
+
+def cosine(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, warmup_steps: int = 0,
+           min_lr_ratio: float = 0.0) -> LRScheduler:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` times the base rate."""
+    decay = max(1, total_steps - warmup_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / decay)
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)
+
+
+def step(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, step_epochs: int = 100,
+         gamma: float = 0.5) -> LRScheduler:
+    """Multiply the rate by ``gamma`` every ``step_epochs`` epochs (the FNO paper's schedule)."""
+    return StepLR(optimizer, step_size=max(1, step_epochs * steps_per_epoch), gamma=gamma)
+
+
+def onecycle(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, max_lr: float | None = None,
+             pct_start: float = 0.3) -> LRScheduler:
+    """One-cycle policy peaking at ``max_lr`` (default: the optimizer's configured rate)."""
+    peak = max_lr if max_lr is not None else [g["lr"] for g in optimizer.param_groups]
+    return OneCycleLR(optimizer, max_lr=peak, total_steps=max(1, total_steps), pct_start=pct_start)

@@ -1,0 +1,62 @@
+"""What is learned: the training loss and the evaluation metrics of each kind of task."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kernelnn.losses import H1Loss, LpLoss
+
+
+class OperatorTask:
+    """Field in, field out. Loss: relative ``l2`` or ``h1``; metrics: relative L2 and H1 (per sample)."""
+
+    losses = ("l2", "h1")
+    lower_is_better = {"l2": True, "h1": True}
+
+    def __init__(self, loss: str = "l2", periodic: bool = False, dim: int = 1) -> None:
+        if loss not in self.losses:
+            raise ValueError(f"trainer.loss={loss!r} is not valid for operator learning; valid: {self.losses}")
+        self.loss_name = loss
+        per_sample = {"l2": LpLoss(p=2, reduction="none")}
+        if dim >= 1:
+            per_sample["h1"] = H1Loss(periodic=periodic, reduction="none")
+        self._metrics = per_sample
+        self.metric_names = sorted(per_sample)
+        self.main_metric = loss
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._metrics[self.loss_name](pred, target).mean()
+
+    def metrics(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample metric values ``(batch,)``; the trainer averages them over a whole set."""
+        return {name: fn(pred, target) for name, fn in self._metrics.items()}
+
+
+class ClassificationTask:
+    """Class logits ``(batch, classes)`` against integer labels. Loss: cross-entropy; metrics add accuracy."""
+
+    losses = ("cross_entropy",)
+    lower_is_better = {"cross_entropy": True, "accuracy": False}
+
+    def __init__(self, loss: str = "cross_entropy") -> None:
+        if loss not in self.losses:
+            raise ValueError(f"trainer.loss={loss!r} is not valid for classification; valid: {self.losses}")
+        self.loss_name = loss
+        self.main_metric = "accuracy"
+        self.metric_names = ["accuracy", "cross_entropy"]
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
+
+    def metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "cross_entropy": F.cross_entropy(logits, labels, reduction="none"),
+            "accuracy": (logits.argmax(-1) == labels).float(),
+        }
+
+
+def build_task(task: str, loss: str, periodic: bool, dim: int):
+    if task == "operator":
+        return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim)
+    return ClassificationTask("cross_entropy" if loss == "auto" else loss)
