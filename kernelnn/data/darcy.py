@@ -1,4 +1,4 @@
-r"""Darcy flow on the unit square: :math:`-\nabla\cdot(a \nabla u) = f` in :math:`(0,1)^2`, :math:`u = 0` on the boundary.
+r"""Darcy flow :math:`-\nabla\cdot(a \nabla u) = f` in :math:`(0,1)^2`, :math:`u = 0` on the boundary.
 
 The coefficient :math:`a` is a thresholded Gaussian random field (two values, 12 and 3, as in the FNO
 paper), :math:`f = 1`. The equation is discretised by the standard five-point finite-volume scheme on a
@@ -72,7 +72,8 @@ def darcy_coefficients(
     """Thresholded GRF coefficients on all ``(N+1)^2`` nodes: ``values[0]`` where psi >= 0, else ``values[1]``."""
     nodes = torch.linspace(0.0, 1.0, solve_resolution + 1, dtype=torch.float64)
     psi = neumann_grf_2d(n, nodes, alpha, tau, grf_terms, generator)
-    return torch.where(psi >= 0, values[0], values[1])
+    high, low = (torch.tensor(v, dtype=psi.dtype) for v in values)
+    return torch.where(psi >= 0, high, low)
 
 
 def darcy(

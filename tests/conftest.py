@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated data cache, Hydra composition, and tiny overrides per config."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs"
+
+# One data cache per test session (subprocesses inherit it), never the user's ~/.cache.
+os.environ.setdefault("KERNELNN_CACHE", tempfile.mkdtemp(prefix="kernelnn-test-cache-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)  # workers share the cores
+
+# Small sizes per data config: sample counts and time spans, keeping each config's own resolutions.
+TINY_SIZES = {
+    "darcy": ["data.n_train=8", "data.n_val=4", "data.n_test=4"],
+    "burgers": ["data.n_train=8", "data.n_val=4", "data.n_test=4", "data.t_final=0.05"],
+    "navier_stokes": ["data.n_train=4", "data.n_val=2", "data.n_test=2", "data.t_final=0.1", "data.record_steps=2",
+                      "data.input_steps=1", "data.output_steps=2", "data.dt=0.01"],
+    "spirals": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
+}
+# Small resolutions as well, for training runs.
+TINY_DATA = {
+    "darcy": TINY_SIZES["darcy"] + ["data.resolution=16", "data.test_resolutions=[16,32]", "data.n_train=16"],
+    "burgers": TINY_SIZES["burgers"] + ["data.resolution=32", "data.test_resolutions=[32,64]"],
+    "navier_stokes": TINY_SIZES["navier_stokes"] + ["data.resolution=16", "data.test_resolutions=[16]"],
+    "spirals": TINY_SIZES["spirals"],
+}
+TINY_MODEL = {
+    "fno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
+    "mlp": ["model.hidden=[16]"],
+}
+QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
+
+
+def compose_config(*overrides: str):
+    """The root config composed with ``overrides``, as ``python train.py`` would see it."""
+    from hydra import compose, initialize_config_dir
+
+    from kernelnn.training.launch import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return compose("train", overrides=list(overrides))
+
+
+def tiny_darcy_config(*extra: str):
+    return compose_config(*TINY_DATA["darcy"], *TINY_MODEL["fno"], *QUIET_TRAINER, "trainer.batch_size=4", *extra)
+
+
+@pytest.fixture
+def tiny_darcy():
+    return tiny_darcy_config

@@ -1,0 +1,134 @@
+import io
+import math
+
+import pytest
+import torch
+
+from kernelnn.layers import SpectralConv
+from kernelnn.layers.spectral import max_modes
+
+
+@pytest.mark.parametrize(
+    "modes, spatial", [((5,), (16,)), ((4, 3), (12, 10)), ((3, 3, 2), (8, 6, 5))], ids=["1d", "2d", "3d"]
+)
+def test_shapes(modes, spatial):
+    conv = SpectralConv(3, 5, modes)
+    assert conv(torch.randn(2, 3, *spatial)).shape == (2, 5, *spatial)
+    finer = tuple(2 * s for s in spatial)
+    assert conv(torch.randn(2, 3, *spatial), output_shape=finer).shape == (2, 5, *finer)
+
+
+def test_weight_is_real_with_trailing_two():
+    conv = SpectralConv(2, 3, (4, 5))
+    assert not conv.weight.is_complex()
+    assert conv.weight.shape == (2, 3, 7, 5, 2)  # 2m-1 kept frequencies on leading dims, m on the last
+
+
+def band_limited(points: int, freqs, seed=0):
+    """A random real 2-D trigonometric polynomial with |k| < freqs, sampled on the grid i / points."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.arange(points, dtype=torch.float64) / points
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    u = torch.zeros(2, points, points, dtype=torch.float64)
+    for k1 in range(-freqs + 1, freqs):
+        for k2 in range(freqs):
+            a, b = torch.randn(2, 2, generator=g, dtype=torch.float64)
+            phase = 2 * math.pi * (k1 * X + k2 * Y)
+            u += a[:, None, None] * torch.cos(phase) + b[:, None, None] * torch.sin(phase)
+    return u[None]
+
+
+def test_resolution_invariance():
+    torch.manual_seed(0)
+    conv = SpectralConv(2, 3, (6, 6)).double()
+    coarse, fine = band_limited(32, 8), band_limited(64, 8)
+    torch.testing.assert_close(coarse, fine[..., ::2, ::2])
+    out_coarse, out_fine = conv(coarse), conv(fine)
+    torch.testing.assert_close(out_coarse, out_fine[..., ::2, ::2], rtol=1e-10, atol=1e-10)
+    # Zero-shot super-resolution: evaluating the coarse input on the fine grid gives the fine output.
+    torch.testing.assert_close(conv(coarse, output_shape=(64, 64)), out_fine, rtol=1e-10, atol=1e-10)
+
+
+def test_nyquist_row_is_never_kept():
+    n = 16
+    conv = SpectralConv(1, 1, (max_modes(n), max_modes(n))).double()
+    x = torch.arange(n, dtype=torch.float64)
+    nyquist = torch.cos(math.pi * x)[:, None] * torch.ones(n, dtype=torch.float64)[None, :]  # k1 = N/2
+    assert conv(nyquist[None, None]).abs().max() < 1e-12
+    low = torch.cos(2 * math.pi * 7 * x / n)[:, None].expand(n, n)  # k1 = 7 = N/2 - 1 is kept
+    assert conv(low[None, None].contiguous()).abs().max() > 1e-6
+
+
+def test_matches_dense_dft_reference():
+    """The layer equals an explicit sum over the kept modes of R_k * u_hat_k e^{2 pi i k x}."""
+    torch.manual_seed(1)
+    n, m, cin, cout = 8, 3, 2, 2
+    conv = SpectralConv(cin, cout, (m,)).double()
+    u = torch.randn(1, cin, n, dtype=torch.float64)
+    x = torch.arange(n, dtype=torch.float64) / n
+    w = torch.view_as_complex(conv.weight)  # (cin, cout, m)
+    ref = torch.zeros(1, cout, n, dtype=torch.float64)
+    for k in range(m):
+        u_hat = (u.to(torch.complex128) * torch.exp(-2j * math.pi * k * x)).mean(-1)  # (1, cin)
+        coeff = torch.einsum("bi,io->bo", u_hat, w[:, :, k])
+        term = coeff[..., None] * torch.exp(2j * math.pi * k * x)
+        ref += term.real if k == 0 else 2 * term.real  # conjugate mode -k of a real signal
+    # irfft ignores the imaginary part of the k = 0 coefficient, like the real part above.
+    torch.testing.assert_close(conv(u), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("modes, spatial", [((3,), (8,)), ((2, 2), (5, 4)), ((2, 2, 2), (4, 4, 3))])
+def test_gradcheck(modes, spatial):
+    torch.manual_seed(0)
+    conv = SpectralConv(2, 2, modes).double()
+    x = torch.randn(1, 2, *spatial, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda inp, w: conv._forward_with(inp, w), (x, conv.weight))
+
+
+def test_bad_inputs():
+    conv = SpectralConv(3, 4, (4, 4))
+    with pytest.raises(ValueError, match=r"SpectralConv: input must have shape \(batch, 3, n, n\)"):
+        conv(torch.randn(2, 3, 16))
+    with pytest.raises(ValueError, match="input has 2 channels, in_channels=3"):
+        conv(torch.randn(2, 2, 16, 16))
+    with pytest.raises(ValueError, match="exceeds the Nyquist limit of a 6x16 input; at most \\[3, 8\\]"):
+        conv(torch.randn(2, 3, 6, 16))
+    with pytest.raises(TypeError, match="floating point"):
+        conv(torch.ones(2, 3, 16, 16, dtype=torch.int64))
+    with pytest.raises(ValueError, match="output_shape"):
+        conv(torch.randn(2, 3, 16, 16), output_shape=(4, 16))
+    with pytest.raises(ValueError, match="n_modes=\\[0, 4\\] must be positive"):
+        SpectralConv(3, 4, (0, 4))
+    with pytest.raises(ValueError, match="dim"):
+        SpectralConv(3, 4, 4)
+    with pytest.raises(ValueError, match="in_channels=0"):
+        SpectralConv(0, 4, (4,))
+
+
+def test_autocast_returns_autocast_dtype_and_matches_float32():
+    torch.manual_seed(0)
+    conv = SpectralConv(4, 4, (5, 5))
+    x = torch.randn(2, 4, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    assert y.dtype == torch.bfloat16
+    ref = conv(x)
+    assert (y.float() - ref).abs().max() <= 1e-2 * ref.abs().max()  # only the final cast loses precision
+
+
+def test_torch_compile_matches_eager():
+    torch.manual_seed(0)
+    conv = SpectralConv(3, 3, (4, 4))
+    x = torch.randn(2, 3, 12, 12)
+    compiled = torch.compile(conv)
+    torch.testing.assert_close(compiled(x), conv(x), rtol=1e-5, atol=1e-6)
+
+
+def test_state_dict_round_trip_weights_only():
+    a, b = SpectralConv(2, 3, (4, 4)), SpectralConv(2, 3, (4, 4))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    x = torch.randn(1, 2, 10, 10)
+    torch.testing.assert_close(a(x), b(x))

@@ -1,0 +1,78 @@
+import io
+
+import pytest
+import torch
+
+from kernelnn.models import FNO, MLP, Normalized
+
+
+@pytest.mark.parametrize("dim, spatial", [(1, (24,)), (2, (12, 10)), (3, (8, 8, 6))])
+@pytest.mark.parametrize("padding", [0.0, 0.25])
+def test_fno_shapes(dim, spatial, padding):
+    model = FNO(2, 3, n_modes=3, dim=dim, hidden_channels=8, n_layers=2, projection_channels=8,
+                domain_padding=padding)
+    assert model(torch.randn(2, 2, *spatial)).shape == (2, 3, *spatial)
+
+
+def test_fno_runs_at_other_resolutions():
+    model = FNO(1, 1, n_modes=(4, 4), hidden_channels=8, n_layers=2)
+    for n in (8, 16, 33):
+        assert model(torch.randn(1, 1, n, n)).shape == (1, 1, n, n)
+
+
+def test_fno_gradcheck():
+    torch.manual_seed(0)
+    model = FNO(1, 1, n_modes=(2, 2), hidden_channels=3, n_layers=2, projection_channels=4,
+                domain_padding=0.25).double()
+    x = torch.randn(1, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(model, (x,))
+
+
+def test_fno_errors():
+    model = FNO(2, 1, n_modes=(4, 4), hidden_channels=8)
+    with pytest.raises(ValueError, match="FNO: input has 1 channels, in_channels=2"):
+        model(torch.randn(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="FNO: input must have shape"):
+        model(torch.randn(1, 2, 16))
+    with pytest.raises(ValueError, match="Nyquist"):
+        model(torch.randn(1, 2, 6, 6))
+    with pytest.raises(ValueError, match="activation='swish' is not a known activation; valid: gelu"):
+        FNO(1, 1, n_modes=(4, 4), activation="swish")
+    with pytest.raises(ValueError, match="domain_padding"):
+        FNO(1, 1, n_modes=(4, 4), domain_padding=-0.1)
+    with pytest.raises(ValueError, match="hidden_channels=0"):
+        FNO(1, 1, n_modes=(4, 4), hidden_channels=0)
+
+
+def test_fno_compile_and_autocast():
+    torch.manual_seed(0)
+    model = FNO(1, 1, n_modes=(4, 4), hidden_channels=8, n_layers=2)
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+
+
+def test_fno_state_dict_round_trip():
+    a, b = (FNO(1, 2, n_modes=(3, 3), hidden_channels=4, n_layers=2) for _ in range(2))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    x = torch.randn(1, 1, 8, 8)
+    torch.testing.assert_close(a(x), b(x))
+
+
+def test_mlp_and_normalized():
+    mlp = MLP(3, 2, hidden=[8], activation="tanh")
+    assert mlp(torch.randn(5, 7, 3)).shape == (5, 7, 2)
+    with pytest.raises(ValueError, match=r"MLP: input must have shape \(\.\.\., 3\)"):
+        mlp(torch.randn(5, 4))
+    wrapped = Normalized(mlp, in_mean=torch.ones(3), in_std=2 * torch.ones(3), channel_dim=-1)
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(wrapped(x), mlp((x - 1) / 2))
+    field_model = torch.nn.Identity()
+    norm = Normalized(field_model, torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([3.0]), torch.tensor([4.0]))
+    u = torch.randn(2, 1, 4, 4)
+    torch.testing.assert_close(norm(u), (u - 1) / 2 * 4 + 3)
