@@ -1,2 +1,14 @@
-"""kernelnn: generalized neurons and neural operators for PyTorch."""
+"""kernelnn: generalized neurons and neural operators for PyTorch.
+
+Layers live in :mod:`kernelnn.layers`, models in :mod:`kernelnn.models`, generated PDE data and a file
+loader in :mod:`kernelnn.data`, and the one training loop behind ``train.py`` in :mod:`kernelnn.training`.
+"""
+
+from kernelnn.layers import SpectralConv
+from kernelnn.losses import H1Loss, LpLoss
+from kernelnn.models import FNO, MLP, Normalized
+from kernelnn.registry import ACTIVATIONS, Registry
+
 __version__ = "0.1.0"
+
+__all__ = ["ACTIVATIONS", "FNO", "H1Loss", "LpLoss", "MLP", "Normalized", "Registry", "SpectralConv", "__version__"]

@@ -101,7 +101,7 @@ def check_resolutions(owner: str, resolution: int, test_resolutions, solve_resol
             raise ValueError(f"{owner}: data.{key}={value} must be at least 4 grid points")
     finest = max(resolution, *tests)
     solve = int(solve_resolution or finest)
-    bad = [r for r in (resolution, *tests) if solve % r]
+    bad = sorted({r for r in (resolution, *tests) if solve % r})
     if bad:
         raise ValueError(
             f"{owner}: every resolution must divide the solver resolution data.solve_resolution={solve} "

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 def plot_history(history: list[dict], path: Path) -> Path:
     """Training loss and every evaluation metric against the epoch (log scale where positive)."""
     epochs = [row["epoch"] for row in history]
-    keys = [k for k in history[-1] if "/" in k]
+    keys = [k for k in history[-1] if "/" in k and not k.startswith("time/")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key in keys:
         values = [row.get(key, float("nan")) for row in history]

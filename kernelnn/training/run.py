@@ -82,10 +82,10 @@ def build_data(cfg: DictConfig, info: D.DistInfo) -> DataBundle:
     choice = cfg.data.get("name", "data")
     bundle = None
     if info.is_main:
-        bundle = _instantiate(cfg.data, f"data={choice}")
+        bundle = _instantiate(cfg.data, "data")
     D.barrier(info)
     if not info.is_main:
-        bundle = _instantiate(cfg.data, f"data={choice}")
+        bundle = _instantiate(cfg.data, "data")
     if not isinstance(bundle, DataBundle):
         raise ConfigError(f"data={choice}: data._target_ must return a kernelnn.data.DataBundle, got "
                           f"{type(bundle).__name__}")

@@ -30,7 +30,7 @@ def test_burgers_converges_when_dt_is_halved():
 
 
 def test_burgers_travelling_wave_is_exact():
-    """The viscous Burgers equation has the exact solution u = -2 nu phi_x / phi with phi = 1 + eps e^{-nu k^2 t} cos(kx)."""
+    """Cole-Hopf: u = -2 nu phi_x / phi with phi = 1 + eps e^{-nu k^2 t} cos(kx) solves viscous Burgers exactly."""
     nu, t, n, eps = 0.1, 0.3, 128, 0.5
     k = 2 * math.pi
     x = torch.arange(n, dtype=torch.float64) / n

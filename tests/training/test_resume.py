@@ -79,7 +79,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_darcy, tmp_path)
 
 def test_checkpoint_of_another_model_is_refused(tiny_darcy, tmp_path):
     first = run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path / "a")
-    with pytest.raises(ConfigError, match=r"does not match this run's config .*\n  model_config.hidden_channels: 8 -> 12"):
+    expected = r"does not match this run's config .*\n  model_config.hidden_channels: 8 -> 12"
+    with pytest.raises(ConfigError, match=expected):
         run(tiny_darcy("trainer.epochs=2", "model.hidden_channels=12", f"trainer.resume={first['last_checkpoint']}"),
             output_dir=tmp_path / "b")
 

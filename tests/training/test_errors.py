@@ -1,0 +1,80 @@
+"""Bad input fails before training with a message that names the config key, the file, or the valid choices."""
+
+import numpy as np
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from kernelnn.training import ConfigError, run
+from tests.conftest import compose_config
+
+
+def test_unknown_model_name_lists_the_valid_ones():
+    with pytest.raises(MissingConfigException, match=r"(?s)Could not find 'model/transformer'.*fno.*mlp"):
+        compose_config("model=transformer")
+
+
+def test_unknown_data_name_lists_the_valid_ones():
+    with pytest.raises(MissingConfigException, match=r"(?s)Could not find 'data/imagenet'.*burgers.*darcy"):
+        compose_config("data=imagenet")
+
+
+def test_unknown_key_is_refused():
+    with pytest.raises(ConfigCompositionException, match="trainer.epoch"):
+        compose_config("trainer.epoch=3")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.epochs=0", r"trainer.epochs=0 must be a positive integer"),
+        ("trainer.batch_size=-4", r"trainer.batch_size=-4 must be a positive integer"),
+        ("trainer.amp=fp8", r"trainer.amp='fp8' is not valid; valid: \['none', 'bf16', 'fp16'\]"),
+        ("trainer.grad_clip=-1", r"trainer.grad_clip=-1 must be a positive number"),
+        ("trainer.loss=l3", r"trainer.loss='l3' is not valid for operator learning; valid: \('l2', 'h1'\)"),
+        ("model.n_modes=9", r"model.n_modes=\[9, 9\] is above the Nyquist limit of the train data of darcy "
+                            r"\(16x16, set by data.resolution / data.test_resolutions\): at most \[8, 8\]"),
+        ("model.in_channels=3", r"model.in_channels=3 does not match data darcy, which has 1 input channels"),
+        ("model.out_channels=2", r"model.out_channels=2 does not match data darcy"),
+        ("model.activation=swish", r"activation='swish' is not a known activation; valid: gelu"),
+        ("trainer.monitor=holdout/l2", r"trainer.monitor='holdout/l2' names no evaluation set"),
+        ("trainer.resume=/no/such/ckpt.pt", r"trainer.resume='/no/such/ckpt.pt': no checkpoint at"),
+        ("data.test_resolutions=[16,24]", r"data.solve_resolution=24 .* \[16\] do not"),
+    ],
+)
+def test_invalid_values_fail_before_training(tiny_darcy, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(tiny_darcy(override), output_dir=tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_model_that_cannot_take_the_data(tmp_path):
+    cfg = compose_config("model=mlp", "data=darcy", "data.n_train=4", "data.n_val=0", "data.n_test=2",
+                         "data.resolution=16", "data.test_resolutions=[16]")
+    with pytest.raises(ConfigError, match=r"the model cannot take the train data of darcy .*MLP: input must have"):
+        run(cfg, output_dir=tmp_path)
+
+
+def test_missing_data_path_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"config key data.path must be set"):
+        run(compose_config("data=files"), output_dir=tmp_path)
+
+
+def test_missing_data_file_is_named(tmp_path):
+    missing = tmp_path / "absent.npz"
+    with pytest.raises(ConfigError, match=rf"data: data file '{missing}' does not exist"):
+        run(compose_config("data=files", f"data.path={missing}"), output_dir=tmp_path)
+
+
+def test_corrupt_data_file_is_named_with_reason(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ConfigError, match=rf"data file '{bad}' could not be read as .h5: "):
+        run(compose_config("data=files", f"data.path={bad}"), output_dir=tmp_path)
+
+
+def test_data_file_with_wrong_channels(tmp_path):
+    path = tmp_path / "two_channel.npz"
+    np.savez(path, x=np.zeros((10, 2, 8, 8), np.float32), y=np.zeros((10, 8, 8), np.float32))
+    cfg = compose_config("data=files", f"data.path={path}", "model.in_channels=1", "model.n_modes=3")
+    with pytest.raises(ConfigError, match="model.in_channels=1 does not match data files, which has 2"):
+        run(cfg, output_dir=tmp_path)
