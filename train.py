@@ -23,6 +23,11 @@ def main(cfg: DictConfig) -> float | None:
         log.error("%s: %s", type(err).__name__, err)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
     # The monitored value, so Hydra sweepers (e.g. Optuna) can optimise it.
     return summary["best"]
 

@@ -57,3 +57,13 @@ def tiny_darcy_config(*extra: str):
 @pytest.fixture
 def tiny_darcy():
     return tiny_darcy_config
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: on a machine without it they are skipped, with the reason shown."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

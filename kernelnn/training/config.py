@@ -26,7 +26,7 @@ def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str,
     unknown = sorted(set(trainer) - known)
     if unknown:
         raise ConfigError(f"unknown trainer key(s) {unknown}; valid: {sorted(known)}")
-    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every", "test_every"):
         if key in trainer:
             _positive_int(key, trainer[key])
     _positive_int("early_stopping_patience", trainer.get("early_stopping_patience"), allow_none=True)

@@ -17,9 +17,9 @@ def plot_history(history: list[dict], path: Path) -> Path:
     keys = [k for k in history[-1] if "/" in k and not k.startswith("time/")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key in keys:
-        values = [row.get(key, float("nan")) for row in history]
-        ax.plot(epochs, values, label=key, marker="o" if len(epochs) < 30 else None, ms=3)
-    if all(row.get(k, 1) > 0 for row in history for k in keys):
+        points = [(row["epoch"], row[key]) for row in history if key in row]  # test sets: every test_every
+        ax.plot(*zip(*points, strict=True), label=key, marker="o" if len(epochs) < 30 else None, ms=3)
+    if all(row[k] > 0 for row in history for k in keys if k in row):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_title("training loss and evaluation metrics")

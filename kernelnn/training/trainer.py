@@ -46,6 +46,7 @@ class TrainerOptions:
     monitor: str = "auto"
     monitor_mode: str = "auto"
     early_stopping_patience: int | None = None
+    test_every: int = 1
     log_every: int = 10
     progress_bar: bool = True
     tensorboard: bool = True
@@ -184,9 +185,15 @@ class Trainer:
                     getattr(cb, "on_epoch_start", lambda *a: None)(self, epoch)
                 start = time.perf_counter()
                 train_loss = self.train_epoch(epoch)
+                train_time = time.perf_counter() - start
                 row = {"epoch": epoch + 1, "step": self.state.step, "lr": self.optimizer.param_groups[0]["lr"],
-                       "train/loss": train_loss, "time/epoch_s": time.perf_counter() - start}
-                row.update(self.evaluate())
+                       "train/loss": train_loss}
+                # Validation every epoch (it drives best.pt and early stopping); test sets every test_every
+                # epochs and at the last one.
+                with_tests = (epoch + 1) % opts.test_every == 0 or epoch + 1 == opts.epochs
+                row.update(self.evaluate(None if with_tests else ["val"]))
+                row["time/train_s"] = train_time
+                row["time/eval_s"] = time.perf_counter() - start - train_time
                 self.state.epoch = epoch + 1
                 self.state.history.append(row)
                 improved = self._track_best(row)
@@ -197,7 +204,8 @@ class Trainer:
                     self.metrics_log.write(self.state.history)
                 if self.dist.is_main:
                     shown = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if "/" in k and "time" not in k)
-                    log.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, opts.epochs, shown, row["time/epoch_s"])
+                    log.info("epoch %d/%d  %s  (train %.1f s, eval %.1f s)", epoch + 1, opts.epochs, shown,
+                             row["time/train_s"], row["time/eval_s"])
                 for cb in self.callbacks:
                     getattr(cb, "on_epoch_end", lambda *a: None)(self, epoch, row)
                 patience = opts.early_stopping_patience

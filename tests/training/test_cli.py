@@ -13,9 +13,9 @@ from tests.conftest import QUIET_TRAINER, ROOT, TINY_DATA, TINY_MODEL
 TINY = [*TINY_DATA["darcy"], *TINY_MODEL["fno"], "trainer.batch_size=4", "trainer.progress_bar=false"]
 
 
-def train(*args, launcher=(sys.executable,), timeout=300):
+def train(*args, launcher=(sys.executable,), cwd=ROOT, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*launcher, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([*launcher, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -31,6 +31,7 @@ def test_train_py_end_to_end(tmp_path):
     header, *rows = (out / "metrics.csv").read_text().splitlines()
     assert header.startswith("epoch,step,lr,train/loss") and len(rows) == 2
     assert (out / "plots/loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_multirun(tmp_path):
@@ -53,13 +54,19 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     single = train(*args, f"hydra.run.dir={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr[-3000:]
     launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
-    ddp = train(*args, f"hydra.run.dir={tmp_path / 'ddp'}", launcher=launcher)
+    # No hydra.run.dir: both ranks must agree on the one time-stamped folder under the working directory.
+    ddp = train(*args, launcher=launcher, cwd=tmp_path)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "darcy-fno").iterdir()
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "metrics.csv").is_file()
     a = load_checkpoint(tmp_path / "single" / "checkpoints" / "last.pt")
-    b = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    b = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert b["world_size"] == 2 and len(b["rng"]) == 2
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, rtol=1e-4, atol=1e-5)
+    assert "test_32/l2" in a["history"][-1]
     for row_a, row_b in zip(a["history"], b["history"], strict=True):
-        for key in ("train/loss", "val/l2", "test_32/l2"):  # sharded evaluation counts every sample once
+        assert row_a.keys() == row_b.keys()
+        for key in [k for k in row_a if k.startswith(("train/", "val/", "test_"))]:
+            # Sharded evaluation (eval batch 3 over 2 ranks) counts every sample exactly once.
             assert abs(row_a[key] - row_b[key]) <= 1e-4 * abs(row_a[key]), key

@@ -51,6 +51,20 @@ def test_bf16_autocast_and_clipping(tiny_darcy, tmp_path):
     assert summary["test"]["test_16/l2"] < 1.0
 
 
+def test_early_stopping_on_the_monitored_metric(tiny_darcy, tmp_path):
+    # With a zero learning rate the validation error never improves: stop after `patience` flat epochs.
+    summary = run(tiny_darcy("trainer.epochs=6", "optim.lr=0", "trainer.early_stopping_patience=2"),
+                  output_dir=tmp_path)
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_on_cpu(tiny_darcy, tmp_path, amp):
+    summary = run(tiny_darcy("trainer.epochs=1", f"trainer.amp={amp}"), output_dir=tmp_path)
+    assert all(torch.isfinite(t).all() for t in final_weights(summary).values())
+    assert "scale" in load_checkpoint(summary["last_checkpoint"])["scaler"] or amp == "bf16"
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager(tiny_darcy, tmp_path):
     eager = run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path / "eager")
