@@ -67,3 +67,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def assert_state_dict_round_trip(make_module, *inputs) -> None:
+    """Two modules from ``make_module()``: the second, loaded (``weights_only=True``) from the first's
+    saved state_dict, gives identical outputs on ``inputs``."""
+    import io
+
+    source, target = make_module(), make_module()
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    target.load_state_dict(torch.load(buffer, weights_only=True))
+    torch.testing.assert_close(target(*inputs), source(*inputs), rtol=0, atol=0)

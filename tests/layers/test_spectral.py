@@ -1,4 +1,3 @@
-import io
 import math
 
 import pytest
@@ -6,6 +5,7 @@ import torch
 
 from kernelnn.layers import SpectralConv
 from kernelnn.layers.spectral import max_modes
+from tests.conftest import assert_state_dict_round_trip
 
 
 @pytest.mark.parametrize(
@@ -125,10 +125,4 @@ def test_torch_compile_matches_eager():
 
 
 def test_state_dict_round_trip_weights_only():
-    a, b = SpectralConv(2, 3, (4, 4)), SpectralConv(2, 3, (4, 4))
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    b.load_state_dict(torch.load(buf, weights_only=True))
-    x = torch.randn(1, 2, 10, 10)
-    torch.testing.assert_close(a(x), b(x))
+    assert_state_dict_round_trip(lambda: SpectralConv(2, 3, (4, 4)), torch.randn(1, 2, 10, 10))

@@ -1,9 +1,8 @@
-import io
-
 import pytest
 import torch
 
 from kernelnn.models import FNO, MLP, Normalized
+from tests.conftest import assert_state_dict_round_trip
 
 
 @pytest.mark.parametrize("dim, spatial", [(1, (24,)), (2, (12, 10)), (3, (8, 8, 6))])
@@ -55,13 +54,8 @@ def test_fno_compile_and_autocast():
 
 
 def test_fno_state_dict_round_trip():
-    a, b = (FNO(1, 2, n_modes=(3, 3), hidden_channels=4, n_layers=2) for _ in range(2))
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    b.load_state_dict(torch.load(buf, weights_only=True))
-    x = torch.randn(1, 1, 8, 8)
-    torch.testing.assert_close(a(x), b(x))
+    assert_state_dict_round_trip(lambda: FNO(1, 2, n_modes=(3, 3), hidden_channels=4, n_layers=2),
+                                 torch.randn(1, 1, 8, 8))
 
 
 def test_mlp_and_normalized():
