@@ -14,6 +14,8 @@ log = logging.getLogger("kernelnn")
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    import torch.distributed as dist
+
     from kernelnn.data.files import DataFileError
     from kernelnn.training import ConfigError, NonFiniteLossError, run
 
@@ -22,12 +24,10 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, DataFileError, NonFiniteLossError) as err:
         log.error("%s: %s", type(err).__name__, err)
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        sys.exit(2)  # on error no barrier: a rank failing alone must not wait for the others; torchrun cleans up
+    if dist.is_initialized():
+        dist.barrier()  # rank 0 hosts the rendezvous store: no rank may leave while others still use it
+        dist.destroy_process_group()
     # The monitored value, so Hydra sweepers (e.g. Optuna) can optimise it.
     return summary["best"]
 
