@@ -15,11 +15,12 @@ leading dims corresponds to our ``n_modes=8`` plus one extra negative frequency.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from kernelnn.layers.spectral_weights import SPECTRAL_WEIGHTS, SpectralWeight
 
 
 def _as_modes(n_modes: int | Sequence[int], dim: int | None, owner: str) -> tuple[int, ...]:
@@ -79,6 +80,14 @@ class SpectralConv(nn.Module):
         Kept modes per spatial dim (see the module docstring for the exact meaning); an int needs ``dim``.
     dim : int, optional
         Number of spatial dims (1, 2 or 3); inferred from ``n_modes`` when it is a sequence.
+    factorization : str
+        How the weight tensor is stored (:mod:`kernelnn.layers.spectral_weights`): ``"dense"`` (FNO),
+        ``"cp"``, ``"tucker"``, ``"tt"`` (TFNO) or ``"separable"`` (diagonal in channels).
+    rank : int or float
+        Rank of a factorization: an int, or a float in (0, 1] giving the fraction of the dense parameter count.
+    implementation : str
+        ``"factorized"`` contracts the input with the factors directly; ``"reconstructed"`` builds the dense
+        weight first. Both compute the same operator.
 
     Shapes
     ------
@@ -99,25 +108,46 @@ class SpectralConv(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, n_modes: int | Sequence[int], dim: int | None = None
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_modes: int | Sequence[int],
+        dim: int | None = None,
+        factorization: str = "dense",
+        rank: int | float = 0.1,
+        implementation: str = "factorized",
     ) -> None:
         super().__init__()
         name = type(self).__name__
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"{name}: implementation={implementation!r} is not one of {IMPLEMENTATIONS}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.n_modes = _as_modes(n_modes, dim, name)
-        self.dim = len(self.n_modes)
-        # Kept frequencies per dim: 2m-1 on leading dims (stored in FFT order 0..m-1, -(m-1)..-1), m on the last.
-        block = [2 * m - 1 for m in self.n_modes[:-1]] + [self.n_modes[-1]]
-        # The FNO paper's initialisation: uniform in [0, 1/(C_in C_out)) for real and imaginary parts.
-        scale = 1.0 / (in_channels * out_channels)
-        self.weight = nn.Parameter(scale * torch.rand(in_channels, out_channels, *block, 2))
+        modes = _as_modes(n_modes, dim, name)
+        self.dim = len(modes)
+        self.factorization = factorization
+        self.implementation = implementation
+        factory = SPECTRAL_WEIGHTS.get(factorization, owner=name, argument="factorization")
+        self.weight: SpectralWeight = factory(in_channels, out_channels, modes, rank=rank)
+
+    @property
+    def n_modes(self) -> tuple[int, ...]:
+        return self.weight.n_modes
+
+    @n_modes.setter
+    def n_modes(self, n_modes: int | Sequence[int]) -> None:
+        """Keep other modes from now on: existing modes keep their weights, new ones start at zero.
+
+        Parameters are replaced by resized ones, so build the optimizer after changing ``n_modes``.
+        """
+        self.weight.resize_modes(_as_modes(n_modes, self.dim, type(self).__name__))
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}"
+        extra = "" if self.factorization == "dense" else f", factorization={self.factorization!r}"
+        return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}{extra}"
 
     def check_input(self, x: torch.Tensor) -> None:
         name = type(self).__name__
@@ -135,12 +165,6 @@ class SpectralConv(nn.Module):
         check_modes_fit(self.n_modes, x.shape[2:], name)
 
     def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
-        return self._forward_with(x, self.weight, output_shape)
-
-    def _forward_with(
-        self, x: torch.Tensor, weight: torch.Tensor, output_shape: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """The forward pass with an explicit weight tensor (lets gradcheck differentiate the weight)."""
         self.check_input(x)
         out_dtype = autocast_output_dtype(x)
         spatial_in = tuple(x.shape[2:])
@@ -152,10 +176,12 @@ class SpectralConv(nn.Module):
         fft_dims = tuple(range(-self.dim, 0))
         with torch.autocast(x.device.type, enabled=False):
             x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-            weight = weight.to(x.dtype)
             x_ft = torch.fft.rfftn(x, dim=fft_dims, norm="forward")
             x_ft = self._gather_low_modes(x_ft)
-            out_ft = torch.einsum(_CONTRACT[self.dim], x_ft, torch.view_as_complex(weight))
+            if self.implementation == "factorized":
+                out_ft = self.weight.contract(x_ft)
+            else:
+                out_ft = self.weight.contract_reconstructed(x_ft)
             out_ft = self._scatter_low_modes(out_ft, spatial_out)
             y = torch.fft.irfftn(out_ft, s=spatial_out, dim=fft_dims, norm="forward")
         return y.to(out_dtype)
@@ -180,11 +206,7 @@ class SpectralConv(nn.Module):
     @property
     def n_weights(self) -> int:
         """Number of real weights (two per complex coefficient)."""
-        return math.prod(self.weight.shape)
+        return sum(p.numel() for p in self.weight.parameters())
 
 
-_CONTRACT = {
-    1: "bix,iox->box",
-    2: "bixy,ioxy->boxy",
-    3: "bixyz,ioxyz->boxyz",
-}
+IMPLEMENTATIONS = ("factorized", "reconstructed")
