@@ -6,9 +6,10 @@ loader in :mod:`kernelnn.data`, and the one training loop behind ``train.py`` in
 
 from kernelnn.layers import SpectralConv
 from kernelnn.losses import H1Loss, LpLoss
-from kernelnn.models import FNO, MLP, Normalized
+from kernelnn.models import FNO, MLP, TFNO, Normalized
 from kernelnn.registry import ACTIVATIONS, Registry
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "FNO", "H1Loss", "LpLoss", "MLP", "Normalized", "Registry", "SpectralConv", "__version__"]
+__all__ = ["ACTIVATIONS", "FNO", "H1Loss", "LpLoss", "MLP", "Normalized", "Registry", "SpectralConv", "TFNO",
+           "__version__"]

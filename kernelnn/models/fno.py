@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spectral import SpectralConv, _as_modes, check_modes_fit
 from kernelnn.registry import ACTIVATIONS
 
@@ -53,6 +54,12 @@ class FNO(nn.Module):
     domain_padding : float
         Zero-pad each spatial dim on the right by this fraction of its size before the Fourier blocks,
         then crop: for non-periodic problems (the paper pads Darcy flow).
+    skip : str
+        The block's skip path :math:`W`: ``"linear"`` (point-wise, the paper's), ``"identity"`` or
+        ``"soft-gating"`` (one learnable scale per channel).
+    factorization, rank, implementation
+        How the spectral weights are stored (see :class:`~kernelnn.layers.SpectralConv`); ``"dense"`` is the
+        FNO, a tensor factorization makes a TFNO.
 
     Shapes
     ------
@@ -78,6 +85,10 @@ class FNO(nn.Module):
         activation: str = "gelu",
         positional_embedding: bool = True,
         domain_padding: float = 0.0,
+        skip: str = "linear",
+        factorization: str = "dense",
+        rank: int | float = 0.1,
+        implementation: str = "factorized",
     ) -> None:
         super().__init__()
         self.n_modes = _as_modes(n_modes, dim, "FNO")
@@ -101,9 +112,12 @@ class FNO(nn.Module):
         lifted_in = in_channels + (d if positional_embedding else 0)
         self.lifting = pointwise(lifted_in, hidden_channels, d)
         self.spectral = nn.ModuleList(
-            SpectralConv(hidden_channels, hidden_channels, self.n_modes) for _ in range(n_layers)
+            SpectralConv(hidden_channels, hidden_channels, self.n_modes, factorization=factorization, rank=rank,
+                         implementation=implementation)
+            for _ in range(n_layers)
         )
-        self.skips = nn.ModuleList(pointwise(hidden_channels, hidden_channels, d) for _ in range(n_layers))
+        make_skip = SKIPS.get(skip, owner=type(self).__name__, argument="skip")
+        self.skips = nn.ModuleList(make_skip(hidden_channels, d) for _ in range(n_layers))
         self.activation = ACTIVATIONS.build(activation, owner="FNO", argument="activation")
         self.projection = nn.Sequential(
             pointwise(hidden_channels, projection_channels, d),
@@ -149,3 +163,14 @@ class FNO(nn.Module):
         if any(pads):
             x = x[(..., *(slice(0, n) for n in spatial))]
         return self.projection(x)
+
+
+class TFNO(FNO):
+    """Tensorized FNO (Kossaifi et al., 2023): an :class:`FNO` whose spectral weights are Tucker-factorized.
+
+    ``rank`` (default 0.1) is an int rank or the fraction of each dense spectral weight's parameters; pass
+    ``factorization="cp"`` or ``"tt"`` for the other factorizations. All other arguments as :class:`FNO`.
+    """
+
+    def __init__(self, *args, factorization: str = "tucker", rank: int | float = 0.1, **kwargs) -> None:
+        super().__init__(*args, factorization=factorization, rank=rank, **kwargs)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kernelnn.models import FNO, MLP, Normalized
+from kernelnn.models import FNO, MLP, TFNO, Normalized
 from tests.conftest import assert_state_dict_round_trip
 
 
@@ -70,3 +70,23 @@ def test_mlp_and_normalized():
     norm = Normalized(field_model, torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([3.0]), torch.tensor([4.0]))
     u = torch.randn(2, 1, 4, 4)
     torch.testing.assert_close(norm(u), (u - 1) / 2 * 4 + 3)
+
+
+@pytest.mark.parametrize("skip", ["linear", "identity", "soft-gating"])
+def test_fno_skip_connections(skip):
+    model = FNO(1, 1, n_modes=(4, 4), hidden_channels=8, n_layers=2, skip=skip)
+    assert model(torch.randn(2, 1, 12, 12)).shape == (2, 1, 12, 12)
+    with pytest.raises(ValueError, match="skip='gated' is not a known skip connection; valid: identity, linear"):
+        FNO(1, 1, n_modes=(4, 4), skip="gated")
+
+
+@pytest.mark.parametrize("factorization", ["tucker", "cp", "tt"])
+def test_tfno_has_far_fewer_spectral_parameters(factorization):
+    dense = FNO(1, 1, n_modes=(12, 12), hidden_channels=32)
+    tfno = TFNO(1, 1, n_modes=(12, 12), hidden_channels=32, factorization=factorization, rank=0.05)
+
+    def spectral(m):
+        return sum(conv.n_weights for conv in m.spectral)
+
+    assert spectral(tfno) * 10 <= spectral(dense)
+    assert tfno(torch.randn(2, 1, 32, 32)).shape == (2, 1, 32, 32)
