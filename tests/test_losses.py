@@ -41,3 +41,42 @@ def test_loss_errors():
         LpLoss(reduction="avg")
     with pytest.raises(ValueError, match="p=0"):
         LpLoss(p=0)
+
+
+from kernelnn.losses import NegativeSobolevLoss, SobolevLoss  # noqa: E402
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("n", [32, 33])
+def test_negative_sobolev_of_a_sine_is_analytic(k, n):
+    x = torch.arange(n, dtype=torch.float64) / n
+    u = torch.sin(2 * math.pi * k * x)[None, None]
+    zero = torch.zeros_like(u)
+    expected = math.sqrt(0.5 / (1 + (2 * math.pi * k) ** 2))
+    torch.testing.assert_close(NegativeSobolevLoss(1.0, relative=False)(u, zero).item(), expected)
+    semi = NegativeSobolevLoss(1.0, relative=False, seminorm=True)(u, zero).item()
+    assert abs(semi - math.sqrt(0.5) / (2 * math.pi * k)) < 1e-12  # ||.||_L2 / (2 pi |k|)
+    h1 = SobolevLoss(1.0, relative=False)(u, zero).item()
+    assert abs(h1 - math.sqrt(0.5 * (1 + (2 * math.pi * k) ** 2))) < 1e-9
+
+
+@pytest.mark.parametrize("spatial", [(12,), (8, 9), (6, 4, 5)])
+@pytest.mark.parametrize("s", [-1.5, -0.5, 0.0, 1.0])
+def test_sobolev_equals_a_direct_sum_over_all_modes(spatial, s):
+    torch.manual_seed(0)
+    pred, target = torch.randn(3, 2, *spatial, dtype=torch.float64), torch.randn(3, 2, *spatial, dtype=torch.float64)
+    dims = tuple(range(2, 2 + len(spatial)))
+    e_hat = torch.fft.fftn(pred - target, dim=dims, norm="forward")  # every mode, no conjugate symmetry used
+    grids = torch.meshgrid(*[torch.fft.fftfreq(n, 1.0 / n, dtype=torch.float64) for n in spatial], indexing="ij")
+    weight = (1 + sum((2 * math.pi * g) ** 2 for g in grids)) ** s
+    direct = (e_hat.abs() ** 2 * weight).flatten(1).sum(1).sqrt()
+    torch.testing.assert_close(SobolevLoss(s, relative=False, reduction="none")(pred, target), direct)
+    if s == 0.0:  # Parseval: the L2 norm
+        torch.testing.assert_close(direct, LpLoss(relative=False, reduction="none")(pred, target))
+
+
+def test_negative_sobolev_errors():
+    with pytest.raises(ValueError, match="NegativeSobolevLoss: s=-1 must be positive"):
+        NegativeSobolevLoss(-1)
+    with pytest.raises(ValueError, match="inputs must be"):
+        NegativeSobolevLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
