@@ -1,0 +1,88 @@
+"""Shared measurement code for the benchmark scripts: timing, memory, and Markdown / JSON output.
+
+Timing: forward + backward, warm-up first, then the median of ``repeats`` runs (CUDA events on GPU,
+``perf_counter`` on CPU). Memory: on CUDA the peak allocated during one forward + backward; on CPU the
+bytes of the tensors autograd saves for backward (what grows with the batch), counted once per storage.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def time_forward_backward(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median seconds of ``fn().sum().backward()``."""
+    for _ in range(warmup):
+        fn().sum().backward()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn().sum().backward()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            t0 = time.perf_counter()
+            fn().sum().backward()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def memory_bytes(fn: Callable[[], torch.Tensor], device: torch.device) -> int:
+    """CUDA: peak allocated over one forward + backward. CPU: bytes saved for backward."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn().sum().backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    out.sum().backward()
+    return sum(seen.values())
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def write_results(rows: list[dict], columns: list[str], title: str, out_stem: Path, notes: list[str]) -> str:
+    """Write ``<out_stem>.md`` (a table) and ``<out_stem>.json``; returns the Markdown."""
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"## {title}", "", f"Machine: {machine()}; torch {torch.__version__}.", ""]
+    lines += [f"- {n}" for n in notes] + [""]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        cells = [row.get(c, "") for c in columns]
+        lines.append("| " + " | ".join(f"{c:.3g}" if isinstance(c, float) else str(c) for c in cells) + " |")
+    text = "\n".join(lines) + "\n"
+    out_stem.with_suffix(".md").write_text(text)
+    out_stem.with_suffix(".json").write_text(json.dumps({"machine": machine(), "torch": torch.__version__,
+                                                          "rows": rows}, indent=2))
+    return text
