@@ -35,6 +35,7 @@ TINY_DATA = {
 TINY_MODEL = {
     "fno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "tfno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
+    "mgno": ["model.hidden_channels=4", "model.n_layers=2", "model.levels=3"],
     "mlp": ["model.hidden=[16]"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]

@@ -1,5 +1,7 @@
 """Layers: one concept per file."""
 
+from kernelnn.layers.multigrid import MgConv
+from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv
 
-__all__ = ["SpectralConv"]
+__all__ = ["MgConv", "SoftGating", "SpectralConv"]

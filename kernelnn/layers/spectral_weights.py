@@ -94,11 +94,18 @@ class SpectralWeight(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def _match_scale(self, carrier: nn.Parameter, rms: float) -> None:
-        """Rescale ``carrier`` so the reconstructed weight has per-part RMS ``rms`` (the dense init's)."""
+    def _match_scale(self, rms: float) -> None:
+        """Scale every factor by the same amount so the reconstructed weight has per-part RMS ``rms``.
+
+        Spreading the scale evenly matters for training: if one factor carried it all it would be orders of
+        magnitude smaller than the others, and Adam's steps (about ``lr`` per entry, whatever its size) would
+        blow it up in the first iterations.
+        """
         current = torch.view_as_real(self.reconstruct(torch.float64)).pow(2).mean().sqrt().item()
+        factors = list(self.parameters())
         if current > 0:
-            carrier.mul_(rms / current)
+            for p in factors:
+                p.mul_((rms / current) ** (1.0 / len(factors)))
 
 
 def _init_rms(in_channels: int, out_channels: int) -> float:
@@ -182,7 +189,7 @@ class CPWeight(SpectralWeight):
         self.factor_in = complex_param(in_channels, r)
         self.factor_out = complex_param(out_channels, r)
         self.factor_modes = nn.ParameterList(complex_param(n, r) for n in block_shape(n_modes))
-        self._match_scale(self.weights, _init_rms(in_channels, out_channels))
+        self._match_scale(_init_rms(in_channels, out_channels))
 
     def _mode_param_axes(self):
         return [(f"factor_modes.{d}", 0, d) for d in range(self.dim)]
@@ -235,7 +242,7 @@ class TuckerWeight(SpectralWeight):
         self.factor_in = complex_param(in_channels, ranks[0])
         self.factor_out = complex_param(out_channels, ranks[1])
         self.factor_modes = nn.ParameterList(complex_param(n, r) for n, r in zip(dims[2:], ranks[2:], strict=True))
-        self._match_scale(self.core, _init_rms(in_channels, out_channels))
+        self._match_scale(_init_rms(in_channels, out_channels))
 
     def _mode_param_axes(self):
         return [(f"factor_modes.{d}", 0, d) for d in range(self.dim)]
@@ -280,7 +287,7 @@ class TTWeight(SpectralWeight):
         ranks = [1, *bounded(r), 1]
         self.ranks = tuple(ranks)
         self.cores = nn.ParameterList(complex_param(ranks[j], n, ranks[j + 1]) for j, n in enumerate(dims))
-        self._match_scale(self.cores[0], _init_rms(in_channels, out_channels))
+        self._match_scale(_init_rms(in_channels, out_channels))
 
     def _mode_param_axes(self):
         return [(f"cores.{2 + d}", 1, d) for d in range(self.dim)]

@@ -1,7 +1,8 @@
 """Models composed from kernelnn layers."""
 
 from kernelnn.models.fno import FNO, TFNO
+from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
 from kernelnn.models.normalized import Normalized
 
-__all__ = ["FNO", "MLP", "Normalized", "TFNO"]
+__all__ = ["FNO", "MLP", "MgNO", "Normalized", "TFNO"]

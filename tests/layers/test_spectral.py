@@ -191,3 +191,16 @@ def test_torch_compile_matches_eager():
 def test_state_dict_round_trip_weights_only(factorization):
     assert_state_dict_round_trip(lambda: SpectralConv(3, 3, (4, 4), factorization=factorization, rank=0.5),
                                  torch.randn(1, 3, 10, 10))
+
+
+@pytest.mark.parametrize("factorization", ["cp", "tucker", "tt"])
+def test_one_adam_step_changes_a_factorized_weight_moderately(factorization):
+    """The init spreads the scale over all factors: no factor is so small that Adam's first step explodes it."""
+    torch.manual_seed(0)
+    conv = SpectralConv(32, 32, (12, 12), factorization=factorization, rank=0.05)
+    before = conv.weight.reconstruct().detach().clone()
+    optimizer = torch.optim.Adam(conv.parameters(), lr=1e-3)
+    conv(torch.randn(8, 32, 32, 32)).pow(2).mean().backward()
+    optimizer.step()
+    change = (conv.weight.reconstruct().detach() - before).norm() / before.norm()
+    assert change < 0.5
