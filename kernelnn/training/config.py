@@ -10,7 +10,7 @@ from kernelnn.training.trainer import AMP_DTYPES, TrainerOptions
 
 # Keys of the trainer group that run() uses itself (the rest become TrainerOptions).
 RUN_KEYS = {"device": "auto", "loss": "auto", "resume": None, "deterministic": False, "plots": True,
-            "plot_samples": 3}
+            "plot_samples": 3, "refine": {"epochs": 0, "sobolev_s": 1.0, "lr": None}}
 
 
 def _positive_int(key: str, value: Any, allow_none: bool = False) -> None:
@@ -44,6 +44,18 @@ def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str,
     resume = trainer.get("resume")
     if resume is not None and not isinstance(resume, str):
         raise ConfigError(f"trainer.resume={resume!r} must be null, 'auto' or a checkpoint path")
+    refine = trainer.get("refine") or {}
+    unknown = sorted(set(refine) - set(RUN_KEYS["refine"]))
+    if unknown:
+        raise ConfigError(f"unknown trainer.refine key(s) {unknown}; valid: {sorted(RUN_KEYS['refine'])}")
+    epochs = refine.get("epochs", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ConfigError(f"trainer.refine.epochs={epochs!r} must be an integer >= 0")
+    if refine.get("sobolev_s", 1.0) <= 0:
+        raise ConfigError(f"trainer.refine.sobolev_s={refine['sobolev_s']!r} must be positive (the loss is H^-s)")
+    if refine.get("lr") is not None and refine["lr"] <= 0:
+        raise ConfigError(f"trainer.refine.lr={refine['lr']!r} must be positive or null")
     options = TrainerOptions(**{k: v for k, v in trainer.items() if k not in RUN_KEYS})
     extra = {k: trainer.get(k, default) for k, default in RUN_KEYS.items()}
+    extra["refine"] = {**RUN_KEYS["refine"], **refine}
     return options, extra

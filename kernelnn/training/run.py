@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -25,8 +26,9 @@ from kernelnn.training.checkpoint import config_diff, load_checkpoint
 from kernelnn.training.config import validate_trainer
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plots import plot_fields, plot_history
+from kernelnn.training.refine import unlock_last_spectral_conv
 from kernelnn.training.tasks import build_task
-from kernelnn.training.trainer import Trainer
+from kernelnn.training.trainer import Trainer, TrainerOptions
 
 log = logging.getLogger("kernelnn.training")
 
@@ -172,6 +174,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     """Rebuild a trained model (with its data normalisation) from a kernelnn checkpoint, in eval mode."""
     ckpt = load_checkpoint(path)
     model = build_model(ckpt["model_config"], ckpt.get("normalization"))
+    refined = ckpt.get("refine")
+    if refined:  # a Spectral-Refiner checkpoint: its last spectral conv keeps more modes than the config says
+        model.get_submodule(refined["module"]).n_modes = refined["n_modes"]
     model.load_state_dict(ckpt["model"])
     return model.to(map_location).eval()
 
@@ -292,7 +297,48 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
     epochs_before = trainer.state.epoch
     trainer.fit()
     train_seconds = time.perf_counter() - start
-    return _finish(trainer, bundle, out, info, extra, n_params, train_seconds, trainer.state.epoch - epochs_before)
+    summary = _finish(trainer, bundle, out, info, extra, n_params, train_seconds, trainer.state.epoch - epochs_before)
+    if extra["refine"]["epochs"] > 0:
+        refiner = _refiner(trainer, bundle, cfg, opts, extra["refine"], out, device, info, seed,
+                           {**identity, "config": container}, callbacks)
+        summary["refine"] = _refine(refiner, bundle, info)
+    return summary
+
+
+def _refiner(trainer: Trainer, bundle: DataBundle, cfg: DictConfig, opts: TrainerOptions, refine: dict, out: Path,
+             device: torch.device, info: D.DistInfo, seed: int, meta: dict, callbacks) -> Trainer:
+    """A Trainer for Spectral-Refiner fine-tuning of the (best) trained model, writing under ``out/refine``."""
+    if bundle.task != "operator":
+        raise ConfigError("trainer.refine applies to operator learning only")
+    try:
+        name, modes = unlock_last_spectral_conv(trainer.model, bundle.train.tensors[0][:1].to(device))
+    except ValueError as err:
+        raise ConfigError(f"trainer.refine.epochs={refine['epochs']}: {err}") from err
+    optim = cfg.optim if refine["lr"] is None else OmegaConf.merge(cfg.optim, {"lr": refine["lr"]})
+    return Trainer(
+        trainer.model, build_task("operator", "negative_sobolev", bundle.periodic, bundle.dim, refine["sobolev_s"]),
+        bundle.train, bundle.eval_sets(),
+        make_optimizer=_instantiate(optim, "optim"), make_scheduler=_instantiate(cfg.scheduler, "scheduler"),
+        options=dataclasses.replace(opts, epochs=refine["epochs"], early_stopping_patience=None),
+        output_dir=out / "refine", device=device, dist=info, seed=seed,
+        checkpoint_meta={**meta, "refine": {"module": name, "n_modes": list(modes)}}, callbacks=callbacks,
+    )
+
+
+def _refine(refiner: Trainer, bundle: DataBundle, info: D.DistInfo) -> dict[str, Any]:
+    start = time.perf_counter()
+    refiner.fit()
+    best = refiner.checkpoint_dir / "best.pt"
+    refiner.model.load_state_dict(load_checkpoint(best)["model"])
+    test = refiner.evaluate(sets=list(bundle.tests))
+    result = {"test": test, "best_checkpoint": str(best), "epochs": refiner.state.epoch,
+              "seconds": time.perf_counter() - start, "n_modes": refiner.meta["refine"]["n_modes"]}
+    if info.is_main:
+        tests = ", ".join(f"{k.split('/')[0]} {v:.4g}" for k, v in test.items() if k.endswith("/l2"))
+        log.info("Spectral-Refiner: %d epoch(s) on %s with n_modes=%s; test l2 after refinement: %s; checkpoints %s",
+                 refiner.state.epoch, refiner.meta["refine"]["module"], result["n_modes"], tests,
+                 refiner.checkpoint_dir)
+    return result
 
 
 def _finish(trainer: Trainer, bundle: DataBundle, out: Path, info: D.DistInfo, extra: dict, n_params: int,

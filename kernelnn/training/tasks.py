@@ -5,22 +5,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kernelnn.losses import H1Loss, LpLoss
+from kernelnn.losses import H1Loss, LpLoss, NegativeSobolevLoss
 
 
 class OperatorTask:
-    """Field in, field out. Loss: relative ``l2`` or ``h1``; metrics: relative L2 and H1 (per sample)."""
+    """Field in, field out. Loss: relative ``l2``, ``h1`` or ``negative_sobolev`` (H^-s, exact on the torus);
+    metrics: relative L2 and H1 per sample, plus the loss itself."""
 
-    losses = ("l2", "h1")
-    lower_is_better = {"l2": True, "h1": True}
+    losses = ("l2", "h1", "negative_sobolev")
+    lower_is_better = {"l2": True, "h1": True, "negative_sobolev": True}
 
-    def __init__(self, loss: str = "l2", periodic: bool = False, dim: int = 1) -> None:
+    def __init__(self, loss: str = "l2", periodic: bool = False, dim: int = 1, sobolev_s: float = 1.0) -> None:
         if loss not in self.losses:
             raise ValueError(f"trainer.loss={loss!r} is not valid for operator learning; valid: {self.losses}")
         self.loss_name = loss
         per_sample = {"l2": LpLoss(p=2, reduction="none")}
         if dim >= 1:
             per_sample["h1"] = H1Loss(periodic=periodic, reduction="none")
+        if loss == "negative_sobolev":
+            per_sample["negative_sobolev"] = NegativeSobolevLoss(sobolev_s, reduction="none")
         self._metrics = per_sample
         self.metric_names = sorted(per_sample)
         self.main_metric = loss
@@ -56,7 +59,7 @@ class ClassificationTask:
         }
 
 
-def build_task(task: str, loss: str, periodic: bool, dim: int):
+def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0):
     if task == "operator":
-        return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim)
+        return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s)
     return ClassificationTask("cross_entropy" if loss == "auto" else loss)

@@ -143,13 +143,13 @@ class Trainer:
         }
 
         self.forward_model: nn.Module = self.model
-        if dist.enabled:
+        if dist.enabled and any(p.requires_grad for p in self.model.parameters()):
             ids = [device.index] if device.type == "cuda" else None
             self.forward_model = DistributedDataParallel(self.model, device_ids=ids)
         if options.compile:
             self.forward_model = torch.compile(self.forward_model)
 
-        self.optimizer = make_optimizer(self.model.parameters())
+        self.optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad])
         self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
         self.scheduler = make_scheduler(
             self.optimizer, total_steps=options.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch

@@ -80,3 +80,39 @@ def test_other_data_and_schedulers_train(tmp_path):
     summary = run(cfg, output_dir=tmp_path)
     assert summary["monitor"] == "val/h1"
     assert {"test_32/l2", "test_64/l2"} <= set(summary["test"])
+
+
+def test_unlocking_modes_keeps_the_function_and_freezes_the_rest():
+    from kernelnn.models import FNO
+    from kernelnn.training.refine import unlock_last_spectral_conv
+
+    torch.manual_seed(0)
+    model = FNO(1, 1, n_modes=(3, 3), hidden_channels=6, n_layers=3, domain_padding=0.25).double()
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    before = model(x)
+    name, modes = unlock_last_spectral_conv(model, x[:1])
+    assert name == "spectral.2" and modes == (10, 10)  # every mode of the padded 20x20 grid
+    torch.testing.assert_close(model(x), before, rtol=1e-12, atol=1e-14)  # new modes start at zero
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("spectral.2.") for n in trainable)
+
+
+def test_refine_step_trains_only_the_last_spectral_conv(tmp_path):
+    cfg = compose_config("data=burgers", *TINY_DATA["burgers"], "model.n_modes=4", "model.hidden_channels=8",
+                         "trainer.epochs=2", "trainer.batch_size=4", "trainer.refine.epochs=2", *QUIET_TRAINER)
+    summary = run(cfg, output_dir=tmp_path)
+    refined = summary["refine"]
+    assert refined["epochs"] == 2 and refined["n_modes"] == [16]  # a 32-point grid keeps |k| < 16
+    before, after = load_checkpoint(summary["best_checkpoint"]), load_checkpoint(refined["best_checkpoint"])
+    assert after["monitor"] == "val/negative_sobolev"
+    same_shape = [k for k in after["model"] if before["model"][k].shape == after["model"][k].shape]
+    changed = [k for k in same_shape if not torch.equal(before["model"][k], after["model"][k])]
+    resized = [k for k in after["model"] if k not in same_shape]
+    assert resized and all(".spectral.3." in k for k in resized)
+    assert all(".spectral.3." in k for k in changed)  # only the last of the 4 layers moved
+    model = load_model(refined["best_checkpoint"])  # refined checkpoints reload with their extra modes
+    bundle = instantiate(cfg.data)
+    x, y = bundle.tests["test_32"].tensors
+    with torch.no_grad():
+        err = ((model(x) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean()
+    assert abs(err.item() - refined["test"]["test_32/l2"]) < 1e-5
