@@ -30,7 +30,8 @@ def test_unknown_key_is_refused():
         ("trainer.batch_size=-4", r"trainer.batch_size=-4 must be a positive integer"),
         ("trainer.amp=fp8", r"trainer.amp='fp8' is not valid; valid: \['none', 'bf16', 'fp16'\]"),
         ("trainer.grad_clip=-1", r"trainer.grad_clip=-1 must be a positive number"),
-        ("trainer.loss=l3", r"trainer.loss='l3' is not valid for operator learning; valid: \('l2', 'h1'\)"),
+        ("trainer.loss=l3",
+         r"trainer.loss='l3' is not valid for operator learning; valid: \('l2', 'h1', 'negative_sobolev'\)"),
         ("model.n_modes=9", r"model.n_modes=\[9, 9\] is above the Nyquist limit of the train data of darcy "
                             r"\(16x16, set by data.resolution / data.test_resolutions\): at most \[8, 8\]"),
         ("model.in_channels=3", r"model.in_channels=3 does not match data darcy, which has 1 input channels"),
