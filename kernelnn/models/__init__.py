@@ -4,5 +4,6 @@ from kernelnn.models.fno import FNO, TFNO
 from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
 from kernelnn.models.normalized import Normalized
+from kernelnn.models.sfno import SphericalFNO
 
-__all__ = ["FNO", "MLP", "MgNO", "Normalized", "TFNO"]
+__all__ = ["FNO", "MLP", "MgNO", "Normalized", "SphericalFNO", "TFNO"]
