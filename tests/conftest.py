@@ -24,6 +24,7 @@ TINY_SIZES = {
     "navier_stokes": ["data.n_train=4", "data.n_val=2", "data.n_test=2", "data.t_final=0.1", "data.record_steps=2",
                       "data.input_steps=1", "data.output_steps=2", "data.dt=0.01"],
     "spirals": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
+    "shallow_water": ["data.n_train=4", "data.n_val=1", "data.n_test=2", "data.hours=0.5"],
 }
 # Small resolutions as well, for training runs.
 TINY_DATA = {
@@ -31,11 +32,13 @@ TINY_DATA = {
     "burgers": TINY_SIZES["burgers"] + ["data.resolution=32", "data.test_resolutions=[32,64]"],
     "navier_stokes": TINY_SIZES["navier_stokes"] + ["data.resolution=16", "data.test_resolutions=[16]"],
     "spirals": TINY_SIZES["spirals"],
+    "shallow_water": TINY_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
 TINY_MODEL = {
     "fno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "tfno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "mgno": ["model.hidden_channels=4", "model.n_layers=2", "model.levels=3"],
+    "sfno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "mlp": ["model.hidden=[16]"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]

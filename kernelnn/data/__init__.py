@@ -5,9 +5,10 @@ from kernelnn.data.burgers import burgers, solve_burgers
 from kernelnn.data.darcy import darcy, solve_darcy
 from kernelnn.data.files import DataFileError, files, read_arrays
 from kernelnn.data.navier_stokes import navier_stokes, solve_navier_stokes
+from kernelnn.data.shallow_water import shallow_water
 from kernelnn.data.spirals import spirals
 
 __all__ = [
     "DataBundle", "DataFileError", "burgers", "cached", "darcy", "files", "navier_stokes", "read_arrays",
-    "solve_burgers", "solve_darcy", "solve_navier_stokes", "spirals",
+    "shallow_water", "solve_burgers", "solve_darcy", "solve_navier_stokes", "spirals",
 ]

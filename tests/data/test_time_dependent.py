@@ -76,3 +76,16 @@ def test_bundles(tmp_path):
     torch.testing.assert_close(ns.train.tensors[1][0], seq[2:5])
     with pytest.raises(ValueError, match="data.input_steps=4 \\+ data.output_steps=3"):
         navier_stokes(record_steps=4, input_steps=4, output_steps=3, cache=False)
+
+
+def test_shallow_water_is_deterministic_and_evolves():
+    from kernelnn.data import shallow_water
+
+    kw = dict(nlat=16, nlon=32, n_train=2, n_val=0, n_test=1, hours=0.5, cache=False)
+    a, b = shallow_water(**kw), shallow_water(**kw)
+    x, y = a.train.tensors
+    assert x.shape == y.shape == (2, 3, 16, 32)
+    assert torch.equal(y, b.train.tensors[1])  # same seed, same data
+    assert all((y[:, c] - x[:, c]).abs().max() > 1e-4 * x[:, c].abs().max() for c in range(3))
+    with pytest.raises(ValueError, match="data.nlon=30 must be 2 \\* data.nlat=16"):
+        shallow_water(nlat=16, nlon=30, cache=False)
