@@ -21,8 +21,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 TINY_SIZES = {
     "darcy": ["data.n_train=8", "data.n_val=4", "data.n_test=4"],
     "burgers": ["data.n_train=8", "data.n_val=4", "data.n_test=4", "data.t_final=0.05"],
-    "navier_stokes": ["data.n_train=4", "data.n_val=2", "data.n_test=2", "data.t_final=0.1", "data.record_steps=2",
-                      "data.input_steps=1", "data.output_steps=2", "data.dt=0.01"],
+    "navier_stokes": ["data.n_train=4", "data.n_val=2", "data.n_test=2", "data.t_final=0.1", "data.record_steps=6",
+                      "data.input_steps=1", "data.output_steps=5", "data.dt=0.01"],
     "spirals": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
     "shallow_water": ["data.n_train=4", "data.n_val=1", "data.n_test=2", "data.hours=0.5"],
 }
@@ -39,6 +39,8 @@ TINY_MODEL = {
     "tfno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "mgno": ["model.hidden_channels=4", "model.n_layers=2", "model.levels=3"],
     "sfno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
+    "stfno": ["model.n_modes=[4,4,2]", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16",
+              "model.time_padding=0.5"],
     "mlp": ["model.hidden=[16]"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]

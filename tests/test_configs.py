@@ -14,7 +14,8 @@ from tests.conftest import CONFIG_DIR, TINY_DATA, TINY_MODEL, TINY_SIZES, compos
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 DATAS = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "mlp": "spirals"}
+MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
+                 "mlp": "spirals"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "scheduler").glob("*.yaml"))
 

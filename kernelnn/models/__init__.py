@@ -1,9 +1,9 @@
 """Models composed from kernelnn layers."""
 
-from kernelnn.models.fno import FNO, TFNO
+from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
 from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
 from kernelnn.models.normalized import Normalized
 from kernelnn.models.sfno import SphericalFNO
 
-__all__ = ["FNO", "MLP", "MgNO", "Normalized", "SphericalFNO", "TFNO"]
+__all__ = ["FNO", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO"]

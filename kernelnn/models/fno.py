@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, repeat
 from torch import nn
 
 from kernelnn.layers.skip import SKIPS
@@ -51,9 +52,10 @@ class FNO(nn.Module):
         Name from :data:`kernelnn.registry.ACTIVATIONS`.
     positional_embedding : bool
         Append the grid coordinates in ``[0, 1)^d`` as extra input channels.
-    domain_padding : float
+    domain_padding : float or sequence of float
         Zero-pad each spatial dim on the right by this fraction of its size before the Fourier blocks,
-        then crop: for non-periodic problems (the paper pads Darcy flow).
+        then crop: for non-periodic problems (the paper pads Darcy flow). One value for every dim, or one per
+        dim (e.g. ``[0, 0, 0.25]`` pads only the time axis of a space-time FNO).
     skip : str
         The block's skip path :math:`W`: ``"linear"`` (point-wise, the paper's), ``"identity"`` or
         ``"soft-gating"`` (one learnable scale per channel).
@@ -84,7 +86,7 @@ class FNO(nn.Module):
         projection_channels: int = 128,
         activation: str = "gelu",
         positional_embedding: bool = True,
-        domain_padding: float = 0.0,
+        domain_padding: float | Sequence[float] = 0.0,
         skip: str = "linear",
         factorization: str = "dense",
         rank: int | float = 0.1,
@@ -102,12 +104,14 @@ class FNO(nn.Module):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"FNO: {arg}={value!r} must be a positive int")
-        if not 0.0 <= domain_padding <= 1.0:
-            raise ValueError(f"FNO: domain_padding={domain_padding} must be a fraction in [0, 1]")
+        pads = [domain_padding] * self.dim if isinstance(domain_padding, int | float) else list(domain_padding)
+        if len(pads) != self.dim or not all(0.0 <= float(p) <= 1.0 for p in pads):
+            raise ValueError(f"FNO: domain_padding={domain_padding} must be a fraction in [0, 1] or {self.dim} "
+                             "fractions")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.positional_embedding = positional_embedding
-        self.domain_padding = float(domain_padding)
+        self.domain_padding = tuple(float(p) for p in pads)
         d = self.dim
         lifted_in = in_channels + (d if positional_embedding else 0)
         self.lifting = pointwise(lifted_in, hidden_channels, d)
@@ -143,7 +147,7 @@ class FNO(nn.Module):
         check_modes_fit(self.n_modes, shape[2:], "FNO")
 
     def _padding(self, spatial: Sequence[int]) -> list[int]:
-        return [round(self.domain_padding * n) for n in spatial]
+        return [round(frac * n) for frac, n in zip(self.domain_padding, spatial, strict=True)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input_shape(x.shape)
@@ -174,3 +178,34 @@ class TFNO(FNO):
 
     def __init__(self, *args, factorization: str = "tucker", rank: int | float = 0.1, **kwargs) -> None:
         super().__init__(*args, factorization=factorization, rank=rank, **kwargs)
+
+
+class SpatioTemporalFNO(nn.Module):
+    """Frames ``(batch, in_steps, X, Y)`` -> the next frames ``(batch, out_steps, X, Y)`` by a space-time FNO.
+
+    The FNO paper's 3-D construction: the history is repeated along a new time axis of length ``out_steps``
+    (the ``in_steps`` frames become channels at every output time), a 3-D :class:`FNO` with space-time
+    spectral convolutions over ``(x, y, t)`` maps it to one channel, and the time axis becomes the output
+    frames. Space is periodic; the time axis is zero-padded by ``time_padding`` (non-periodic).
+    ``n_modes`` is ``(m_x, m_y, m_t)``; other keyword arguments go to :class:`FNO`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, n_modes: Sequence[int] = (12, 12, 3),
+                 hidden_channels: int = 20, n_layers: int = 4, time_padding: float = 0.25, **fno_kwargs) -> None:
+        super().__init__()
+        if len(n_modes) != 3:
+            raise ValueError(f"SpatioTemporalFNO: n_modes={list(n_modes)} needs 3 entries (x, y, t)")
+        self.in_steps, self.out_steps = in_channels, out_channels
+        self.fno = FNO(in_channels, 1, n_modes=n_modes, hidden_channels=hidden_channels, n_layers=n_layers,
+                       domain_padding=[0.0, 0.0, time_padding], **fno_kwargs)
+
+    def check_input_shape(self, shape: Sequence[int]) -> None:
+        if len(shape) != 4 or shape[1] != self.in_steps:
+            raise ValueError(f"SpatioTemporalFNO: input must have shape (batch, {self.in_steps}, X, Y), got "
+                             f"{tuple(shape)}")
+        self.fno.check_input_shape((shape[0], self.in_steps, shape[2], shape[3], self.out_steps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input_shape(x.shape)
+        history = repeat(x, "b t x y -> b t x y s", s=self.out_steps)
+        return rearrange(self.fno(history), "b 1 x y s -> b s x y")

@@ -109,12 +109,10 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
             raise ConfigError(f"model.{key}={filled[key]} does not match data {bundle.name}, which has {actual} "
                               f"{what}; leave model.{key} unset (null) to take it from the data")
     modes = filled.get("n_modes")
-    if modes is not None and bundle.dim:
+    if modes is not None and bundle.dim and (isinstance(modes, int) or len(modes) == bundle.dim):
+        # Models whose modes span other axes (e.g. space-time) validate themselves in check_model_on_data.
         modes = [modes] * bundle.dim if isinstance(modes, int) else list(modes)
         for split, shape in bundle.spatial_shapes().items():
-            if len(modes) != len(shape):
-                raise ConfigError(f"model.n_modes={modes} has {len(modes)} entries but data {bundle.name} is "
-                                  f"{len(shape)}-D")
             limit = [max_modes(n) for n in shape]
             if any(m > lim for m, lim in zip(modes, limit, strict=True)):
                 raise ConfigError(

@@ -90,3 +90,21 @@ def test_tfno_has_far_fewer_spectral_parameters(factorization):
 
     assert spectral(tfno) * 10 <= spectral(dense)
     assert tfno(torch.randn(2, 1, 32, 32)).shape == (2, 1, 32, 32)
+
+
+def test_spatio_temporal_fno_maps_history_to_future_frames():
+    from kernelnn.models import SpatioTemporalFNO
+
+    torch.manual_seed(0)
+    model = SpatioTemporalFNO(5, 4, n_modes=(4, 4, 2), hidden_channels=6, n_layers=2, positional_embedding=False)
+    x = torch.randn(2, 5, 16, 16)
+    y = model(x)
+    assert y.shape == (2, 4, 16, 16)
+    # Space is periodic: shifting the history in space shifts the prediction (time is padded, space is not).
+    torch.testing.assert_close(model(torch.roll(x, (3, -5), dims=(2, 3))), torch.roll(y, (3, -5), dims=(2, 3)),
+                               rtol=1e-4, atol=1e-5)
+    assert model.fno.domain_padding == (0.0, 0.0, 0.25)
+    with pytest.raises(ValueError, match=r"input must have shape \(batch, 5, X, Y\)"):
+        model(torch.randn(2, 4, 16, 16))
+    with pytest.raises(ValueError, match="needs 3 entries"):
+        SpatioTemporalFNO(5, 4, n_modes=(4, 4))
