@@ -4,6 +4,7 @@ from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
 from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
 from kernelnn.models.normalized import Normalized
+from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
 
-__all__ = ["FNO", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
+__all__ = ["FNO", "MGPatching", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
