@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +28,24 @@ def read_arrays(path: str | Path, keys: list[str]) -> dict[str, torch.Tensor]:
         raise DataFileError(f"data file {str(path)!r}: unsupported suffix {suffix!r}; supported: {SUFFIXES}")
     try:
         if suffix in (".pt", ".pth"):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(content, dict):
-                raise DataFileError(f"data file {str(path)!r} holds a {type(content).__name__}, expected a dict "
-                                    "of tensors")
-            available = list(content)
-            get = content.__getitem__
+            store = contextlib.nullcontext(torch.load(path, map_location="cpu", weights_only=True))
         elif suffix == ".npz":
-            content = np.load(path, allow_pickle=False)
-            available = list(content.files)
-            get = content.__getitem__
+            store = np.load(path, allow_pickle=False)  # an NpzFile holds the file open until closed
         else:
             import h5py
 
-            content = h5py.File(path, "r")
+            store = h5py.File(path, "r")
+        with store as content:
+            if not hasattr(content, "keys"):
+                raise DataFileError(f"data file {str(path)!r} holds a {type(content).__name__}, expected a dict "
+                                    "of tensors")
             available = list(content.keys())
-            get = lambda k: content[k][()]  # noqa: E731
-        missing = [k for k in keys if k not in available]
-        if missing:
-            raise DataFileError(f"data file {str(path)!r} has no key(s) {missing}; available keys: {available}")
-        arrays = {k: torch.as_tensor(np.asarray(get(k))) for k in keys}
+            missing = [k for k in keys if k not in available]
+            if missing:
+                raise DataFileError(f"data file {str(path)!r} has no key(s) {missing}; available keys: {available}")
+            # h5py datasets are read with [()]; .pt and .npz entries are arrays already.
+            arrays = {k: torch.as_tensor(np.asarray(content[k][()] if suffix in (".h5", ".hdf5") else content[k]))
+                      for k in keys}
     except DataFileError:
         raise
     except Exception as err:  # noqa: BLE001 - report any reader failure with the file's name
