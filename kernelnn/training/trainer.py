@@ -197,9 +197,7 @@ class Trainer:
                 self.state.epoch = epoch + 1
                 self.state.history.append(row)
                 improved = self._track_best(row)
-                self._save("last.pt")
-                if improved:
-                    self._save("best.pt")
+                self._save(["last.pt", "best.pt"] if improved else ["last.pt"])
                 if self.metrics_log is not None:
                     self.metrics_log.write(self.state.history)
                 if self.dist.is_main:
@@ -333,10 +331,13 @@ class Trainer:
             **self.meta,
         }
 
-    def _save(self, name: str) -> None:
+    def _save(self, names: list[str]) -> None:
+        """Write one checkpoint state under each of ``names`` (one RNG gather and one barrier for all)."""
         states = D.gather_objects(rng_state(), self.dist)  # every rank's RNG, so each resumes its own
         if self.dist.is_main:
-            save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / name)
+            state = self.checkpoint_state(states)
+            for name in names:
+                save_checkpoint(state, self.checkpoint_dir / name)
         D.barrier(self.dist)
 
     def resume_from(self, path: Path) -> None:
