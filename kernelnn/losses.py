@@ -129,6 +129,7 @@ class SobolevLoss(nn.Module):
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction={reduction!r} is not one of {_REDUCTIONS}")
         self.s, self.relative, self.seminorm, self.reduction, self.eps = float(s), relative, seminorm, reduction, eps
+        self._weight_cache: dict = {}  # (spatial shape, device) -> weights; derived, never saved
 
     def extra_repr(self) -> str:
         return f"s={self.s}, relative={self.relative}, seminorm={self.seminorm}, reduction={self.reduction!r}"
@@ -153,7 +154,10 @@ class SobolevLoss(nn.Module):
     def _sq_norm(self, u: torch.Tensor) -> torch.Tensor:
         spatial = tuple(u.shape[2:])
         u_hat = torch.fft.rfftn(u, dim=tuple(range(2, u.dim())), norm="forward")
-        weights = self._weights(spatial, u.device).to(u.real.dtype if not u.is_complex() else u.dtype)
+        key = (spatial, str(u.device))
+        if key not in self._weight_cache:  # the loss runs every training step: build each grid's weights once
+            self._weight_cache[key] = self._weights(spatial, u.device)
+        weights = self._weight_cache[key].to(u.real.dtype)
         return (u_hat.abs().pow(2) * weights).flatten(1).sum(1)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
