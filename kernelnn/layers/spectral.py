@@ -80,11 +80,13 @@ class SpectralConv(nn.Module):
         Kept modes per spatial dim (see the module docstring for the exact meaning); an int needs ``dim``.
     dim : int, optional
         Number of spatial dims (1, 2 or 3); inferred from ``n_modes`` when it is a sequence.
-    factorization : str
+    factorization : str or SpectralWeight
         How the weight tensor is stored (:mod:`kernelnn.layers.spectral_weights`): ``"dense"`` (FNO),
-        ``"cp"``, ``"tucker"``, ``"tt"`` (TFNO) or ``"separable"`` (diagonal in channels).
+        ``"cp"``, ``"tucker"``, ``"tt"`` (TFNO) or ``"separable"`` (diagonal in channels); or a prebuilt
+        weight such as ``GlobalTucker.layer(i)`` (one layer of a factorization shared by all layers).
     rank : int or float
-        Rank of a factorization: an int, or a float in (0, 1] giving the fraction of the dense parameter count.
+        Rank of a factorization: an int, or a float in (0, 1] giving the fraction of the dense parameter count
+        (Tucker also takes one int per dim).
     implementation : str
         ``"factorized"`` contracts the input with the factors directly; ``"reconstructed"`` builds the dense
         weight first. Both compute the same operator.
@@ -128,10 +130,20 @@ class SpectralConv(nn.Module):
         self.out_channels = out_channels
         modes = _as_modes(n_modes, dim, name)
         self.dim = len(modes)
-        self.factorization = factorization
         self.implementation = implementation
-        factory = SPECTRAL_WEIGHTS.get(factorization, owner=name, argument="factorization")
-        self.weight: SpectralWeight = factory(in_channels, out_channels, modes, rank=rank)
+        if isinstance(factorization, SpectralWeight):
+            weight = factorization
+            given = (weight.in_channels, weight.out_channels, weight.n_modes)
+            if given != (in_channels, out_channels, modes):
+                raise ValueError(f"{name}: the given weight maps {given[0]} -> {given[1]} channels with n_modes="
+                                 f"{list(given[2])}, but the layer has {in_channels} -> {out_channels} and "
+                                 f"n_modes={list(modes)}")
+            self.factorization = type(weight).__name__
+        else:
+            factory = SPECTRAL_WEIGHTS.get(factorization, owner=name, argument="factorization")
+            weight = factory(in_channels, out_channels, modes, rank=rank)
+            self.factorization = factorization
+        self.weight: SpectralWeight = weight
 
     @property
     def n_modes(self) -> tuple[int, ...]:
@@ -141,9 +153,12 @@ class SpectralConv(nn.Module):
     def n_modes(self, n_modes: int | Sequence[int]) -> None:
         """Keep other modes from now on: existing modes keep their weights, new ones start at zero.
 
-        Parameters are replaced by resized ones, so build the optimizer after changing ``n_modes``.
+        Parameters are replaced by resized ones, so build the optimizer after changing ``n_modes``. A layer
+        that shares a global factorization with others first gets its own copy of the factors.
         """
-        self.weight.resize_modes(_as_modes(n_modes, self.dim, type(self).__name__))
+        n_modes = _as_modes(n_modes, self.dim, type(self).__name__)
+        self.weight = self.weight.standalone()
+        self.weight.resize_modes(n_modes)
 
     def extra_repr(self) -> str:
         extra = "" if self.factorization == "dense" else f", factorization={self.factorization!r}"
@@ -205,8 +220,24 @@ class SpectralConv(nn.Module):
 
     @property
     def n_weights(self) -> int:
-        """Number of real weights (two per complex coefficient)."""
-        return sum(p.numel() for p in self.weight.parameters())
+        """Number of real weights (two per complex coefficient), shared factors included."""
+        return sum(p.numel() for p in self.weight.shared_parameters())
 
 
 IMPLEMENTATIONS = ("factorized", "reconstructed")
+
+
+def spectral_parameter_counts(model: nn.Module) -> dict[str, int | float]:
+    """Real parameters of ``model``'s spectral weights as stored, against the dense weights they stand for.
+
+    Returns ``spectral_dense`` (parameters of dense weights with the same modes and channels),
+    ``spectral_stored`` (parameters actually stored; factors shared by several layers count once) and
+    ``spectral_compression`` (their ratio): MG-TFNO's parameter-compression report.
+    """
+    convs = [m for m in model.modules() if isinstance(m, SpectralConv)]
+    if not convs:
+        raise ValueError(f"spectral_parameter_counts: {type(model).__name__} has no SpectralConv")
+    dense = sum(2 * conv.weight.dense_size for conv in convs)
+    stored = sum({id(p): p.numel() for conv in convs for p in conv.weight.shared_parameters()}.values())
+    return {"spectral_dense": dense, "spectral_stored": stored, "spectral_compression": dense / stored}
+

@@ -93,6 +93,14 @@ class SpectralWeight(nn.Module):
         """(parameter name, axis, mode dim) for every axis that is indexed by frequency."""
         raise NotImplementedError
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters this weight is computed from, including factors it shares with other layers."""
+        return list(self.parameters())
+
+    def standalone(self) -> SpectralWeight:
+        """A weight that owns all its parameters (itself, unless it shares factors with other layers)."""
+        return self
+
     @torch.no_grad()
     def _match_scale(self, rms: float) -> None:
         """Scale every factor by the same amount so the reconstructed weight has per-part RMS ``rms``.
@@ -214,30 +222,60 @@ class CPWeight(SpectralWeight):
         return torch.einsum(f"br{m},or->bo{m}", t, as_complex(self.factor_out, dt))
 
 
+def tucker_ranks(name: str, dims: Sequence[int], rank, dense_size: int) -> tuple[int, ...]:
+    """Tucker ranks for a tensor of shape ``dims``: an int (the same rank for every dim, capped by the dim),
+    one int per dim, or a fraction of ``dense_size`` (the largest common scale of all dims that fits)."""
+    if isinstance(rank, Sequence) and not isinstance(rank, str):
+        ranks = [int(r) for r in rank]
+        if len(ranks) != len(dims) or any(not 1 <= r <= n for r, n in zip(ranks, dims, strict=True)):
+            raise ValueError(f"SpectralConv: factorization={name!r} got rank={list(rank)}; per-dim ranks need "
+                             f"{len(dims)} ints, each between 1 and its dim {list(dims)}")
+        return tuple(ranks)
+
+    def ranks_at(scale: float) -> list[int]:
+        return [max(1, min(n, math.ceil(scale * n))) for n in dims]
+
+    def params(ranks: list[int]) -> int:
+        return math.prod(ranks) + sum(n * r for n, r in zip(dims, ranks, strict=True))
+
+    rank = _check_rank(name, rank)
+    if isinstance(rank, int):
+        return tuple(min(rank, n) for n in dims)
+    lo, hi = 0.0, 1.0
+    for _ in range(50):  # bisection on a common scale of all dims
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if params(ranks_at(mid)) <= rank * dense_size else (lo, mid)
+    return tuple(ranks_at(lo))
+
+
+def tucker_modes(core: torch.Tensor, factor_modes: Sequence[torch.Tensor], letters: str) -> torch.Tensor:
+    """``core (r_in, r_out, *r_modes)`` with its mode ranks expanded to frequencies: ``(r_in, r_out, *block)``."""
+    ranks = "pqs"[: len(letters)]
+    spec = ",".join(f"{c}{r}" for c, r in zip(letters, ranks, strict=True))
+    return torch.einsum(f"ab{ranks},{spec}->ab{letters}", core, *factor_modes)
+
+
+def tucker_contract(x: torch.Tensor, factor_in: torch.Tensor, core_modes: torch.Tensor, factor_out: torch.Tensor,
+                    letters: str) -> torch.Tensor:
+    """``y[n,o,k] = sum_i x[n,i,k] W[i,o,k]`` for a Tucker ``W``, one small contraction at a time."""
+    m = letters
+    t = torch.einsum(f"ni{m},ia->na{m}", x, factor_in)
+    t = torch.einsum(f"na{m},ab{m}->nb{m}", t, core_modes)
+    return torch.einsum(f"nb{m},ob->no{m}", t, factor_out)
+
+
 @SPECTRAL_WEIGHTS.register("tucker")
 class TuckerWeight(SpectralWeight):
-    r"""Tucker: :math:`W = G \times_1 U_{in} \times_2 U_{out} \times_3 U^{(1)} \dots` with a small core ``G``."""
+    r"""Tucker: :math:`W = G \times_1 U_{in} \times_2 U_{out} \times_3 U^{(1)} \dots` with a small core ``G``.
+
+    ``rank``: an int (capped by each dim), one int per dim ``(r_in, r_out, *r_modes)``, or a fraction.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, n_modes: Sequence[int], rank=0.1) -> None:
         super().__init__(in_channels, out_channels, n_modes)
         dims = (in_channels, out_channels, *block_shape(n_modes))
-
-        def ranks_at(scale: float) -> list[int]:
-            return [max(1, min(n, math.ceil(scale * n))) for n in dims]
-
-        def params(ranks: list[int]) -> int:
-            return math.prod(ranks) + sum(n * r for n, r in zip(dims, ranks, strict=True))
-
-        rank = _check_rank("tucker", rank)
-        if isinstance(rank, int):
-            ranks = [min(rank, n) for n in dims]
-        else:
-            lo, hi = 0.0, 1.0
-            for _ in range(50):  # bisection on a common scale of all dims
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if params(ranks_at(mid)) <= rank * self.dense_size else (lo, mid)
-            ranks = ranks_at(lo)
-        self.ranks = tuple(ranks)
+        ranks = tucker_ranks("tucker", dims, rank, self.dense_size)
+        self.ranks = ranks
         self.core = complex_param(*ranks)
         self.factor_in = complex_param(in_channels, ranks[0])
         self.factor_out = complex_param(out_channels, ranks[1])
@@ -248,12 +286,8 @@ class TuckerWeight(SpectralWeight):
         return [(f"factor_modes.{d}", 0, d) for d in range(self.dim)]
 
     def _core_times_modes(self, real_dtype) -> torch.Tensor:
-        """``G`` with its mode ranks expanded to frequencies: shape ``(r_in, r_out, *block)``."""
-        m = self.letters
-        ranks = "pqs"[: self.dim]
         factors = [as_complex(f, real_dtype) for f in self.factor_modes]
-        spec = ",".join(f"{c}{r}" for c, r in zip(m, ranks, strict=True))
-        return torch.einsum(f"ab{ranks},{spec}->ab{m}", as_complex(self.core, real_dtype), *factors)
+        return tucker_modes(as_complex(self.core, real_dtype), factors, self.letters)
 
     def reconstruct(self, real_dtype=torch.float32):
         m = self.letters
@@ -261,10 +295,9 @@ class TuckerWeight(SpectralWeight):
                             as_complex(self.factor_out, real_dtype), self._core_times_modes(real_dtype))
 
     def contract(self, x):
-        m, dt = self.letters, x.real.dtype
-        t = torch.einsum(f"ni{m},ia->na{m}", x, as_complex(self.factor_in, dt))
-        t = torch.einsum(f"na{m},ab{m}->nb{m}", t, self._core_times_modes(dt))
-        return torch.einsum(f"nb{m},ob->no{m}", t, as_complex(self.factor_out, dt))
+        dt = x.real.dtype
+        return tucker_contract(x, as_complex(self.factor_in, dt), self._core_times_modes(dt),
+                               as_complex(self.factor_out, dt), self.letters)
 
 
 @SPECTRAL_WEIGHTS.register("tt")

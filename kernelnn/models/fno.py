@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spectral import SpectralConv, _as_modes, check_modes_fit
 from kernelnn.registry import ACTIVATIONS
@@ -62,6 +63,10 @@ class FNO(nn.Module):
     factorization, rank, implementation
         How the spectral weights are stored (see :class:`~kernelnn.layers.SpectralConv`); ``"dense"`` is the
         FNO, a tensor factorization makes a TFNO.
+    global_factorization : bool
+        With ``factorization="tucker"``: one Tucker factorization of all layers' weights stacked
+        (:class:`~kernelnn.layers.GlobalTucker`, MG-TFNO's global factorization); ``rank`` is then the fraction
+        of all layers' dense parameters together.
 
     Shapes
     ------
@@ -91,6 +96,7 @@ class FNO(nn.Module):
         factorization: str = "dense",
         rank: int | float = 0.1,
         implementation: str = "factorized",
+        global_factorization: bool = False,
     ) -> None:
         super().__init__()
         self.n_modes = _as_modes(n_modes, dim, "FNO")
@@ -115,10 +121,17 @@ class FNO(nn.Module):
         d = self.dim
         lifted_in = in_channels + (d if positional_embedding else 0)
         self.lifting = pointwise(lifted_in, hidden_channels, d)
+        weights = [factorization] * n_layers
+        if global_factorization:
+            if factorization != "tucker":
+                raise ValueError(f"FNO: global_factorization=True shares one Tucker factorization, so it needs "
+                                 f"factorization='tucker', got {factorization!r}")
+            self.global_weights = GlobalTucker(n_layers, hidden_channels, hidden_channels, self.n_modes, rank=rank)
+            weights = [self.global_weights.layer(i) for i in range(n_layers)]
         self.spectral = nn.ModuleList(
-            SpectralConv(hidden_channels, hidden_channels, self.n_modes, factorization=factorization, rank=rank,
+            SpectralConv(hidden_channels, hidden_channels, self.n_modes, factorization=weight, rank=rank,
                          implementation=implementation)
-            for _ in range(n_layers)
+            for weight in weights
         )
         make_skip = SKIPS.get(skip, owner=type(self).__name__, argument="skip")
         self.skips = nn.ModuleList(make_skip(hidden_channels, d) for _ in range(n_layers))

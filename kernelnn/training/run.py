@@ -19,7 +19,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from torch import nn
 
 from kernelnn.data.bundle import DataBundle
-from kernelnn.layers.spectral import max_modes
+from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
 from kernelnn.training import distributed as D
 from kernelnn.training.checkpoint import config_diff, load_checkpoint
@@ -120,6 +120,33 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
                     f"({'x'.join(map(str, shape))}, set by data.resolution / data.test_resolutions): at most "
                     f"{limit} (kernelnn keeps |k| < n_modes)")
     return filled
+
+
+PATCHING_KEYS = ("levels", "padding")
+
+
+def patched_model_config(model_cfg: dict[str, Any], patching: dict[str, Any] | None,
+                         bundle: DataBundle) -> dict[str, Any]:
+    """With ``patching.levels`` set, the config of :class:`~kernelnn.models.MGPatching` around the filled model.
+
+    The wrapper stacks ``levels`` coarser context windows on the input channels, so the inner model takes
+    ``in_channels * (levels + 1)``. The wrapped config is what checkpoints store, so ``load_model`` rebuilds it.
+    """
+    patching = patching or {}
+    unknown = sorted(set(patching) - set(PATCHING_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown patching key(s) {unknown}; valid: {list(PATCHING_KEYS)}")
+    if patching.get("levels") is None:
+        return model_cfg
+    if bundle.task != "operator" or bundle.dim != 2:
+        raise ConfigError(f"patching (MGPatching) splits 2-D fields; data {bundle.name} has {bundle.dim}-D "
+                          f"{bundle.task} samples")
+    if "in_channels" not in model_cfg:
+        raise ConfigError(f"patching needs a model with an in_channels argument; {model_cfg.get('_target_')} has none")
+    inner = dict(model_cfg)
+    inner["in_channels"] = model_cfg["in_channels"] * (patching["levels"] + 1)
+    return {"_target_": "kernelnn.models.MGPatching", "levels": patching["levels"],
+            "padding": patching.get("padding", 2), "model": inner}
 
 
 def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
@@ -262,7 +289,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
         task = build_task(bundle.task, extra["loss"], bundle.periodic, bundle.dim)
     except ValueError as err:
         raise ConfigError(str(err)) from err
-    model_cfg = fill_model_config(container["model"], bundle)
+    model_cfg = patched_model_config(fill_model_config(container["model"], bundle), container.get("patching"),
+                                     bundle)
     torch.manual_seed(seed)  # initial weights independent of how much randomness data generation used
     model = _instantiate(OmegaConf.create(model_cfg), f"model ({model_cfg.get('_target_')})")
     check_model_on_data(model, bundle)
@@ -285,17 +313,20 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
         _check_resume_identity(resume, identity)
         trainer.resume_from(resume)
 
-    n_params = sum(p.numel() for p in model.parameters())
+    sizes = model_sizes(model)
     if info.is_main:
         log.info("data %s: %d train, %s; model %s with %s parameters on %s%s; output %s", bundle.name,
                  len(bundle.train), ", ".join(f"{k} {len(v)}" for k, v in bundle.eval_sets().items()),
-                 model_cfg.get("_target_"), f"{n_params:,}", device,
+                 model_cfg.get("_target_"), f"{sizes['n_parameters']:,}", device,
                  f" x {info.world_size} processes" if info.enabled else "", out)
+        if "spectral_stored" in sizes:
+            log.info("spectral weights: %s parameters stored for %s dense (%.1fx compression)",
+                     f"{sizes['spectral_stored']:,}", f"{sizes['spectral_dense']:,}", sizes["spectral_compression"])
     start = time.perf_counter()
     epochs_before = trainer.state.epoch
     trainer.fit()
     train_seconds = time.perf_counter() - start
-    summary = _finish(trainer, bundle, out, info, extra, n_params, train_seconds, trainer.state.epoch - epochs_before)
+    summary = _finish(trainer, bundle, out, info, extra, sizes, train_seconds, trainer.state.epoch - epochs_before)
     if extra["refine"]["epochs"] > 0:
         refiner = _refiner(trainer, bundle, cfg, opts, extra["refine"], out, device, info, seed,
                            {**identity, "config": container}, callbacks)
@@ -339,7 +370,15 @@ def _refine(refiner: Trainer, bundle: DataBundle, info: D.DistInfo) -> dict[str,
     return result
 
 
-def _finish(trainer: Trainer, bundle: DataBundle, out: Path, info: D.DistInfo, extra: dict, n_params: int,
+def model_sizes(model: nn.Module) -> dict[str, int | float]:
+    """Parameter count, and for spectral models the stored-vs-dense spectral weights (MG-TFNO's compression)."""
+    sizes: dict[str, int | float] = {"n_parameters": sum(p.numel() for p in model.parameters())}
+    if any(isinstance(m, SpectralConv) for m in model.modules()):
+        sizes.update(spectral_parameter_counts(model))
+    return sizes
+
+
+def _finish(trainer: Trainer, bundle: DataBundle, out: Path, info: D.DistInfo, extra: dict, sizes: dict,
             train_seconds: float, epochs_run: int) -> dict[str, Any]:
     """Evaluate the best weights on every test set, plot, and summarise."""
     ckpt_dir = out / "checkpoints"
@@ -360,7 +399,7 @@ def _finish(trainer: Trainer, bundle: DataBundle, out: Path, info: D.DistInfo, e
         "epochs_run": epochs_run,
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / epochs_run if epochs_run else float("nan"),
-        "n_parameters": n_params,
+        **sizes,
         "test": test_metrics,
         "plots": [],
     }

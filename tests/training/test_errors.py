@@ -40,6 +40,9 @@ def test_unknown_key_is_refused():
         ("trainer.monitor=holdout/l2", r"trainer.monitor='holdout/l2' names no evaluation set"),
         ("trainer.resume=/no/such/ckpt.pt", r"trainer.resume='/no/such/ckpt.pt': no checkpoint at"),
         ("data.test_resolutions=[16,24]", r"data.solve_resolution=24 .* \[16\] do not"),
+        ("+patching.overlap=2", r"unknown patching key\(s\) \['overlap'\]; valid: \['levels', 'padding'\]"),
+        ("patching.levels=3", r"the model cannot take the train data of darcy .*MGPatching: H and W \(16, 16\) must "
+                              r"be divisible by 2\^\(2 levels\) = 64"),
     ],
 )
 def test_invalid_values_fail_before_training(tiny_darcy, tmp_path, override, message):

@@ -4,9 +4,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from kernelnn.models import MGPatching
 from kernelnn.training import load_model, run
 from kernelnn.training.checkpoint import load_checkpoint
-from tests.conftest import QUIET_TRAINER, TINY_DATA, compose_config
+from kernelnn.training.errors import ConfigError
+from tests.conftest import QUIET_TRAINER, TINY_DATA, TINY_MODEL, compose_config
 
 
 def test_short_run_lowers_the_loss(tiny_darcy, tmp_path):
@@ -116,3 +118,25 @@ def test_refine_step_trains_only_the_last_spectral_conv(tmp_path):
     with torch.no_grad():
         err = ((model(x) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean()
     assert abs(err.item() - refined["test"]["test_32/l2"]) < 1e-5
+
+
+def test_mg_tfno_patching_and_global_factorization_from_config(tmp_path):
+    """``patching=mg`` wraps any 2-D model in MGPatching; the checkpoint rebuilds the wrapped model."""
+    cfg = compose_config(*TINY_DATA["darcy"], "model=tfno", *TINY_MODEL["tfno"], "model.global_factorization=true",
+                         "patching=mg", "patching.padding=2", *QUIET_TRAINER, "trainer.batch_size=4",
+                         "trainer.epochs=2")
+    summary = run(cfg, output_dir=tmp_path)
+    assert summary["spectral_compression"] > 1
+    model = load_model(summary["best_checkpoint"])
+    assert isinstance(model.model, MGPatching) and model.model.levels == 1
+    assert model.model.model.lifting.in_channels == 2 * 1 + 2  # field + one context level, plus the 2-D grid
+    x, y = instantiate(cfg.data).tests["test_32"].tensors
+    with torch.no_grad():
+        err = ((model(x) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean()
+    assert abs(err.item() - summary["test"]["test_32/l2"]) < 1e-5
+
+
+def test_patching_needs_2d_fields(tmp_path):
+    cfg = compose_config("experiment=spirals_mlp", "patching=mg", *QUIET_TRAINER)
+    with pytest.raises(ConfigError, match="patching \\(MGPatching\\) splits 2-D fields; data spirals"):
+        run(cfg, output_dir=tmp_path)
