@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from kernelnn.training.run import check_model_on_data, fill_model_config
+from kernelnn.training.run import check_model_on_data, fill_model_config, patched_model_config
 from tests.conftest import CONFIG_DIR, TINY_DATA, TINY_MODEL, TINY_SIZES, compose_config
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
@@ -31,6 +31,7 @@ def files_overrides(tmp_path: Path) -> list[str]:
 def build_and_forward(cfg) -> None:
     bundle = instantiate(cfg.data)
     model_cfg = fill_model_config(OmegaConf.to_container(cfg.model, resolve=True), bundle)
+    model_cfg = patched_model_config(model_cfg, OmegaConf.to_container(cfg.patching), bundle)
     model = instantiate(OmegaConf.create(model_cfg))
     check_model_on_data(model, bundle)  # forward on every split, output shape checked
     x, y = bundle.train.tensors[0][:2], bundle.train.tensors[1][:2]
