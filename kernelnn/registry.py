@@ -60,3 +60,8 @@ for _name, _cls in {
     "identity": nn.Identity,
 }.items():
     ACTIVATIONS.register(_name, _cls)
+
+# Dense neuron layers ``factory(in_features, out_features) -> (..., in) -> (..., out)``, chosen by name in MLPs
+# and in the channel MLPs of neural operators. Layer files register their own (``quadratic``, ``rbf``, ...).
+NEURONS = Registry("neuron")
+NEURONS.register("linear", nn.Linear)

@@ -2,8 +2,20 @@
 
 from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.multigrid import MgConv
+from kernelnn.layers.pointwise import ChannelsLast, pointwise
+from kernelnn.layers.quadratic import (
+    QuadraticConv1d,
+    QuadraticConv2d,
+    QuadraticConv3d,
+    QuadraticLinear,
+    relinear_param_groups,
+)
 from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
 from kernelnn.layers.spherical import SphericalConv
 
-__all__ = ["GlobalTucker", "MgConv", "SoftGating", "SpectralConv", "SphericalConv", "spectral_parameter_counts"]
+__all__ = [
+    "ChannelsLast", "GlobalTucker", "MgConv", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
+    "QuadraticLinear", "SoftGating", "SpectralConv", "SphericalConv", "pointwise", "relinear_param_groups",
+    "spectral_parameter_counts",
+]

@@ -10,16 +10,10 @@ from einops import rearrange, repeat
 from torch import nn
 
 from kernelnn.layers.global_tucker import GlobalTucker
+from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spectral import SpectralConv, _as_modes, check_modes_fit
 from kernelnn.registry import ACTIVATIONS
-
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-
-
-def pointwise(in_channels: int, out_channels: int, dim: int) -> nn.Module:
-    """A 1x1 convolution: the same linear map at every grid point of a ``dim``-D field."""
-    return _CONV[dim](in_channels, out_channels, kernel_size=1)
 
 
 def grid_coordinates(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
@@ -32,8 +26,10 @@ class FNO(nn.Module):
     r"""Fourier Neural Operator: lifting, ``n_layers`` Fourier blocks, projection.
 
     Each block computes :math:`v \leftarrow \sigma(K v + W v)` with :math:`K` a :class:`SpectralConv`
-    and :math:`W` a point-wise linear skip; the last block has no activation. Lifting is point-wise
-    linear, projection is a point-wise two-layer MLP (as in the paper).
+    and :math:`W` a point-wise linear skip; the last block has no activation. With
+    ``channel_mlp_expansion > 0`` each block then adds a point-wise channel MLP, :math:`v \leftarrow v +
+    \mathrm{MLP}(v)`. Lifting is point-wise linear, projection is a point-wise two-layer MLP (as in the paper).
+    The hidden layer of every point-wise MLP uses the ``neuron`` type (their output layers are linear).
 
     Parameters
     ----------
@@ -63,6 +59,13 @@ class FNO(nn.Module):
     factorization, rank, implementation
         How the spectral weights are stored (see :class:`~kernelnn.layers.SpectralConv`); ``"dense"`` is the
         FNO, a tensor factorization makes a TFNO.
+    neuron : str
+        Neuron type of the hidden layer of the projection and of the channel MLPs, a name from
+        :data:`kernelnn.registry.NEURONS`: ``"linear"`` (the paper's), ``"quadratic"``, ...
+    neuron_options : dict, optional
+        Keyword arguments of those hidden layers' constructor.
+    channel_mlp_expansion : float
+        Width of each block's channel MLP as a multiple of ``hidden_channels``; 0 (default) for none.
     global_factorization : bool
         With ``factorization="tucker"``: one Tucker factorization of all layers' weights stacked
         (:class:`~kernelnn.layers.GlobalTucker`, MG-TFNO's global factorization); ``rank`` is then the fraction
@@ -97,6 +100,9 @@ class FNO(nn.Module):
         rank: int | float = 0.1,
         implementation: str = "factorized",
         global_factorization: bool = False,
+        neuron: str = "linear",
+        neuron_options: dict | None = None,
+        channel_mlp_expansion: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_modes = _as_modes(n_modes, dim, "FNO")
@@ -136,10 +142,24 @@ class FNO(nn.Module):
         make_skip = SKIPS.get(skip, owner=type(self).__name__, argument="skip")
         self.skips = nn.ModuleList(make_skip(hidden_channels, d) for _ in range(n_layers))
         self.activation = ACTIVATIONS.build(activation, owner="FNO", argument="activation")
-        self.projection = nn.Sequential(
-            pointwise(hidden_channels, projection_channels, d),
+        if channel_mlp_expansion < 0:
+            raise ValueError(f"FNO: channel_mlp_expansion={channel_mlp_expansion} must be >= 0")
+        width = round(channel_mlp_expansion * hidden_channels)
+        neuron_options = neuron_options or {}
+        self.channel_mlps = nn.ModuleList(
+            self._mlp(hidden_channels, width, hidden_channels, d, activation, neuron, neuron_options)
+            for _ in range(n_layers)
+        ) if width > 0 else None
+        self.projection = self._mlp(hidden_channels, projection_channels, out_channels, d, activation, neuron,
+                                    neuron_options)
+
+    @staticmethod
+    def _mlp(n_in: int, n_hidden: int, n_out: int, dim: int, activation: str, neuron: str,
+             neuron_options: dict) -> nn.Sequential:
+        return nn.Sequential(
+            pointwise(n_in, n_hidden, dim, neuron, owner="FNO", **neuron_options),
             ACTIVATIONS.build(activation, owner="FNO", argument="activation"),
-            pointwise(projection_channels, out_channels, d),
+            pointwise(n_hidden, n_out, dim),
         )
 
     def extra_repr(self) -> str:
@@ -177,6 +197,8 @@ class FNO(nn.Module):
             x = spectral(x) + skip(x)
             if i < len(self.spectral) - 1:
                 x = self.activation(x)
+            if self.channel_mlps is not None:
+                x = x + self.channel_mlps[i](x)
         if any(pads):
             x = x[(..., *(slice(0, n) for n in spatial))]
         return self.projection(x)

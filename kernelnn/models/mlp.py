@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from kernelnn.registry import ACTIVATIONS
+from kernelnn.registry import ACTIVATIONS, NEURONS
 
 
 class MLP(nn.Module):
@@ -23,6 +23,11 @@ class MLP(nn.Module):
         Name from :data:`kernelnn.registry.ACTIVATIONS`.
     dropout : float
         Dropout probability after each hidden activation.
+    neuron : str
+        Type of the hidden layers, a name from :data:`kernelnn.registry.NEURONS` (``"linear"``,
+        ``"quadratic"``, ...); the output layer is always linear (as in the quadratic and RBF networks' papers).
+    neuron_options : dict, optional
+        Keyword arguments of the hidden layers' constructor (e.g. ``{"compact": True}`` for quadratic neurons).
 
     Shapes
     ------
@@ -36,6 +41,8 @@ class MLP(nn.Module):
         hidden: Sequence[int] = (64, 64),
         activation: str = "relu",
         dropout: float = 0.0,
+        neuron: str = "linear",
+        neuron_options: dict | None = None,
     ) -> None:
         super().__init__()
         widths = [in_features, *hidden, out_features]
@@ -47,8 +54,12 @@ class MLP(nn.Module):
         self.in_features = in_features
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            layers.append(nn.Linear(a, b))
-            if i < len(widths) - 2:
+            hidden_layer = i < len(widths) - 2
+            if hidden_layer:
+                layers.append(NEURONS.build(neuron, a, b, owner="MLP", argument="neuron", **(neuron_options or {})))
+            else:
+                layers.append(nn.Linear(a, b))
+            if hidden_layer:
                 layers.append(ACTIVATIONS.build(activation, owner="MLP", argument="activation"))
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))

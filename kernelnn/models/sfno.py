@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spherical import SphericalConv
-from kernelnn.models.fno import pointwise
 from kernelnn.registry import ACTIVATIONS
 
 

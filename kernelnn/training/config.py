@@ -41,6 +41,10 @@ def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str,
         raise ConfigError(f"trainer.num_workers={trainer['num_workers']!r} must be >= 0")
     if int(trainer.get("plot_samples", 0)) < 0:
         raise ConfigError(f"trainer.plot_samples={trainer['plot_samples']!r} must be >= 0")
+    quadratic_lr = trainer.get("quadratic_lr")
+    if quadratic_lr is not None and (isinstance(quadratic_lr, bool) or not isinstance(quadratic_lr, int | float)
+                                     or quadratic_lr < 0):
+        raise ConfigError(f"trainer.quadratic_lr={quadratic_lr!r} must be a number >= 0 or null")
     resume = trainer.get("resume")
     if resume is not None and not isinstance(resume, str):
         raise ConfigError(f"trainer.resume={resume!r} must be null, 'auto' or a checkpoint path")

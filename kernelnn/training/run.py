@@ -294,6 +294,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
     torch.manual_seed(seed)  # initial weights independent of how much randomness data generation used
     model = _instantiate(OmegaConf.create(model_cfg), f"model ({model_cfg.get('_target_')})")
     check_model_on_data(model, bundle)
+    if opts.quadratic_lr is not None and not any(hasattr(m, "quadratic_parameters") for m in model.modules()):
+        raise ConfigError(f"trainer.quadratic_lr={opts.quadratic_lr} sets ReLinear's learning rate of quadratic "
+                          f"neurons, but {model_cfg.get('_target_')} has none (try model.neuron=quadratic)")
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
 
     identity = {"model_config": model_cfg, "data_config": container["data"],

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from kernelnn.layers.quadratic import relinear_param_groups
 from kernelnn.training import distributed as D
 from kernelnn.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from kernelnn.training.errors import NonFiniteLossError
@@ -51,6 +52,7 @@ class TrainerOptions:
     progress_bar: bool = True
     tensorboard: bool = True
     num_workers: int = 0
+    quadratic_lr: float | None = None
 
 
 @dataclass
@@ -149,7 +151,9 @@ class Trainer:
         if options.compile:
             self.forward_model = torch.compile(self.forward_model)
 
-        self.optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad])
+        self.optimizer = make_optimizer(self._param_groups())
+        # Layers with a penalty of their own (ReLinear's shrinkage, RBF regularisers) add it to the loss.
+        self.regularized = [m for m in self.model.modules() if callable(getattr(m, "regularization", None))]
         self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
         self.scheduler = make_scheduler(
             self.optimizer, total_steps=options.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch
@@ -160,6 +164,12 @@ class Trainer:
         self.monitor, self.monitor_higher = self._monitor(eval_sets)
 
     # ----------------------------------------------------------------------------------------- setup
+    def _param_groups(self) -> list:
+        """Trainable parameters; with ``quadratic_lr``, ReLinear's named groups (the optimizer's lr for the rest)."""
+        if self.options.quadratic_lr is None:
+            return [p for p in self.model.parameters() if p.requires_grad]
+        return relinear_param_groups(self.model, None, self.options.quadratic_lr)
+
     def _monitor(self, eval_sets: dict[str, Dataset]) -> tuple[str, bool]:
         name = self.options.monitor
         if name == "auto":
@@ -240,7 +250,8 @@ class Trainer:
                 with self._autocast():
                     pred = self.forward_model(x)
                 loss = self.task.loss(pred.float(), y)
-                self.scaler.scale(loss / group_len).backward()
+                objective = loss + sum(m.regularization() for m in self.regularized) if self.regularized else loss
+                self.scaler.scale(objective / group_len).backward()
             loss_sum += loss.detach()
             if last_micro:
                 if opts.grad_clip is not None:

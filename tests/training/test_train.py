@@ -140,3 +140,35 @@ def test_patching_needs_2d_fields(tmp_path):
     cfg = compose_config("experiment=spirals_mlp", "patching=mg", *QUIET_TRAINER)
     with pytest.raises(ConfigError, match="patching \\(MGPatching\\) splits 2-D fields; data spirals"):
         run(cfg, output_dir=tmp_path)
+
+
+def test_relinear_groups_and_shrinkage_from_config(tmp_path):
+    """``trainer.quadratic_lr`` puts the quadratic terms in their own group: at lr 0 they keep ReLinear's start
+    while the linear paths train; a layer's ``regularization()`` (ReLinear's shrinkage) is added to the loss."""
+    common = ["experiment=spirals_mlp", "model.neuron=quadratic", "data.n_train=64", "trainer.epochs=2",
+              "scheduler=constant", *QUIET_TRAINER]
+    summary = run(compose_config(*common, "trainer.quadratic_lr=0"), output_dir=tmp_path / "frozen")
+    ckpt = load_checkpoint(summary["last_checkpoint"])
+    assert [g["name"] for g in ckpt["optimizer"]["param_groups"]] == ["linear", "quadratic"]
+    assert [g["lr"] for g in ckpt["optimizer"]["param_groups"]] == [3e-3, 0.0]  # the recipe's optim.lr
+    weights = ckpt["model"]
+    first = "model.net.0." if "model.net.0.g.weight" in weights else "net.0."
+    assert torch.equal(weights[first + "g.weight"], torch.zeros_like(weights[first + "g.weight"]))
+    assert torch.equal(weights[first + "g.bias"], torch.ones_like(weights[first + "g.bias"]))
+    assert torch.equal(weights[first + "b.weight"], torch.zeros_like(weights[first + "b.weight"]))
+    start = run(compose_config(*common, "trainer.epochs=1", "optim.lr=0"), output_dir=tmp_path / "start")
+    r_start = load_checkpoint(start["last_checkpoint"])["model"][first + "r.weight"]
+    assert not torch.equal(weights[first + "r.weight"], r_start)  # the linear path did train
+
+    # Shrinkage: a huge gamma_b makes the quadratic weights of the trained model far smaller.
+    free = run(compose_config(*common), output_dir=tmp_path / "free")
+    shrunk = run(compose_config(*common, "+model.neuron_options.shrinkage=[0,1e3]"), output_dir=tmp_path / "shrunk")
+    norm = {name: load_checkpoint(s["last_checkpoint"])["model"][first + "b.weight"].norm()
+            for name, s in (("free", free), ("shrunk", shrunk))}
+    assert norm["shrunk"] < 0.5 * norm["free"]
+
+
+def test_quadratic_lr_needs_quadratic_neurons(tmp_path):
+    with pytest.raises(ConfigError, match="trainer.quadratic_lr=1e-05 sets ReLinear's learning rate .* has none"):
+        run(compose_config("experiment=spirals_mlp", "trainer.quadratic_lr=1e-5", *QUIET_TRAINER),
+            output_dir=tmp_path)
