@@ -10,12 +10,13 @@ from kernelnn.layers.quadratic import (
     QuadraticLinear,
     relinear_param_groups,
 )
+from kernelnn.layers.rbf import RBFLayer, plot_rbf_interpretation
 from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
 from kernelnn.layers.spherical import SphericalConv
 
 __all__ = [
     "ChannelsLast", "GlobalTucker", "MgConv", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
-    "QuadraticLinear", "SoftGating", "SpectralConv", "SphericalConv", "pointwise", "relinear_param_groups",
-    "spectral_parameter_counts",
+    "QuadraticLinear", "RBFLayer", "SoftGating", "SpectralConv", "SphericalConv", "plot_rbf_interpretation",
+    "pointwise", "relinear_param_groups", "spectral_parameter_counts",
 ]

@@ -167,6 +167,25 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
                               f"does not match the expected {expected} (check model.out_channels / out_features)")
 
 
+@torch.no_grad()
+def init_centers_from_data(model: nn.Module, x: torch.Tensor, seed: int = 0) -> int:
+    """Place the centres of every layer with ``init_centers`` (RBF layers) on the inputs it sees for ``x``.
+
+    Layers are initialised in forward order, each on the activations produced by the layers before it with
+    their centres already placed. Deterministic, so every DDP rank gets the same centres. Returns the count.
+    """
+    layers = [m for m in model.modules() if callable(getattr(m, "init_centers", None))]
+    for layer in layers:
+        seen: list[torch.Tensor] = []
+        handle = layer.register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[0]))
+        try:
+            model(x)
+        finally:
+            handle.remove()
+        layer.init_centers(seen[0], seed=seed)
+    return len(layers)
+
+
 def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[str, bool]) -> nn.Module:
     """Wrap ``model`` in :class:`Normalized` with per-channel training-set statistics."""
     x, y = bundle.train.tensors
@@ -298,6 +317,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
         raise ConfigError(f"trainer.quadratic_lr={opts.quadratic_lr} sets ReLinear's learning rate of quadratic "
                           f"neurons, but {model_cfg.get('_target_')} has none (try model.neuron=quadratic)")
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
+    init_centers_from_data(model, bundle.train.tensors[0][:2048], seed)
 
     identity = {"model_config": model_cfg, "data_config": container["data"],
                 "normalization": _normalization_record(model)}

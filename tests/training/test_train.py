@@ -172,3 +172,21 @@ def test_quadratic_lr_needs_quadratic_neurons(tmp_path):
     with pytest.raises(ConfigError, match="trainer.quadratic_lr=1e-05 sets ReLinear's learning rate .* has none"):
         run(compose_config("experiment=spirals_mlp", "trainer.quadratic_lr=1e-5", *QUIET_TRAINER),
             output_dir=tmp_path)
+
+
+def test_rbf_network_from_config_places_centres_on_data(tmp_path):
+    cfg = compose_config("experiment=spirals_mlp", "model.neuron=rbf", "model.hidden=[32]", "data.n_train=600",
+                         "trainer.epochs=15", "trainer.batch_size=32", "optim.lr=1e-2", *QUIET_TRAINER)
+    summary = run(cfg, output_dir=tmp_path)
+    model = load_model(summary["best_checkpoint"])
+    layer = next(m for m in model.modules() if type(m).__name__ == "RBFLayer")
+    assert layer.n_centers == 32
+    fresh = instantiate(cfg.model, in_features=2, out_features=3)
+    start = next(m for m in fresh.modules() if type(m).__name__ == "RBFLayer").centers
+    x = instantiate(cfg.data).train.tensors[0]
+    if hasattr(model, "in_mean"):
+        x = (x - model.in_mean) / model.in_std
+    # k-means centres sit inside the data's range; the untrained N(0, 1) placeholders do not fit it as well
+    nearest = torch.cdist(layer.centers.detach(), x).min(dim=1).values
+    assert nearest.max() < 0.5 * torch.cdist(start.detach(), x).min(dim=1).values.max()
+    assert summary["test"]["test/accuracy"] > 0.6  # chance is 1/3
