@@ -65,3 +65,7 @@ for _name, _cls in {
 # and in the channel MLPs of neural operators. Layer files register their own (``quadratic``, ``rbf``, ...).
 NEURONS = Registry("neuron")
 NEURONS.register("linear", nn.Linear)
+
+# Convolutions ``factory(in_channels, out_channels, kernel_size, dim=2, **conv_args)`` chosen by name in CNNs:
+# ``conv`` (nn.ConvNd), kernel / distance convolutions (``gaussian``, ``distance_l2``, ...), ``quadratic``.
+CONVOLUTIONS = Registry("convolution")

@@ -25,6 +25,9 @@ TINY_SIZES = {
                       "data.input_steps=1", "data.output_steps=5", "data.dt=0.01"],
     "spirals": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
     "shallow_water": ["data.n_train=4", "data.n_val=1", "data.n_test=2", "data.hours=0.5"],
+    "mnist": [],  # the shipped 5,000 digits load in well under a second
+    "digits": [],
+    "active_subspace": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
 }
 # Small resolutions as well, for training runs.
 TINY_DATA = {
@@ -32,6 +35,9 @@ TINY_DATA = {
     "burgers": TINY_SIZES["burgers"] + ["data.resolution=32", "data.test_resolutions=[32,64]"],
     "navier_stokes": TINY_SIZES["navier_stokes"] + ["data.resolution=16", "data.test_resolutions=[16]"],
     "spirals": TINY_SIZES["spirals"],
+    "mnist": TINY_SIZES["mnist"],
+    "digits": TINY_SIZES["digits"],
+    "active_subspace": TINY_SIZES["active_subspace"],
     "shallow_water": TINY_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
 TINY_MODEL = {
@@ -42,6 +48,7 @@ TINY_MODEL = {
     "stfno": ["model.n_modes=[4,4,2]", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16",
               "model.time_padding=0.5"],
     "mlp": ["model.hidden=[16]"],
+    "cnn": ["model.channels=[4,8]"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 

@@ -15,7 +15,7 @@ from torch.utils.data import TensorDataset
 
 log = logging.getLogger(__name__)
 
-TASKS = ("operator", "classification")
+TASKS = ("operator", "classification", "regression")
 
 
 @dataclass
@@ -23,7 +23,8 @@ class DataBundle:
     """Train / validation / named test sets of one task, plus what a model needs to know about them.
 
     ``task`` is ``"operator"`` (field in, field out: tensors ``(n, channels, *spatial)``) or
-    ``"classification"`` (inputs ``(n, ..., features)`` or fields, integer labels ``(n,)``).
+    ``"classification"`` (inputs ``(n, ..., features)`` or fields, integer labels ``(n,)``) or ``"regression"``
+    (vectors in, vectors out: ``(n, features)``).
     ``in_channels`` / ``out_channels`` are channels (fields) or features (vectors); for classification
     ``out_channels`` is the number of classes. ``dim`` is the number of spatial dims (0 for vectors).
     ``tests`` maps a set's name (e.g. ``"test_64"``) to its data; several resolutions are several sets.

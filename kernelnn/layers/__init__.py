@@ -1,6 +1,7 @@
 """Layers: one concept per file."""
 
 from kernelnn.layers.global_tucker import GlobalTucker
+from kernelnn.layers.kernel_conv import DistanceLinear, KernelConv1d, KernelConv2d, KernelConv3d, KernelLinear
 from kernelnn.layers.multigrid import MgConv
 from kernelnn.layers.pointwise import ChannelsLast, pointwise
 from kernelnn.layers.quadratic import (
@@ -16,7 +17,8 @@ from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
 from kernelnn.layers.spherical import SphericalConv
 
 __all__ = [
-    "ChannelsLast", "GlobalTucker", "MgConv", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
-    "QuadraticLinear", "RBFLayer", "SoftGating", "SpectralConv", "SphericalConv", "plot_rbf_interpretation",
-    "pointwise", "relinear_param_groups", "spectral_parameter_counts",
+    "ChannelsLast", "DistanceLinear", "GlobalTucker", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear",
+    "MgConv", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating",
+    "SpectralConv", "SphericalConv", "plot_rbf_interpretation", "pointwise", "relinear_param_groups",
+    "spectral_parameter_counts",
 ]

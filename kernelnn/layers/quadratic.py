@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from kernelnn.registry import NEURONS
+from kernelnn.registry import CONVOLUTIONS, NEURONS
 
 
 class _Quadratic(nn.Module):
@@ -170,6 +170,13 @@ class QuadraticConv2d(QuadraticConv):
 
 class QuadraticConv3d(QuadraticConv):
     dim = 3
+
+
+@CONVOLUTIONS.register("quadratic")
+def quadratic_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> QuadraticConv:
+    """A quadratic convolution of ``dim`` spatial dims, for ``model.conv=quadratic``."""
+    return {1: QuadraticConv1d, 2: QuadraticConv2d, 3: QuadraticConv3d}[dim](in_channels, out_channels, kernel_size,
+                                                                             **args)
 
 
 def relinear_param_groups(model: nn.Module, lr: float | None, quadratic_lr: float) -> list[dict]:

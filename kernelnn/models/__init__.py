@@ -1,5 +1,6 @@
 """Models composed from kernelnn layers."""
 
+from kernelnn.models.cnn import CNN
 from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
 from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
@@ -7,4 +8,4 @@ from kernelnn.models.normalized import Normalized
 from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
 
-__all__ = ["FNO", "MGPatching", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
+__all__ = ["CNN", "FNO", "MGPatching", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO"]

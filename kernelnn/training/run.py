@@ -161,7 +161,7 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
         except (ValueError, TypeError, RuntimeError) as err:
             raise ConfigError(f"the model cannot take the {split} data of {bundle.name} (input shape "
                               f"{tuple(x.shape)}): {err}") from err
-        expected = tuple(y.shape) if bundle.task == "operator" else (len(x), bundle.out_channels)
+        expected = (len(x), bundle.out_channels) if bundle.task == "classification" else tuple(y.shape)
         if tuple(out.shape) != expected:
             raise ConfigError(f"the model's output shape {tuple(out.shape)} on the {split} data of {bundle.name} "
                               f"does not match the expected {expected} (check model.out_channels / out_features)")
@@ -192,7 +192,7 @@ def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[st
     channel_dim = -1 if bundle.dim == 0 else 1
     reduce_dims = [d for d in range(x.dim()) if d != (channel_dim % x.dim())]
     use_in = normalize.get("input", False)
-    use_out = normalize.get("output", False) and bundle.task == "operator"
+    use_out = normalize.get("output", False) and bundle.task != "classification"
     if not (use_in or use_out):
         return model
     stats: dict[str, torch.Tensor | None] = {"in_mean": None, "in_std": None, "out_mean": None, "out_std": None}

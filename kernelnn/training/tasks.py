@@ -59,7 +59,30 @@ class ClassificationTask:
         }
 
 
+class RegressionTask:
+    """Vectors in, vectors out ``(batch, features)``. Loss: mean squared error; metrics add mean absolute error."""
+
+    losses = ("mse",)
+    lower_is_better = {"mse": True, "mae": True}
+
+    def __init__(self, loss: str = "mse") -> None:
+        if loss not in self.losses:
+            raise ValueError(f"trainer.loss={loss!r} is not valid for regression; valid: {self.losses}")
+        self.loss_name = loss
+        self.main_metric = "mse"
+        self.metric_names = ["mae", "mse"]
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred, target)
+
+    def metrics(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        err = (pred - target).flatten(1)
+        return {"mse": err.square().mean(1), "mae": err.abs().mean(1)}
+
+
 def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0):
     if task == "operator":
         return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s)
+    if task == "regression":
+        return RegressionTask("mse" if loss == "auto" else loss)
     return ClassificationTask("cross_entropy" if loss == "auto" else loss)

@@ -1,0 +1,305 @@
+r"""Kernel and distance convolutions: the inner product of a convolution replaced by another similarity.
+
+Source: Ghiasi-Shirazi, "Generalizing the Convolution Operator in Convolutional Neural Networks" (Neural
+Processing Letters, 2019). A convolution computes :math:`\langle w, p\rangle` between a filter :math:`w` and
+every image patch :math:`p`. Here it is replaced by
+
+* a positive-definite kernel ``kernel=``: ``linear`` :math:`\langle w,p\rangle` (exactly ``nn.ConvNd``),
+  ``polynomial`` :math:`(\langle w,p\rangle + c)^d` (learnable :math:`c \ge 0`), ``gaussian``
+  :math:`\exp(-\gamma\|w-p\|^2)`, ``cauchy`` :math:`1/(1+\gamma\|w-p\|^2)` (learnable :math:`\gamma > 0`), or
+  ``sigmoid`` :math:`\tanh(a\langle w,p\rangle + c)`;
+* a distance similarity: ``l2`` :math:`-\sum_i u_i (p_i - w_i)^2`, ``l1`` :math:`-\sum_i u_i |p_i - w_i|` and
+  ``lp`` :math:`-\sum_i u_i |p_i - w_i|^q`, with learnable positive per-tap weights :math:`u` (one per filter
+  entry),
+
+then a bias and optionally a monotonically increasing ``output_fn`` (``identity``, ``exp``, ``sine`` as the
+paper's justification of sine activations, or any callable). Parameters of kernels and distances have one
+value per output channel and are learned with the filters.
+
+Cost: ``l2``, ``gaussian`` and ``cauchy`` use :math:`\|w-p\|^2 = \|w\|^2 - 2\langle w,p\rangle + \|p\|^2`,
+i.e. ordinary convolutions of ``x`` and ``x*x``; ``l1``/``lp`` have no such form and run through
+:func:`kernelnn.layers.lp_distance.lp_distance` (chunked, bounded memory).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelnn.layers.lp_distance import CHUNK_ELEMENTS, lp_distance
+from kernelnn.registry import CONVOLUTIONS, NEURONS
+
+KERNELS = ("linear", "polynomial", "gaussian", "cauchy", "sigmoid", "l2", "l1", "lp")
+DISTANCES = ("l2", "l1", "lp")
+OUTPUT_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda t: t,
+    "exp": torch.exp,
+    "sine": torch.sin,
+}
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _tuple(value, dim: int, name: str, owner: str) -> tuple[int, ...]:
+    values = (value,) * dim if isinstance(value, int) else tuple(value)
+    if len(values) != dim or any(not isinstance(v, int) for v in values):
+        raise ValueError(f"{owner}: {name}={value!r} must be an int or {dim} ints")
+    return values
+
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class KernelConv(nn.Module):
+    """Generalized convolution (see the module docstring); use :class:`KernelConv1d`, ``2d`` or ``3d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode
+        As :class:`torch.nn.Conv2d` (``padding`` may be ``"same"`` / ``"valid"``; ``padding_mode`` is
+        ``zeros``, ``reflect``, ``replicate`` or ``circular``).
+    kernel : str
+        One of ``linear, polynomial, gaussian, cauchy, sigmoid, l2, l1, lp``.
+    degree : int
+        Degree ``d`` of the polynomial kernel.
+    q : float
+        Exponent of the ``lp`` distance (``l1`` is ``q = 1``, ``l2`` is ``q = 2``).
+    output_fn : str or callable
+        Applied last: ``identity``, ``exp``, ``sine`` or a callable on tensors.
+    chunk_elements : int
+        Memory bound of the ``l1``/``lp`` computation (elements per broadcast block).
+
+    Shapes: ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial_out)`` as ``nn.ConvNd``.
+
+    Example
+    -------
+    >>> conv = KernelConv2d(3, 16, 3, padding=1, kernel="l2")
+    >>> conv(torch.randn(8, 3, 32, 32)).shape
+    torch.Size([8, 16, 32, 32])
+    """
+
+    dim: int = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], stride=1,
+                 padding: int | Sequence[int] | str = 0, dilation=1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", kernel: str = "linear", degree: int = 2, q: float = 1.0,
+                 output_fn: str | Callable = "identity", chunk_elements: int = CHUNK_ELEMENTS) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must be divisible "
+                             f"by groups={groups}")
+        if kernel not in KERNELS:
+            raise ValueError(f"{name}: kernel={kernel!r} is not a known kernel; valid: {', '.join(KERNELS)}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{name}: padding_mode={padding_mode!r} must be zeros, reflect, replicate or circular")
+        if kernel == "polynomial" and (not isinstance(degree, int) or degree < 1):
+            raise ValueError(f"{name}: degree={degree!r} must be a positive int")
+        if kernel == "lp" and not q >= 1:
+            raise ValueError(f"{name}: q={q!r} must be >= 1 (|t|^q is not differentiable at 0 below that)")
+        if not callable(output_fn) and output_fn not in OUTPUT_FUNCTIONS:
+            raise ValueError(f"{name}: output_fn={output_fn!r} is not a callable or one of "
+                             f"{', '.join(OUTPUT_FUNCTIONS)}")
+        d = self.dim
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _tuple(kernel_size, d, "kernel_size", name)
+        self.stride = _tuple(stride, d, "stride", name)
+        self.dilation = _tuple(dilation, d, "dilation", name)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: padding={padding!r} must be an int, ints, 'same' or 'valid'")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError(f"{name}: padding='same' needs stride 1, got stride={self.stride}")
+            total = [dl * (k - 1) for dl, k in zip(self.dilation, self.kernel_size, strict=True)]
+            pads = [(t // 2, t - t // 2) for t in total] if padding == "same" else [(0, 0)] * d
+        else:
+            pads = [(p, p) for p in _tuple(padding, d, "padding", name)]
+        self.pads = tuple(pads)  # (left, right) per spatial dim
+        self.padding_mode = padding_mode
+        self.kernel, self.degree, self.q = kernel, degree, float(2.0 if kernel == "l2" else 1.0 if kernel == "l1"
+                                                                 else q)
+        self.output_fn = output_fn
+        self.chunk_elements = chunk_elements
+
+        # Filters initialised as nn.ConvNd's (so the linear kernel starts as the ordinary convolution).
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        fan_in = (in_channels // groups) * math.prod(self.kernel_size)
+        if bias:
+            bound = 1 / math.sqrt(fan_in)
+            self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+        if kernel in DISTANCES:  # u = softplus(raw) > 0, one per filter entry, starting at 1
+            self.raw_taps = nn.Parameter(torch.full_like(self.weight, _inverse_softplus(1.0)))
+        if kernel == "polynomial":  # c = softplus(raw) >= 0, starting at 1
+            self.raw_offset = nn.Parameter(torch.full((out_channels,), _inverse_softplus(1.0)))
+        if kernel in ("gaussian", "cauchy"):  # gamma = softplus(raw) > 0, starting at 1 / fan_in
+            self.raw_gamma = nn.Parameter(torch.full((out_channels,), _inverse_softplus(1.0 / fan_in)))
+        if kernel == "sigmoid":
+            self.slope = nn.Parameter(torch.ones(out_channels))
+            self.offset = nn.Parameter(torch.zeros(out_channels))
+
+    def extra_repr(self) -> str:
+        fn = self.output_fn if isinstance(self.output_fn, str) else getattr(self.output_fn, "__name__", "callable")
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"kernel={self.kernel!r}, output_fn={fn!r}")
+
+    # ------------------------------------------------------------------ parameters in their natural ranges
+    def taps(self) -> torch.Tensor:
+        """The positive per-tap weights ``u`` of a distance kernel, shaped like ``weight``."""
+        return F.softplus(self.raw_taps)
+
+    def _per_channel(self, t: torch.Tensor) -> torch.Tensor:
+        return t.view(1, -1, *([1] * self.dim))
+
+    # ------------------------------------------------------------------ forward
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        if not any(p for pair in self.pads for p in pair):
+            return x
+        flat = [p for pair in reversed(self.pads) for p in pair]  # F.pad starts from the last dim
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        return F.pad(x, flat, mode=mode)
+
+    def _conv(self, x_padded: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return _CONV[self.dim](x_padded, weight, None, self.stride, 0, self.dilation, self.groups)
+
+    def _inner(self, xp: torch.Tensor) -> torch.Tensor:
+        return self._conv(xp, self.weight)
+
+    def _squared_distance(self, xp: torch.Tensor, taps: torch.Tensor | None = None) -> torch.Tensor:
+        """``sum_i u_i (p_i - w_i)^2`` (``u = 1`` without taps) by two convolutions, clamped at 0."""
+        w = self.weight
+        u = torch.ones_like(w) if taps is None else taps
+        d2 = self._conv(xp * xp, u) - 2 * self._conv(xp, u * w) + self._per_channel((u * w * w).flatten(1).sum(1))
+        return d2.clamp_min(0)
+
+    def _patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, groups, C_g * prod(kernel), positions)``: padded, strided, dilated windows of ``x``."""
+        xp = self._pad(x)
+        for axis, (k, s, dl) in enumerate(zip(self.kernel_size, self.stride, self.dilation, strict=True), start=2):
+            xp = xp.unfold(axis, dl * (k - 1) + 1, s)
+            if dl > 1:
+                xp = xp[..., ::dl]
+        # xp: (batch, C, *out_spatial, *kernel) -> (batch, groups, C_g * kernel, positions)
+        n, c = xp.shape[:2]
+        d = self.dim
+        xp = xp.permute(0, 1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
+        return xp.reshape(n, self.groups, (c // self.groups) * math.prod(self.kernel_size), -1)
+
+    def output_shape(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        return tuple((n + pl + pr - dl * (k - 1) - 1) // s + 1 for n, (pl, pr), k, s, dl in
+                     zip(spatial, self.pads, self.kernel_size, self.stride, self.dilation, strict=True))
+
+    def check_input(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, "
+                             f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
+        if any(n < 1 for n in self.output_shape(x.shape[2:])):
+            raise ValueError(f"{name}: input spatial size {tuple(x.shape[2:])} is smaller than the (dilated) "
+                             f"kernel {self.kernel_size} after padding")
+
+    def similarity(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernel or distance similarity of every filter and patch, before bias and ``output_fn``."""
+        k = self.kernel
+        if k in ("l1", "lp"):
+            g = self.groups
+            w = self.weight.reshape(g, self.out_channels // g, -1)
+            u = self.taps().reshape(g, self.out_channels // g, -1)
+            out = -lp_distance(x, w, u, self._patches, self.q, self.chunk_elements)
+            return out.reshape(x.shape[0], self.out_channels, *self.output_shape(x.shape[2:]))
+        xp = self._pad(x)
+        if k == "linear":
+            return self._inner(xp)
+        if k == "polynomial":
+            return (self._inner(xp) + self._per_channel(F.softplus(self.raw_offset))) ** self.degree
+        if k == "sigmoid":
+            return torch.tanh(self._per_channel(self.slope) * self._inner(xp) + self._per_channel(self.offset))
+        if k == "l2":
+            return -self._squared_distance(xp, self.taps())
+        gamma = self._per_channel(F.softplus(self.raw_gamma))
+        d2 = self._squared_distance(xp)
+        return torch.exp(-gamma * d2) if k == "gaussian" else 1.0 / (1.0 + gamma * d2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        out = self.similarity(x)
+        if self.bias is not None:
+            out = out + self._per_channel(self.bias)
+        fn = self.output_fn if callable(self.output_fn) else OUTPUT_FUNCTIONS[self.output_fn]
+        return fn(out)
+
+
+class KernelConv1d(KernelConv):
+    dim = 1
+
+
+class KernelConv2d(KernelConv):
+    dim = 2
+
+
+class KernelConv3d(KernelConv):
+    dim = 3
+
+
+class KernelLinear(nn.Module):
+    """The dense layer of :class:`KernelConv`: ``(..., in_features) -> (..., out_features)``.
+
+    Output ``o`` is the kernel / distance similarity of the input vector and weight row ``w_o`` (plus bias,
+    then ``output_fn``); arguments as :class:`KernelConv` (``kernel="linear"`` equals ``nn.Linear``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, kernel: str = "linear",
+                 **options) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.conv = KernelConv1d(in_features, out_features, 1, bias=bias, kernel=kernel, **options)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{type(self).__name__}: input must have shape (..., {self.in_features}), got "
+                             f"{tuple(x.shape)}")
+        lead = x.shape[:-1]
+        return self.conv(x.reshape(-1, self.in_features, 1)).reshape(*lead, self.out_features)
+
+
+class DistanceLinear(KernelLinear):
+    """:class:`KernelLinear` with a weighted distance similarity: ``kernel="l2"`` (default), ``"l1"``, ``"lp"``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, kernel: str = "l2",
+                 **options) -> None:
+        if kernel not in DISTANCES:
+            raise ValueError(f"DistanceLinear: kernel={kernel!r} must be one of {', '.join(DISTANCES)}")
+        super().__init__(in_features, out_features, bias=bias, kernel=kernel, **options)
+
+
+_BY_DIM = {1: KernelConv1d, 2: KernelConv2d, 3: KernelConv3d}
+
+
+def _register_convolutions() -> None:
+    def plain(in_channels, out_channels, kernel_size, dim=2, **args):
+        return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim](in_channels, out_channels, kernel_size, **args)
+
+    CONVOLUTIONS.register("conv", plain)
+    for kernel in KERNELS:
+        name = f"distance_{kernel}" if kernel in DISTANCES else kernel
+
+        def factory(in_channels, out_channels, kernel_size, dim=2, kernel=kernel, **args):
+            return _BY_DIM[dim](in_channels, out_channels, kernel_size, kernel=kernel, **args)
+
+        CONVOLUTIONS.register(name, factory)
+        if kernel == "linear":  # the dense linear neuron is nn.Linear itself
+            continue
+        NEURONS.register(name, lambda n_in, n_out, kernel=kernel, **args: KernelLinear(n_in, n_out, kernel=kernel,
+                                                                                        **args))
+
+
+_register_convolutions()

@@ -1,0 +1,92 @@
+"""An image classifier whose convolution type is chosen by name: ordinary, kernel, distance or quadratic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS
+
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+
+
+class CNN(nn.Module):
+    """``[conv -> batch norm -> activation -> max-pool] x len(channels)``, global average pooling, linear head.
+
+    Parameters
+    ----------
+    in_channels, out_features : int
+        Image channels and number of classes.
+    channels : sequence of int
+        Output channels of each convolution stage.
+    conv : str
+        Convolution type, a name from :data:`kernelnn.registry.CONVOLUTIONS`: ``conv`` (``nn.ConvNd``),
+        ``distance_l2``, ``distance_l1``, ``distance_lp``, ``gaussian``, ``polynomial``, ``cauchy``,
+        ``sigmoid``, ``linear`` (kernel convolutions, :mod:`kernelnn.layers.kernel_conv`) or ``quadratic``.
+    conv_options : dict, optional
+        Extra keyword arguments of every convolution (e.g. ``{"output_fn": "exp"}`` or ``{"q": 1.5}``).
+    kernel_size : int
+        Odd kernel size; convolutions are "same"-padded.
+    batch_norm : bool
+        Batch normalisation after each convolution (distance convolutions need it: their outputs are large
+        and negative, as AdderNet notes for L1).
+    pool : int
+        Max-pooling factor after each stage (1: none).
+    activation : str
+        Name from :data:`kernelnn.registry.ACTIVATIONS`.
+    dim : int
+        Spatial dims of the images (1, 2 or 3).
+
+    Shapes: ``(batch, in_channels, *spatial) -> (batch, out_features)`` for any spatial size that survives the
+    pooling.
+
+    Example
+    -------
+    >>> model = CNN(1, 10, channels=[16, 32], conv="distance_l1")
+    >>> model(torch.randn(4, 1, 28, 28)).shape
+    torch.Size([4, 10])
+    """
+
+    def __init__(self, in_channels: int, out_features: int, channels: Sequence[int] = (32, 64), conv: str = "conv",
+                 conv_options: dict | None = None, kernel_size: int = 3, batch_norm: bool = True, pool: int = 2,
+                 activation: str = "relu", dim: int = 2) -> None:
+        super().__init__()
+        widths = [in_channels, *channels]
+        if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in [*widths, out_features]):
+            raise ValueError(f"CNN: channels must be positive ints, got in={in_channels}, channels={list(channels)}, "
+                             f"out={out_features}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"CNN: kernel_size={kernel_size!r} must be an odd positive int")
+        if dim not in _MAX_POOL:
+            raise ValueError(f"CNN: dim={dim!r} must be 1, 2 or 3")
+        if not isinstance(pool, int) or pool < 1:
+            raise ValueError(f"CNN: pool={pool!r} must be a positive int")
+        factory = CONVOLUTIONS.get(conv, owner="CNN", argument="conv")
+        self.in_channels, self.dim, self.pool = in_channels, dim, pool
+        stages: list[nn.Module] = []
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+            stages.append(factory(n_in, n_out, kernel_size, dim=dim, padding=kernel_size // 2,
+                                  **(conv_options or {})))
+            if batch_norm:
+                stages.append(_BATCH_NORM[dim](n_out))
+            stages.append(ACTIVATIONS.build(activation, owner="CNN", argument="activation"))
+            if pool > 1:
+                stages.append(_MAX_POOL[dim](pool))
+        self.features = nn.Sequential(*stages)
+        self.head = nn.Linear(widths[-1], out_features)
+
+    def check_input_shape(self, shape: Sequence[int]) -> None:
+        if len(shape) != self.dim + 2 or shape[1] != self.in_channels:
+            raise ValueError(f"CNN: input must have shape (batch, {self.in_channels}, "
+                             f"{', '.join('n' * self.dim)}), got {tuple(shape)}")
+        stages = sum(isinstance(m, tuple(_MAX_POOL.values())) for m in self.features)
+        if any(n // self.pool**stages < 1 for n in shape[2:]):
+            raise ValueError(f"CNN: images of size {tuple(shape[2:])} are too small for {stages} pooling stages "
+                             f"of factor {self.pool}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input_shape(x.shape)
+        return self.head(self.features(x).flatten(2).mean(-1))
