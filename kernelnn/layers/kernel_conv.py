@@ -168,18 +168,37 @@ class KernelConv(nn.Module):
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
         return F.pad(x, flat, mode=mode)
 
-    def _conv(self, x_padded: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return _CONV[self.dim](x_padded, weight, None, self.stride, 0, self.dilation, self.groups)
+    def _conv_padding(self) -> int | tuple[int, ...]:
+        """What the convolution call pads itself: symmetric zero padding (no padded copy of the input)."""
+        if self.padding_mode == "zeros" and all(left == right for left, right in self.pads):
+            return tuple(left for left, _ in self.pads)
+        return 0
 
-    def _inner(self, xp: torch.Tensor) -> torch.Tensor:
-        return self._conv(xp, self.weight)
+    def _conv_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` padded by whatever the convolution call does not pad itself."""
+        return x if self._conv_padding() != 0 else self._pad(x)
 
-    def _squared_distance(self, xp: torch.Tensor, taps: torch.Tensor | None = None) -> torch.Tensor:
-        """``sum_i u_i (p_i - w_i)^2`` (``u = 1`` without taps) by two convolutions, clamped at 0."""
+    def _conv(self, xp: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        return _CONV[self.dim](xp, weight, bias, self.stride, self._conv_padding(), self.dilation, self.groups)
+
+    def _scaled_squared_distance(self, xp: torch.Tensor, taps: torch.Tensor | None, scale: torch.Tensor,
+                                 offset: torch.Tensor | None = None) -> torch.Tensor:
+        """``scale_o * sum_i u_i (p_i - w_i)^2 + offset_o`` (``u = 1`` without taps) as ONE convolution.
+
+        The expansion ``sum u p^2 - 2 sum u w p + sum u w^2`` is a convolution of ``[x*x, x]`` (stacked per
+        group) with ``[u, -2 u w]``, whose bias carries ``sum u w^2``; ``scale`` and ``offset`` fold in too.
+        No clamp: without a square root, rounding below zero is harmless.
+        """
         w = self.weight
         u = torch.ones_like(w) if taps is None else taps
-        d2 = self._conv(xp * xp, u) - 2 * self._conv(xp, u * w) + self._per_channel((u * w * w).flatten(1).sum(1))
-        return d2.clamp_min(0)
+        s = scale.view(-1, *([1] * (w.dim() - 1)))
+        weight = torch.cat([s * u, -2 * s * u * w], dim=1)  # (O, 2 C_g, *kernel): each group sees its [x^2, x]
+        bias = scale * (u * w * w).flatten(1).sum(1)
+        if offset is not None:
+            bias = bias + offset
+        grouped = xp.unflatten(1, (self.groups, -1))
+        stacked = torch.cat([grouped * grouped, grouped], dim=2).flatten(1, 2)
+        return self._conv(stacked, weight, bias)
 
     def _patches(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, groups, C_g * prod(kernel), positions)``: padded, strided, dilated windows of ``x``."""
@@ -207,33 +226,43 @@ class KernelConv(nn.Module):
             raise ValueError(f"{name}: input spatial size {tuple(x.shape[2:])} is smaller than the (dilated) "
                              f"kernel {self.kernel_size} after padding")
 
-    def similarity(self, x: torch.Tensor) -> torch.Tensor:
-        """The kernel or distance similarity of every filter and patch, before bias and ``output_fn``."""
+    def similarity(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The kernel or distance similarity of every filter and patch, plus ``bias`` (one per output channel).
+
+        Where the kernel allows, the bias rides in the convolution call itself (no extra pass over the output).
+        """
         k = self.kernel
         if k in ("l1", "lp"):
             g = self.groups
             w = self.weight.reshape(g, self.out_channels // g, -1)
             u = self.taps().reshape(g, self.out_channels // g, -1)
             out = -lp_distance(x, w, u, self._patches, self.q, self.chunk_elements)
-            return out.reshape(x.shape[0], self.out_channels, *self.output_shape(x.shape[2:]))
-        xp = self._pad(x)
-        if k == "linear":
-            return self._inner(xp)
-        if k == "polynomial":
-            return (self._inner(xp) + self._per_channel(F.softplus(self.raw_offset))) ** self.degree
-        if k == "sigmoid":
-            return torch.tanh(self._per_channel(self.slope) * self._inner(xp) + self._per_channel(self.offset))
-        if k == "l2":
-            return -self._squared_distance(xp, self.taps())
-        gamma = self._per_channel(F.softplus(self.raw_gamma))
-        d2 = self._squared_distance(xp)
-        return torch.exp(-gamma * d2) if k == "gaussian" else 1.0 / (1.0 + gamma * d2)
+            out = out.reshape(x.shape[0], self.out_channels, *self.output_shape(x.shape[2:]))
+        else:
+            xp = self._conv_input(x)
+            if k == "linear":
+                return self._conv(xp, self.weight, bias)
+            if k == "l2":
+                return self._scaled_squared_distance(xp, self.taps(), self.weight.new_full((self.out_channels,), -1.0),
+                                                     bias)
+            if k == "polynomial":
+                out = (self._conv(xp, self.weight, F.softplus(self.raw_offset))) ** self.degree
+            elif k == "sigmoid":
+                out = torch.tanh(self._conv(xp, self._per_filter(self.slope) * self.weight, self.offset))
+            else:
+                gamma = F.softplus(self.raw_gamma)
+                if k == "gaussian":
+                    out = torch.exp(self._scaled_squared_distance(xp, None, -gamma))
+                else:
+                    out = 1.0 / self._scaled_squared_distance(xp, None, gamma, torch.ones_like(gamma))
+        return out if bias is None else out + self._per_channel(bias)
+
+    def _per_filter(self, t: torch.Tensor) -> torch.Tensor:
+        return t.view(-1, *([1] * (self.weight.dim() - 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        out = self.similarity(x)
-        if self.bias is not None:
-            out = out + self._per_channel(self.bias)
+        out = self.similarity(x, self.bias)
         fn = self.output_fn if callable(self.output_fn) else OUTPUT_FUNCTIONS[self.output_fn]
         return fn(out)
 

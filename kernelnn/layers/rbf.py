@@ -250,7 +250,7 @@ class RBFLayer(nn.Module):
 
 def _expanded_squared_distance(z: torch.Tensor, zc: torch.Tensor) -> torch.Tensor:
     """``||z_n - zc_m||^2`` as ``||z||^2 - 2 z zc^T + ||zc||^2``, clamped at 0 (rounding can make it negative)."""
-    d2 = (z * z).sum(-1, keepdim=True) - 2 * z @ zc.T + (zc * zc).sum(-1)
+    d2 = torch.addmm((z * z).sum(-1, keepdim=True) + (zc * zc).sum(-1), z, zc.T, alpha=-2)
     return d2.clamp_min(0)
 
 
