@@ -11,10 +11,12 @@ from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS
 
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_ADAPTIVE_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 
 
 class CNN(nn.Module):
-    """``[conv -> batch norm -> activation -> max-pool] x len(channels)``, global average pooling, linear head.
+    """``[conv -> batch norm -> activation -> max-pool] x len(channels)``, adaptive average pooling to a
+    ``pooled_size`` grid, flatten, linear head.
 
     Parameters
     ----------
@@ -39,6 +41,9 @@ class CNN(nn.Module):
         Name from :data:`kernelnn.registry.ACTIVATIONS`.
     dim : int
         Spatial dims of the images (1, 2 or 3).
+    pooled_size : int
+        Side of the grid the features are averaged to before the head (1: global average pooling). Keeping a
+        coarse layout (e.g. 4x4) keeps where features are, which digits need; any input size works.
 
     Shapes: ``(batch, in_channels, *spatial) -> (batch, out_features)`` for any spatial size that survives the
     pooling.
@@ -52,7 +57,7 @@ class CNN(nn.Module):
 
     def __init__(self, in_channels: int, out_features: int, channels: Sequence[int] = (32, 64), conv: str = "conv",
                  conv_options: dict | None = None, kernel_size: int = 3, batch_norm: bool = True, pool: int = 2,
-                 activation: str = "relu", dim: int = 2) -> None:
+                 activation: str = "relu", dim: int = 2, pooled_size: int = 4) -> None:
         super().__init__()
         widths = [in_channels, *channels]
         if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in [*widths, out_features]):
@@ -75,8 +80,11 @@ class CNN(nn.Module):
             stages.append(ACTIVATIONS.build(activation, owner="CNN", argument="activation"))
             if pool > 1:
                 stages.append(_MAX_POOL[dim](pool))
+        if not isinstance(pooled_size, int) or pooled_size < 1:
+            raise ValueError(f"CNN: pooled_size={pooled_size!r} must be a positive int")
         self.features = nn.Sequential(*stages)
-        self.head = nn.Linear(widths[-1], out_features)
+        self.pooling = _ADAPTIVE_POOL[dim](pooled_size)
+        self.head = nn.Linear(widths[-1] * pooled_size**dim, out_features)
 
     def check_input_shape(self, shape: Sequence[int]) -> None:
         if len(shape) != self.dim + 2 or shape[1] != self.in_channels:
@@ -89,4 +97,4 @@ class CNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input_shape(x.shape)
-        return self.head(self.features(x).flatten(2).mean(-1))
+        return self.head(self.pooling(self.features(x)).flatten(1))
