@@ -1,9 +1,10 @@
 r"""Weighted :math:`L^q` distances between every filter and every patch, in bounded memory.
 
 :math:`d[b, o, l] = \sum_i u[o, i]\, |p[b, i, l] - w[o, i]|^q` has no matmul form for :math:`q \ne 2`, so it
-is computed by broadcasting, a chunk of output channels at a time. :class:`LpDistance` saves only the input,
-the filters and the weights for backward (not the ``kernel_size^d`` times larger patches) and rebuilds each
-chunk in backward, so memory stays bounded whatever the layer size. Patches come from a differentiable
+is computed by broadcasting, in blocks of samples and output channels of about ``chunk_elements`` elements,
+extracting each block's patches on the fly. :class:`LpDistance` saves only the input, the filters and the
+weights for backward (not the ``kernel_size^d`` times larger patches) and rebuilds each block in backward, so
+memory stays bounded whatever the batch and layer size. Patches come from a differentiable
 extraction (padding, then strided windows); backward maps patch gradients back to the input through it.
 """
 
@@ -13,12 +14,18 @@ from collections.abc import Callable
 
 import torch
 
-CHUNK_ELEMENTS = 2**24  # elements of one broadcast (batch, chunk, taps, positions) block: 64 MiB in float32
+CHUNK_ELEMENTS = 2**22  # elements of one broadcast (batch, chunk, taps, positions) block: 16 MiB in float32
 
 
-def _chunks(n_out: int, per_channel: int, chunk_elements: int) -> list[slice]:
-    size = max(1, chunk_elements // max(1, per_channel))
-    return [slice(start, min(start + size, n_out)) for start in range(0, n_out, size)]
+def _blocks(n: int, n_out: int, per_sample_channel: int, chunk_elements: int) -> list[tuple[slice, list[slice]]]:
+    """(sample slice, output-channel slices) blocks whose broadcasts hold about ``chunk_elements`` elements."""
+    per_sample = n_out * per_sample_channel
+    if per_sample <= chunk_elements:  # whole channel range, several samples per block
+        step = max(1, chunk_elements // per_sample)
+        return [(slice(b, min(b + step, n)), [slice(0, n_out)]) for b in range(0, n, step)]
+    width = max(1, chunk_elements // per_sample_channel)  # one sample per block, channels in chunks
+    channels = [slice(o, min(o + width, n_out)) for o in range(0, n_out, width)]
+    return [(slice(b, b + 1), channels) for b in range(n)]
 
 
 def _power(diff: torch.Tensor, q: float) -> torch.Tensor:
@@ -30,59 +37,61 @@ def _power_grad(diff: torch.Tensor, q: float) -> torch.Tensor:
     return diff.sign() if q == 1 else q * diff.abs().pow(q - 1) * diff.sign()
 
 
+def _diff(patches: torch.Tensor, weight: torch.Tensor, part: slice) -> torch.Tensor:
+    """``p - w`` for a channel chunk: (n, g, 1, I, L) - (1, g, c, I, 1) -> (n, g, c, I, L)."""
+    return patches.unsqueeze(2) - weight[:, part].unsqueeze(0).unsqueeze(-1)
+
+
 class LpDistance(torch.autograd.Function):
     """``d = sum_i u |patches(x) - w|^q`` for grouped filters; see :func:`lp_distance`."""
 
     @staticmethod
-    def forward(ctx, x, weight, taps, extract, groups, q, chunk_elements):
-        patches = extract(x)  # (batch, groups, I, L)
-        out = _lp_forward(patches, weight, taps, q, chunk_elements)
+    def forward(ctx, x, weight, taps, extract, q, chunk_elements):
+        g, o, i = weight.shape
+        first = extract(x[:1])
+        length = first.shape[-1]
+        out = x.new_empty(x.shape[0], g, o, length)
+        for samples, channels in _blocks(x.shape[0], o, g * i * length, chunk_elements):
+            patches = extract(x[samples])  # (n_b, g, I, L): patches of this block's samples only
+            for part in channels:
+                weighted = taps[:, part].unsqueeze(0).unsqueeze(-1) * _power(_diff(patches, weight, part), q)
+                out[samples, :, part] = weighted.sum(dim=3)
         ctx.save_for_backward(x, weight, taps)
         ctx.extract, ctx.q, ctx.chunk_elements = extract, q, chunk_elements
-        return out
+        return out.flatten(1, 2)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight, taps = ctx.saved_tensors
-        q, chunk_elements = ctx.q, ctx.chunk_elements
-        with torch.enable_grad():
-            x_leaf = x.detach().requires_grad_(ctx.needs_input_grad[0])
-            patches = ctx.extract(x_leaf)
-        n, g, i, length = patches.shape
-        o = weight.shape[1]
-        grad_out = grad_out.reshape(n, g, o, length)
-        grad_patches = torch.zeros_like(patches) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
-        grad_taps = torch.zeros_like(taps) if ctx.needs_input_grad[2] else None
-        p = patches.detach()
-        for part in _chunks(o, n * i * length, chunk_elements):
-            # (n, g, 1, i, L) - (1, g, c, i, 1)
-            diff = p.unsqueeze(2) - weight[:, part].unsqueeze(0).unsqueeze(-1)
-            g_out = grad_out[:, :, part].unsqueeze(3)  # (n, g, c, 1, L)
-            u = taps[:, part].unsqueeze(0).unsqueeze(-1)  # (1, g, c, i, 1)
-            if grad_taps is not None:
-                grad_taps[:, part] = (g_out * _power(diff, q)).sum(dim=(0, 4))
-            if grad_patches is not None or grad_weight is not None:
-                local = g_out * u * _power_grad(diff, q)  # d out / d patch, (n, g, c, i, L)
-                if grad_patches is not None:
-                    grad_patches += local.sum(dim=2)
-                if grad_weight is not None:
-                    grad_weight[:, part] = -local.sum(dim=(0, 4))
-        grad_x = None
-        if grad_patches is not None:
-            (grad_x,) = torch.autograd.grad(patches, x_leaf, grad_patches)
-        return grad_x, grad_weight, grad_taps, None, None, None, None
-
-
-def _lp_forward(patches: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor, q: float,
-                chunk_elements: int) -> torch.Tensor:
-    n, g, i, length = patches.shape
-    o = weight.shape[1]
-    out = patches.new_empty(n, g, o, length)
-    for part in _chunks(o, n * i * length, chunk_elements):
-        diff = patches.unsqueeze(2) - weight[:, part].unsqueeze(0).unsqueeze(-1)
-        out[:, :, part] = (taps[:, part].unsqueeze(0).unsqueeze(-1) * _power(diff, q)).sum(dim=3)
-    return out.reshape(n, g * o, length)
+        q, extract = ctx.q, ctx.extract
+        g, o, i = weight.shape
+        need_x, need_w, need_u = ctx.needs_input_grad[:3]
+        grad_x = torch.zeros_like(x) if need_x else None
+        grad_weight = torch.zeros_like(weight) if need_w else None
+        grad_taps = torch.zeros_like(taps) if need_u else None
+        grad_out = grad_out.unflatten(1, (g, o))
+        length = grad_out.shape[-1]
+        for samples, channels in _blocks(x.shape[0], o, g * i * length, ctx.chunk_elements):
+            with torch.enable_grad():
+                x_block = x[samples].detach().requires_grad_(need_x)
+                patches = extract(x_block)
+            grad_patches = torch.zeros_like(patches) if need_x else None
+            p = patches.detach()
+            for part in channels:
+                diff = _diff(p, weight, part)
+                g_out = grad_out[samples, :, part].unsqueeze(3)  # (n_b, g, c, 1, L)
+                if need_u:
+                    grad_taps[:, part] += (g_out * _power(diff, q)).sum(dim=(0, 4))
+                if need_x or need_w:
+                    local = g_out * taps[:, part].unsqueeze(0).unsqueeze(-1) * _power_grad(diff, q)
+                    if need_x:
+                        grad_patches += local.sum(dim=2)
+                    if need_w:
+                        grad_weight[:, part] -= local.sum(dim=(0, 4))
+            if need_x:
+                (grad_block,) = torch.autograd.grad(patches, x_block, grad_patches)
+                grad_x[samples] = grad_block
+        return grad_x, grad_weight, grad_taps, None, None, None
 
 
 def lp_distance(x: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor,
@@ -93,7 +102,7 @@ def lp_distance(x: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor,
     ``x`` is the layer input; ``extract(x)`` returns its patches ``(batch, groups, I, positions)`` (``I`` taps
     per group); ``weight`` and ``taps`` are ``(groups, O_g, I)``: the filters ``w`` and positive weights ``u``.
     """
-    return LpDistance.apply(x, weight, taps, extract, weight.shape[0], float(q), int(chunk_elements))
+    return LpDistance.apply(x, weight, taps, extract, float(q), int(chunk_elements))
 
 
 def lp_distance_reference(patches: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor, q: float) -> torch.Tensor:
