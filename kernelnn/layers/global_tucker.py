@@ -26,6 +26,7 @@ from kernelnn.layers.spectral_weights import (
     as_complex,
     block_shape,
     complex_param,
+    match_scale,
     tucker_contract,
     tucker_modes,
     tucker_ranks,
@@ -68,7 +69,7 @@ class GlobalTucker(nn.Module):
         self.factor_out = complex_param(out_channels, self.ranks[2])
         self.factor_modes = nn.ParameterList(complex_param(n, r) for n, r in zip(dims[3:], self.ranks[3:],
                                                                                  strict=True))
-        self._match_scale(_init_rms(in_channels, out_channels))
+        match_scale(self, _init_rms(in_channels, out_channels))
 
     def extra_repr(self) -> str:
         return f"n_layers={self.n_layers}, {self.in_channels}, {self.out_channels}, n_modes={self.n_modes}, " \
@@ -97,14 +98,6 @@ class GlobalTucker(nn.Module):
     def reconstruct(self, real_dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The stacked dense weight ``(n_layers, C_in, C_out, *block)`` (for tests and inspection)."""
         return torch.stack([self.layer(i).reconstruct(real_dtype) for i in range(self.n_layers)])
-
-    @torch.no_grad()
-    def _match_scale(self, rms: float) -> None:
-        # As SpectralWeight._match_scale: the same factor on every parameter, so none is tiny against Adam's steps.
-        current = torch.view_as_real(self.reconstruct(torch.float64)).pow(2).mean().sqrt().item()
-        params = list(self.parameters())
-        for p in params:
-            p.mul_((rms / current) ** (1.0 / len(params)))
 
 
 class GlobalTuckerLayer(SpectralWeight):

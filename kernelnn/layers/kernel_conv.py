@@ -236,8 +236,9 @@ class KernelConv(nn.Module):
             g = self.groups
             w = self.weight.reshape(g, self.out_channels // g, -1)
             u = self.taps().reshape(g, self.out_channels // g, -1)
-            out = -lp_distance(x, w, u, self._patches, self.q, self.chunk_elements)
-            out = out.reshape(x.shape[0], self.out_channels, *self.output_shape(x.shape[2:]))
+            shape = self.output_shape(x.shape[2:])
+            out = -lp_distance(x, w, u, self._patches, math.prod(shape), self.q, self.chunk_elements)
+            out = out.reshape(x.shape[0], self.out_channels, *shape)
         else:
             xp = self._conv_input(x)
             if k == "linear":

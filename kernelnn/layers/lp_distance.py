@@ -46,10 +46,8 @@ class LpDistance(torch.autograd.Function):
     """``d = sum_i u |patches(x) - w|^q`` for grouped filters; see :func:`lp_distance`."""
 
     @staticmethod
-    def forward(ctx, x, weight, taps, extract, q, chunk_elements):
+    def forward(ctx, x, weight, taps, extract, length, q, chunk_elements):
         g, o, i = weight.shape
-        first = extract(x[:1])
-        length = first.shape[-1]
         out = x.new_empty(x.shape[0], g, o, length)
         for samples, channels in _blocks(x.shape[0], o, g * i * length, chunk_elements):
             patches = extract(x[samples])  # (n_b, g, I, L): patches of this block's samples only
@@ -91,18 +89,18 @@ class LpDistance(torch.autograd.Function):
             if need_x:
                 (grad_block,) = torch.autograd.grad(patches, x_block, grad_patches)
                 grad_x[samples] = grad_block
-        return grad_x, grad_weight, grad_taps, None, None, None
+        return grad_x, grad_weight, grad_taps, None, None, None, None
 
 
 def lp_distance(x: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor,
-                extract: Callable[[torch.Tensor], torch.Tensor], q: float = 1.0,
+                extract: Callable[[torch.Tensor], torch.Tensor], positions: int, q: float = 1.0,
                 chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Weighted :math:`L^q` distance of every filter to every patch, ``(batch, groups * O_g, positions)``.
 
     ``x`` is the layer input; ``extract(x)`` returns its patches ``(batch, groups, I, positions)`` (``I`` taps
     per group); ``weight`` and ``taps`` are ``(groups, O_g, I)``: the filters ``w`` and positive weights ``u``.
     """
-    return LpDistance.apply(x, weight, taps, extract, float(q), int(chunk_elements))
+    return LpDistance.apply(x, weight, taps, extract, int(positions), float(q), int(chunk_elements))
 
 
 def lp_distance_reference(patches: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor, q: float) -> torch.Tensor:

@@ -53,6 +53,10 @@ class _Quadratic(nn.Module):
             yield from self.g.parameters()
         yield from self.b.parameters()
 
+    @property
+    def regularization_active(self) -> bool:
+        return any(self.shrinkage)
+
     def regularization(self) -> torch.Tensor:
         r"""ReLinear's weight shrinkage :math:`\gamma_g \|W_g\|_2^2 + \gamma_b \|W_b\|_2^2` (zero by default)."""
         gamma_g, gamma_b = self.shrinkage

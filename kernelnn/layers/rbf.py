@@ -237,6 +237,10 @@ class RBFLayer(nn.Module):
             out = phi if self.linear is None else self.linear(phi)
         return out.reshape(*lead, out.shape[-1]).to(out_dtype)
 
+    @property
+    def regularization_active(self) -> bool:
+        return any(self.regularization_weights)
+
     def regularization(self) -> torch.Tensor:
         """The paper's penalties ``lambda_L ||L||_F + lambda_w ||W||_F + lambda_c ||C||_F`` (unsquared norms)."""
         lam_l, lam_w, lam_c = self.regularization_weights

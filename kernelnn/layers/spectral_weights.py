@@ -101,19 +101,23 @@ class SpectralWeight(nn.Module):
         """A weight that owns all its parameters (itself, unless it shares factors with other layers)."""
         return self
 
-    @torch.no_grad()
     def _match_scale(self, rms: float) -> None:
-        """Scale every factor by the same amount so the reconstructed weight has per-part RMS ``rms``.
+        match_scale(self, rms)
 
-        Spreading the scale evenly matters for training: if one factor carried it all it would be orders of
-        magnitude smaller than the others, and Adam's steps (about ``lr`` per entry, whatever its size) would
-        blow it up in the first iterations.
-        """
-        current = torch.view_as_real(self.reconstruct(torch.float64)).pow(2).mean().sqrt().item()
-        factors = list(self.parameters())
-        if current > 0:
-            for p in factors:
-                p.mul_((rms / current) ** (1.0 / len(factors)))
+
+@torch.no_grad()
+def match_scale(factorization: nn.Module, rms: float) -> None:
+    """Scale every factor of ``factorization`` by the same amount so its ``reconstruct()`` has RMS ``rms``.
+
+    Spreading the scale evenly matters for training: if one factor carried it all it would be orders of
+    magnitude smaller than the others, and Adam's steps (about ``lr`` per entry, whatever its size) would
+    blow it up in the first iterations.
+    """
+    current = torch.view_as_real(factorization.reconstruct(torch.float64)).pow(2).mean().sqrt().item()
+    factors = list(factorization.parameters())
+    if current > 0:
+        for p in factors:
+            p.mul_((rms / current) ** (1.0 / len(factors)))
 
 
 def _init_rms(in_channels: int, out_channels: int) -> float:

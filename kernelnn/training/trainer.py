@@ -153,7 +153,9 @@ class Trainer:
 
         self.optimizer = make_optimizer(self._param_groups())
         # Layers with a penalty of their own (ReLinear's shrinkage, RBF regularisers) add it to the loss.
-        self.regularized = [m for m in self.model.modules() if callable(getattr(m, "regularization", None))]
+        # A layer may say its penalty is off (``regularization_active = False``); those are skipped every step.
+        self.regularized = [m for m in self.model.modules() if callable(getattr(m, "regularization", None))
+                            and getattr(m, "regularization_active", True)]
         self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
         self.scheduler = make_scheduler(
             self.optimizer, total_steps=options.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch
