@@ -3,6 +3,8 @@
     python benchmarks/bench_neurons.py                  # CPU (or CUDA when present)
     python benchmarks/bench_neurons.py --repeats 20 --device cuda
 
+The l1 convolution is timed both ways on CUDA: the chunked PyTorch path and the fused Triton kernels.
+
 Settings (issue #4): convolutions at batch 32, 64 -> 64 channels, 32x32, 3x3 ("same" padding) against
 ``nn.Conv2d``; dense layers at batch 1024, 64 inputs, 256 units/centres against ``nn.Linear`` (and the RBF
 layer against a Linear + ReLU + Linear of the same width). Ratios are taken against the baseline measured in
@@ -35,7 +37,10 @@ def conv_cases(c: int) -> dict:
         "KernelConv2d l2 (weighted)": lambda: KernelConv2d(c, c, 3, padding=1, kernel="l2"),
         "KernelConv2d gaussian": lambda: KernelConv2d(c, c, 3, padding=1, kernel="gaussian"),
         "KernelConv2d polynomial": lambda: KernelConv2d(c, c, 3, padding=1, kernel="polynomial"),
-        "KernelConv2d l1 (weighted, chunked)": lambda: KernelConv2d(c, c, 3, padding=1, kernel="l1"),
+        "KernelConv2d l1 (weighted, chunked)": lambda: KernelConv2d(c, c, 3, padding=1, kernel="l1",
+                                                                    backend="torch"),
+        "KernelConv2d l1 (weighted, fused Triton)": lambda: KernelConv2d(c, c, 3, padding=1, kernel="l1",
+                                                                         backend="triton"),
         "QuadraticConv2d": lambda: QuadraticConv2d(c, c, 3, padding=1),
     }
 
@@ -118,6 +123,8 @@ def main() -> None:
                                    ("dense", dense_cases(args.features, args.centers), "nn.Linear")):
         base = None
         for case in cases:
+            if "Triton" in case and device.type != "cuda":
+                continue  # the fused kernels run on CUDA only
             module, x = build(case, args)
             module, x = module.to(device), x.to(device)
             repeats = args.slow_repeats if "l1" in case and device.type == "cpu" else args.repeats

@@ -1,5 +1,6 @@
 """Layers: one concept per file."""
 
+from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.kernel_conv import DistanceLinear, KernelConv1d, KernelConv2d, KernelConv3d, KernelLinear
 from kernelnn.layers.multigrid import MgConv
@@ -19,6 +20,6 @@ from kernelnn.layers.spherical import SphericalConv
 __all__ = [
     "ChannelsLast", "DistanceLinear", "GlobalTucker", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear",
     "MgConv", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating",
-    "SpectralConv", "SphericalConv", "plot_rbf_interpretation", "pointwise", "relinear_param_groups",
-    "spectral_parameter_counts",
+    "SpectralConv", "SphericalConv", "data_dependent_init", "plot_rbf_interpretation", "pointwise",
+    "relinear_param_groups", "spectral_parameter_counts",
 ]

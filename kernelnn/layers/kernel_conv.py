@@ -24,17 +24,20 @@ i.e. ordinary convolutions of ``x`` and ``x*x``; ``l1``/``lp`` have no such form
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.lp_distance import CHUNK_ELEMENTS, lp_distance
+from kernelnn.layers.lp_distance import BACKENDS, CHUNK_ELEMENTS, lp_distance
 from kernelnn.registry import CONVOLUTIONS, NEURONS
 
 KERNELS = ("linear", "polynomial", "gaussian", "cauchy", "sigmoid", "l2", "l1", "lp")
 DISTANCES = ("l2", "l1", "lp")
+TEMPLATE_KERNELS = ("gaussian", "cauchy", "l2", "l1", "lp")  # filters compared to patches by a distance
 OUTPUT_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "identity": lambda t: t,
     "exp": torch.exp,
@@ -72,6 +75,9 @@ class KernelConv(nn.Module):
         Applied last: ``identity``, ``exp``, ``sine`` or a callable on tensors.
     chunk_elements : int
         Memory bound of the ``l1``/``lp`` computation (elements per broadcast block).
+    backend : str
+        How ``l1``/``lp`` are computed: ``"auto"`` (fused Triton kernels on CUDA, chunked PyTorch elsewhere),
+        ``"torch"`` or ``"triton"``.
 
     Shapes: ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial_out)`` as ``nn.ConvNd``.
 
@@ -87,7 +93,8 @@ class KernelConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], stride=1,
                  padding: int | Sequence[int] | str = 0, dilation=1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", kernel: str = "linear", degree: int = 2, q: float = 1.0,
-                 output_fn: str | Callable = "identity", chunk_elements: int = CHUNK_ELEMENTS) -> None:
+                 output_fn: str | Callable = "identity", chunk_elements: int = CHUNK_ELEMENTS,
+                 backend: str = "auto") -> None:
         super().__init__()
         name = type(self).__name__
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -104,6 +111,8 @@ class KernelConv(nn.Module):
             raise ValueError(f"{name}: degree={degree!r} must be a positive int")
         if kernel == "lp" and not q >= 1:
             raise ValueError(f"{name}: q={q!r} must be >= 1 (|t|^q is not differentiable at 0 below that)")
+        if backend not in BACKENDS:
+            raise ValueError(f"{name}: backend={backend!r} must be one of {', '.join(BACKENDS)}")
         if not callable(output_fn) and output_fn not in OUTPUT_FUNCTIONS:
             raise ValueError(f"{name}: output_fn={output_fn!r} is not a callable or one of "
                              f"{', '.join(OUTPUT_FUNCTIONS)}")
@@ -127,6 +136,7 @@ class KernelConv(nn.Module):
                                                                  else q)
         self.output_fn = output_fn
         self.chunk_elements = chunk_elements
+        self.backend = backend
 
         # Filters initialised as nn.ConvNd's (so the linear kernel starts as the ordinary convolution).
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
@@ -237,7 +247,7 @@ class KernelConv(nn.Module):
             w = self.weight.reshape(g, self.out_channels // g, -1)
             u = self.taps().reshape(g, self.out_channels // g, -1)
             shape = self.output_shape(x.shape[2:])
-            out = -lp_distance(x, w, u, self._patches, math.prod(shape), self.q, self.chunk_elements)
+            out = -lp_distance(x, w, u, self._patches, math.prod(shape), self.q, self.chunk_elements, self.backend)
             out = out.reshape(x.shape[0], self.out_channels, *shape)
         else:
             xp = self._conv_input(x)
@@ -257,6 +267,40 @@ class KernelConv(nn.Module):
                 else:
                     out = 1.0 / self._scaled_squared_distance(xp, None, gamma, torch.ones_like(gamma))
         return out if bias is None else out + self._per_channel(bias)
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, seed: int = 0, max_patches: int = 8192) -> bool:
+        """Place the filters of a distance-based kernel on k-means centres of the input patches of ``x``.
+
+        Distance and Gaussian/Cauchy similarities compare each filter with patches as a *template*, so the
+        filters must live where the patches do; ``nn.Conv``'s small random init puts them near the origin,
+        far from data, and Adam then spends hundreds of steps just moving them there. k-means (k-means++ seeding
+        then Lloyd, SciPy) on up to ``max_patches`` random patches per group gives distinct data-scale templates,
+        as in Coates and Ng's k-means feature learning. Deterministic for a ``seed``. Returns whether filters
+        were placed (``False`` for inner-product kernels, whose init is ``nn.Conv``'s).
+        """
+        if self.kernel not in TEMPLATE_KERNELS:
+            return False
+        self.check_input(x)
+        from scipy.cluster.vq import kmeans2
+
+        patches = self._patches(x.detach()).transpose(0, 1).transpose(2, 3)  # (groups, batch, positions, C_g K)
+        patches = patches.reshape(self.groups, -1, patches.shape[-1]).cpu().double()
+        per_group = self.out_channels // self.groups
+        if patches.shape[1] < per_group:
+            raise ValueError(f"{type(self).__name__}.init_from_data: {patches.shape[1]} patches cannot place "
+                             f"{per_group} filters per group")
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        templates = []
+        for group in patches:
+            sample = group[torch.randperm(len(group), generator=generator)[:max_patches]].numpy()
+            with warnings.catch_warnings():  # an empty cluster keeps its seed: fine for templates
+                warnings.simplefilter("ignore")
+                centres, _ = kmeans2(sample, per_group, iter=10, minit="++", seed=rng)
+            templates.append(torch.from_numpy(centres))
+        self.weight.copy_(torch.cat(templates).reshape_as(self.weight))
+        return True
 
     def _per_filter(self, t: torch.Tensor) -> torch.Tensor:
         return t.view(-1, *([1] * (self.weight.dim() - 1)))

@@ -92,14 +92,25 @@ class LpDistance(torch.autograd.Function):
         return grad_x, grad_weight, grad_taps, None, None, None, None
 
 
+BACKENDS = ("auto", "torch", "triton")
+
+
 def lp_distance(x: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor,
                 extract: Callable[[torch.Tensor], torch.Tensor], positions: int, q: float = 1.0,
-                chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+                chunk_elements: int = CHUNK_ELEMENTS, backend: str = "auto") -> torch.Tensor:
     """Weighted :math:`L^q` distance of every filter to every patch, ``(batch, groups * O_g, positions)``.
 
     ``x`` is the layer input; ``extract(x)`` returns its patches ``(batch, groups, I, positions)`` (``I`` taps
     per group); ``weight`` and ``taps`` are ``(groups, O_g, I)``: the filters ``w`` and positive weights ``u``.
+    ``backend``: ``"torch"`` (chunked broadcasting, any device), ``"triton"`` (the fused kernels of
+    :mod:`kernelnn.layers.lp_distance_triton`) or ``"auto"`` (Triton on CUDA when installed, else torch).
     """
+    from kernelnn.layers.lp_distance_triton import lp_distance_triton, triton_usable
+
+    if backend == "triton" or (backend == "auto" and x.is_cuda and triton_usable(x)):
+        return lp_distance_triton(x, weight, taps, extract, positions, q)
+    if backend not in BACKENDS:
+        raise ValueError(f"lp_distance: backend={backend!r} must be one of {', '.join(BACKENDS)}")
     return LpDistance.apply(x, weight, taps, extract, int(positions), float(q), int(chunk_elements))
 
 

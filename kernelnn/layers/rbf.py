@@ -195,6 +195,11 @@ class RBFLayer(nn.Module):
             if torch.isfinite(spacing):
                 self.reset_precision(1.0 / spacing.item())
 
+    def init_from_data(self, x: torch.Tensor, seed: int = 0) -> bool:
+        """:meth:`init_centers` by k-means with the width fitted (the hook :func:`data_dependent_init` calls)."""
+        self.init_centers(x, seed=seed)
+        return True
+
     @torch.no_grad()
     def reset_precision(self, scale: float) -> None:
         """Set ``L = scale * I`` (``P = scale^2 I``) in every parametrization."""

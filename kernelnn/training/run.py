@@ -19,6 +19,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from torch import nn
 
 from kernelnn.data.bundle import DataBundle
+from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
 from kernelnn.training import distributed as D
@@ -168,24 +169,6 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
 
 
 @torch.no_grad()
-def init_centers_from_data(model: nn.Module, x: torch.Tensor, seed: int = 0) -> int:
-    """Place the centres of every layer with ``init_centers`` (RBF layers) on the inputs it sees for ``x``.
-
-    Layers are initialised in forward order, each on the activations produced by the layers before it with
-    their centres already placed. Deterministic, so every DDP rank gets the same centres. Returns the count.
-    """
-    layers = [m for m in model.modules() if callable(getattr(m, "init_centers", None))]
-    for layer in layers:
-        seen: list[torch.Tensor] = []
-        handle = layer.register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[0]))
-        try:
-            model(x)
-        finally:
-            handle.remove()
-        layer.init_centers(seen[0], seed=seed)
-    return len(layers)
-
-
 def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[str, bool]) -> nn.Module:
     """Wrap ``model`` in :class:`Normalized` with per-channel training-set statistics."""
     x, y = bundle.train.tensors
@@ -317,7 +300,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
         raise ConfigError(f"trainer.quadratic_lr={opts.quadratic_lr} sets ReLinear's learning rate of quadratic "
                           f"neurons, but {model_cfg.get('_target_')} has none (try model.neuron=quadratic)")
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
-    init_centers_from_data(model, bundle.train.tensors[0][:2048], seed)
+    data_dependent_init(model, bundle.train.tensors[0][:2048], seed)
 
     identity = {"model_config": model_cfg, "data_config": container["data"],
                 "normalization": _normalization_record(model)}
