@@ -193,20 +193,32 @@ class KernelConv(nn.Module):
 
     def _scaled_squared_distance(self, xp: torch.Tensor, taps: torch.Tensor | None, scale: torch.Tensor,
                                  offset: torch.Tensor | None = None) -> torch.Tensor:
-        """``scale_o * sum_i u_i (p_i - w_i)^2 + offset_o`` (``u = 1`` without taps) as ONE convolution.
+        """``scale_o * sum_i u_i (p_i - w_i)^2 + offset_o`` (``u = 1`` without taps) from ordinary convolutions.
 
-        The expansion ``sum u p^2 - 2 sum u w p + sum u w^2`` is a convolution of ``[x*x, x]`` (stacked per
-        group) with ``[u, -2 u w]``, whose bias carries ``sum u w^2``; ``scale`` and ``offset`` fold in too.
+        The expansion ``sum u p^2 - 2 sum u w p + sum u w^2``: with taps, ONE convolution of ``[x*x, x]``
+        (stacked per group) with ``[u, -2 u w]``, whose bias carries ``sum u w^2`` (``scale`` and ``offset``
+        fold in too). Without taps ``||p||^2`` is the same for every filter of a group: a one-channel box
+        filter of the channel sum of ``x*x``, so the cost is one convolution of ``x`` plus a tiny one.
         No clamp: without a square root, rounding below zero is harmless.
         """
         w = self.weight
-        u = torch.ones_like(w) if taps is None else taps
         s = scale.view(-1, *([1] * (w.dim() - 1)))
+        grouped = xp.unflatten(1, (self.groups, -1))
+        if taps is None:
+            bias = scale * (w * w).flatten(1).sum(1)
+            cross = self._conv(xp, -2 * s * w, bias if offset is None else bias + offset)
+            box = w.new_ones(self.groups, 1, *self.kernel_size)
+            squares = (grouped * grouped).sum(2)  # (batch, groups, *spatial)
+            patch_norms = _CONV[self.dim](squares, box, None, self.stride, self._conv_padding(), self.dilation,
+                                          self.groups)
+            g = self.groups
+            cross = cross.unflatten(1, (g, -1)) + scale.view(1, g, -1, *([1] * self.dim)) * patch_norms.unsqueeze(2)
+            return cross.flatten(1, 2)
+        u = taps
         weight = torch.cat([s * u, -2 * s * u * w], dim=1)  # (O, 2 C_g, *kernel): each group sees its [x^2, x]
         bias = scale * (u * w * w).flatten(1).sum(1)
         if offset is not None:
             bias = bias + offset
-        grouped = xp.unflatten(1, (self.groups, -1))
         stacked = torch.cat([grouped * grouped, grouped], dim=2).flatten(1, 2)
         return self._conv(stacked, weight, bias)
 
