@@ -2,6 +2,7 @@
 
 from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.global_tucker import GlobalTucker
+from kernelnn.layers.kan import KANConv1d, KANConv2d, KANConv3d, KANLinear
 from kernelnn.layers.kernel_conv import DistanceLinear, KernelConv1d, KernelConv2d, KernelConv3d, KernelLinear
 from kernelnn.layers.multigrid import MgConv
 from kernelnn.layers.pointwise import ChannelsLast, pointwise
@@ -16,10 +17,12 @@ from kernelnn.layers.rbf import RBFLayer, plot_rbf_interpretation
 from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
 from kernelnn.layers.spherical import SphericalConv
+from kernelnn.layers.trukan import TruKANLinear
 
 __all__ = [
-    "ChannelsLast", "DistanceLinear", "GlobalTucker", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear",
-    "MgConv", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating",
-    "SpectralConv", "SphericalConv", "data_dependent_init", "plot_rbf_interpretation", "pointwise",
-    "relinear_param_groups", "spectral_parameter_counts",
+    "ChannelsLast", "DistanceLinear", "GlobalTucker", "KANConv1d", "KANConv2d", "KANConv3d", "KANLinear",
+    "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "MgConv", "QuadraticConv1d", "QuadraticConv2d",
+    "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating", "SpectralConv", "SphericalConv", "TruKANLinear",
+    "data_dependent_init", "plot_rbf_interpretation", "pointwise", "relinear_param_groups",
+    "spectral_parameter_counts",
 ]

@@ -1,0 +1,436 @@
+r"""B-spline Kolmogorov-Arnold layers: ``KANLinear`` and ``KANConv1d/2d/3d``.
+
+Source: Liu et al., "KAN: Kolmogorov-Arnold Networks" (2024). Every edge from input ``i`` to output ``o``
+carries a learnable function
+
+.. math::  \phi_{oi}(x) = w^{base}_{oi}\, b(x) + s_{oi} \sum_j c_{oij} B_j(x)
+
+(``b`` = SiLU by default, ``B_j`` the B-splines of order ``k`` on input ``i``'s grid, ``s`` an optional
+per-edge spline scale), and output ``o`` sums its edges. Computed as efficient-kan does, as two matmuls
+(``b(x) @ W_base^T`` and ``B(x).flatten @ W_spline^T``), never as a (batch, in, out) tensor; the basis has a
+custom backward (:mod:`kernelnn.layers.bspline`) so the matmul's saved basis is the largest thing kept.
+
+Grids follow the data: :meth:`update_grid` moves the knots to sample quantiles (mixed with a uniform grid) and
+:meth:`refine` moves to a finer grid, both refitting the coefficients by least squares so the function is kept
+(efficient-kan's ``update_grid`` forgets to divide out the spline scale and changes the function by ~100%
+whenever that scale is on). Under ``torch.distributed`` the samples are gathered from all ranks first, so every
+rank computes the same grid. :meth:`regularization` is the paper's L1 + entropy penalty.
+
+``KANConv`` applies a KAN to every patch; because an edge only sees one pixel, the B-spline basis of each
+pixel is computed once and the spline sum becomes an ordinary convolution of the ``(G + k)``-times wider basis
+image (no patch tensor, memory ``(G + k)`` times the input instead of ``(G + k) * kernel`` times).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelnn.layers.bspline import (
+    adaptive_grid,
+    bspline_basis,
+    extend_grid,
+    gather_samples,
+    refit_coefficients,
+    uniform_grid,
+)
+from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS, NEURONS
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _activation(value: str | Callable, owner: str) -> Callable:
+    if isinstance(value, str):
+        return ACTIVATIONS.build(value, owner=owner, argument="base_activation")
+    if isinstance(value, type) and issubclass(value, nn.Module):
+        return value()
+    if callable(value):
+        return value
+    raise ValueError(f"{owner}: base_activation={value!r} must be an activation name, an nn.Module class or a "
+                     "callable")
+
+
+class _KANEdges(nn.Module):
+    """What every B-spline KAN layer shares: grid, coefficients, grid update, refinement, regularisation.
+
+    Subclasses define the edge layout: :meth:`_edge_coefficients` returns the scaled spline coefficients as
+    ``(n_inputs, G + k, edges per input)`` and :meth:`_set_edge_coefficients` stores such a tensor back;
+    :meth:`_edge_base` gives ``|w_base|`` as ``(n_inputs, edges per input)``; :meth:`_samples` turns a layer
+    input into ``(N, n_inputs)`` values.
+    """
+
+    def _init_edges(self, n_inputs: int, grid_size: int, spline_order: int, grid_range: Sequence[float],
+                    base_activation, grid_eps: float, regularize_l1: float, regularize_entropy: float) -> None:
+        name = type(self).__name__
+        if isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 1:
+            raise ValueError(f"{name}: grid_size={grid_size!r} must be an int >= 1")
+        if isinstance(spline_order, bool) or not isinstance(spline_order, int) or spline_order < 0:
+            raise ValueError(f"{name}: spline_order={spline_order!r} must be an int >= 0")
+        low, high = (float(v) for v in grid_range)
+        if not high > low:
+            raise ValueError(f"{name}: grid_range={tuple(grid_range)} must be (low, high) with low < high")
+        if not 0 <= grid_eps <= 1:
+            raise ValueError(f"{name}: grid_eps={grid_eps!r} must be in [0, 1]")
+        if regularize_l1 < 0 or regularize_entropy < 0:
+            raise ValueError(f"{name}: regularize_l1={regularize_l1!r} and regularize_entropy={regularize_entropy!r} "
+                             "must be >= 0")
+        self.grid_size, self.spline_order, self.grid_eps = grid_size, spline_order, grid_eps
+        self.register_buffer("grid", uniform_grid(n_inputs, grid_size, spline_order, low, high))
+        self.base_activation = _activation(base_activation, name)
+        self.regularize_l1, self.regularize_entropy = regularize_l1, regularize_entropy
+        # The trainer adds regularization() to the loss only when a weight is set.
+        self.regularization_active = regularize_l1 > 0 or regularize_entropy > 0
+        self._basis_mean: torch.Tensor | None = None
+        self._base_mean: torch.Tensor | None = None
+
+    @property
+    def n_basis(self) -> int:
+        return self.grid_size + self.spline_order
+
+    def _record_statistics(self, samples: torch.Tensor, basis: torch.Tensor, base: torch.Tensor) -> None:
+        """Keep the batch means that :meth:`regularization` needs (only when it is active, in training)."""
+        if self.regularization_active and self.training:
+            self._basis_mean = basis.detach().reshape(-1, *basis.shape[-2:]).mean(0)
+            self._base_mean = base.detach().abs().reshape(-1, basis.shape[-2]).mean(0)
+
+    # ------------------------------------------------------------------------------------ grid changes
+    @torch.no_grad()
+    def update_grid(self, x: torch.Tensor, margin: float = 0.01) -> None:
+        """Move the knots to the quantiles of the inputs ``x`` (any layer input), keeping the function.
+
+        The new inner knots are ``grid_eps * uniform + (1 - grid_eps) * quantiles`` over the sample range
+        widened by ``margin``; the coefficients are refitted by least squares on the samples. Samples are
+        gathered across ``torch.distributed`` ranks first, so all ranks agree.
+        """
+        samples = gather_samples(self._samples(x).detach())
+        if len(samples) < 2:
+            raise ValueError(f"{type(self).__name__}.update_grid: needs at least 2 samples, got {len(samples)}")
+        new_grid = adaptive_grid(samples.to(self.grid.dtype), self.grid_size, self.spline_order, self.grid_eps,
+                                 margin)
+        self._replace_grid(samples, new_grid)
+
+    @torch.no_grad()
+    def refine(self, new_grid_size: int, x: torch.Tensor | None = None):
+        """Switch to ``new_grid_size`` intervals on the same range, keeping the function; returns ``self``.
+
+        The new inner knots interpolate the old ones (for a multiple of the old size every old knot stays, so
+        the old spline is represented exactly on the range); coefficients are refitted on ``x`` (samples of the
+        layer input) or on a dense uniform sample of each input's range.
+        """
+        if isinstance(new_grid_size, bool) or not isinstance(new_grid_size, int) or new_grid_size < 1:
+            raise ValueError(f"{type(self).__name__}.refine: new_grid_size={new_grid_size!r} must be an int >= 1")
+        k = self.spline_order
+        inner = self.grid[:, k: self.grid.shape[1] - k]  # (n, G + 1)
+        position = torch.linspace(0, self.grid_size, new_grid_size + 1, dtype=torch.float64,
+                                  device=self.grid.device)
+        lower = position.floor().long().clamp(max=self.grid_size - 1)
+        frac = (position - lower).to(inner.dtype)
+        new_inner = inner[:, lower] * (1 - frac) + inner[:, lower + 1] * frac
+        new_grid = extend_grid(new_inner, k)
+        if x is None:
+            count = 8 * (max(new_grid_size, self.grid_size) + k)
+            t = torch.linspace(0, 1, count, dtype=inner.dtype, device=inner.device)
+            samples = (inner[:, :1] + (inner[:, -1:] - inner[:, :1]) * t).T  # (count, n)
+        else:
+            samples = gather_samples(self._samples(x).detach())
+        self._replace_grid(samples, new_grid, new_grid_size)
+        return self
+
+    def _replace_grid(self, samples: torch.Tensor, new_grid: torch.Tensor, new_grid_size: int | None = None) -> None:
+        coefficients = refit_coefficients(samples, self.grid, self._edge_coefficients().detach(), new_grid,
+                                          self.spline_order)
+        self.grid = new_grid.to(self.grid)
+        if new_grid_size is not None:
+            self.grid_size = new_grid_size
+        self._set_edge_coefficients(coefficients)
+        self._basis_mean = None
+
+    def _resize(self, grid_size: int) -> None:
+        """Give grid and coefficients the shapes of ``grid_size`` (values are overwritten by a state dict)."""
+        self.grid = torch.zeros(self.grid.shape[0], grid_size + 2 * self.spline_order + 1, dtype=self.grid.dtype,
+                                device=self.grid.device)
+        self.grid_size = grid_size
+        edges = self._edge_coefficients().detach()
+        self._set_edge_coefficients(edges.new_zeros(edges.shape[0], self.n_basis, edges.shape[2]))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A refined layer saves a larger grid than its constructor builds: adopt that size, then load.
+        grid = state_dict.get(prefix + "grid")
+        if grid is not None and grid.shape[1] != self.grid.shape[1]:
+            self._resize(grid.shape[1] - 2 * self.spline_order - 1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------ regularisation
+    def edge_l1(self) -> torch.Tensor:
+        """``|phi_e|_1`` bound per edge, ``(n_inputs, edges per input)``, from the last training batch.
+
+        The paper's L1 of an activation is ``mean_s |phi(x_s)|``, which needs every edge's value on every sample
+        (a (batch, in, out) tensor). Since B-splines are non-negative, ``|phi| <= |w_b||b(x)| + sum_j |s c_j|
+        B_j(x)``, whose batch mean needs only the mean basis ``(n_inputs, G + k)``: this upper bound, tight when
+        an edge's terms share a sign, is what is penalised.
+        """
+        if self._basis_mean is None:
+            raise RuntimeError(f"{type(self).__name__}.edge_l1: run a training forward pass with regularize_l1 or "
+                               "regularize_entropy > 0 first")
+        spline = (self._edge_coefficients().abs() * self._basis_mean.unsqueeze(-1)).sum(1)
+        return spline + self._edge_base() * self._base_mean.unsqueeze(-1)
+
+    def regularization(self) -> torch.Tensor:
+        """``regularize_l1 * sum_e |phi_e|_1 + regularize_entropy * S``, ``S = -sum_e p_e log p_e`` with
+        ``p_e = |phi_e|_1 / sum |phi|_1`` (the KAN paper's sparsification penalty; see :meth:`edge_l1`)."""
+        l1 = self.edge_l1()
+        total = l1.sum()
+        p = l1 / total.clamp_min(1e-12)
+        entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+        return self.regularize_l1 * total + self.regularize_entropy * entropy
+
+
+class KANLinear(_KANEdges):
+    r"""B-spline KAN layer: ``(..., in_features) -> (..., out_features)`` (see the module docstring).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    grid_size : int
+        Intervals of each input's grid (``G``).
+    spline_order : int
+        B-spline order ``k`` (3: cubic).
+    grid_range : (float, float)
+        Initial range of every grid; inputs outside it get only the base function until :meth:`update_grid`.
+    base_activation : str, nn.Module class or callable
+        ``b`` (default SiLU).
+    scale_noise, scale_base, scale_spline : float
+        Initialisation: coefficients ``~ U(-1/2, 1/2) * scale_noise / G``, ``w_base ~ scale_base * U(-1, 1) /
+        sqrt(in)``, spline scale ``scale_spline / sqrt(in)``.
+    spline_scaler : bool
+        Learn a separate per-edge spline scale ``s`` (otherwise it is folded into the coefficients).
+    grid_eps : float
+        Weight of the uniform grid in :meth:`update_grid` (0: pure quantiles).
+    regularize_l1, regularize_entropy : float
+        Weights of :meth:`regularization` (0 and 0: off, and the trainer skips it).
+
+    Example
+    -------
+    >>> layer = KANLinear(2, 5)
+    >>> layer(torch.rand(16, 2) * 2 - 1).shape
+    torch.Size([16, 5])
+    """
+
+    def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
+                 grid_range: Sequence[float] = (-1.0, 1.0), base_activation: str | Callable = "silu",
+                 scale_noise: float = 0.1, scale_base: float = 1.0, scale_spline: float = 1.0,
+                 spline_scaler: bool = True, grid_eps: float = 0.02, regularize_l1: float = 0.0,
+                 regularize_entropy: float = 0.0) -> None:
+        super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"KANLinear: {arg}={value!r} must be a positive int")
+        self.in_features, self.out_features = in_features, out_features
+        self._init_edges(in_features, grid_size, spline_order, grid_range, base_activation, grid_eps,
+                         regularize_l1, regularize_entropy)
+        self.base_weight = nn.Parameter(scale_base * (2 * torch.rand(out_features, in_features) - 1)
+                                        / math.sqrt(in_features))
+        noise = (torch.rand(out_features, in_features, self.n_basis) - 0.5) * scale_noise / grid_size
+        if spline_scaler:
+            self.spline_weight = nn.Parameter(noise)
+            self.spline_scaler = nn.Parameter(torch.full((out_features, in_features),
+                                                         scale_spline / math.sqrt(in_features)))
+        else:
+            self.spline_weight = nn.Parameter(noise * scale_spline / math.sqrt(in_features))
+            self.register_parameter("spline_scaler", None)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}, {self.out_features}, grid_size={self.grid_size}, "
+                f"spline_order={self.spline_order}, spline_scaler={self.spline_scaler is not None}")
+
+    def scaled_spline_weight(self) -> torch.Tensor:
+        """``s_oi c_oij``: ``(out, in, G + k)``."""
+        w = self.spline_weight
+        return w if self.spline_scaler is None else w * self.spline_scaler.unsqueeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"KANLinear: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.in_features)
+        base = self.base_activation(flat)
+        basis = bspline_basis(flat, self.grid, self.spline_order)  # (N, in, G + k)
+        self._record_statistics(flat, basis, base)
+        weight = self.scaled_spline_weight().to(basis.dtype)
+        out = F.linear(base, self.base_weight.to(base.dtype)) + F.linear(basis.flatten(1), weight.flatten(1))
+        return out.reshape(*lead, self.out_features)
+
+    # edges: input i -> outputs o
+    def _samples(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, self.in_features)
+
+    def _edge_coefficients(self) -> torch.Tensor:
+        return self.scaled_spline_weight().permute(1, 2, 0)
+
+    def _edge_base(self) -> torch.Tensor:
+        return self.base_weight.abs().T
+
+    def _set_edge_coefficients(self, coefficients: torch.Tensor) -> None:
+        scaled = coefficients.permute(2, 0, 1)  # (out, in, G + k)
+        if self.spline_scaler is not None:
+            # Store c = (s c) / s so the product is the refitted spline (the step efficient-kan misses).
+            # A vanishing scale is reset to 1 rather than divided by.
+            tiny = self.spline_scaler.abs() < 1e-8
+            self.spline_scaler.data = torch.where(tiny, torch.ones_like(self.spline_scaler), self.spline_scaler)
+            scaled = scaled / self.spline_scaler.unsqueeze(-1)
+        self.spline_weight.data = scaled.contiguous()
+
+
+def _tuple(value, dim: int, name: str, owner: str) -> tuple[int, ...]:
+    values = (value,) * dim if isinstance(value, int) else tuple(value)
+    if len(values) != dim or any(not isinstance(v, int) or v < 0 for v in values):
+        raise ValueError(f"{owner}: {name}={value!r} must be a non-negative int or {dim} of them")
+    return values
+
+
+class KANConv(_KANEdges):
+    """A B-spline KAN applied to every patch; use :class:`KANConv1d`, ``2d`` or ``3d``.
+
+    Edge ``(o, c, tap)`` is a KAN edge function of the pixel of channel ``c`` at that tap; all edges of one
+    input channel share its grid (translation invariance). Output ``o`` at a position sums its edges over the
+    patch, exactly a KAN on the flattened (padded) patch. Arguments as :class:`torch.nn.Conv2d` (``stride``,
+    ``padding``, ``dilation``, ``groups``, ``padding_mode``) plus :class:`KANLinear`'s; no bias (the splines
+    carry constants).
+
+    Shapes: ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial_out)``.
+
+    >>> conv = KANConv2d(3, 8, 3, padding=1)
+    >>> conv(torch.randn(2, 3, 16, 16)).shape
+    torch.Size([2, 8, 16, 16])
+    """
+
+    dim: int = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], stride=1,
+                 padding=0, dilation=1, groups: int = 1, padding_mode: str = "zeros", grid_size: int = 5,
+                 spline_order: int = 3, grid_range: Sequence[float] = (-1.0, 1.0),
+                 base_activation: str | Callable = "silu", scale_noise: float = 0.1, scale_base: float = 1.0,
+                 scale_spline: float = 1.0, spline_scaler: bool = True, grid_eps: float = 0.02,
+                 regularize_l1: float = 0.0, regularize_entropy: float = 0.0) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must be divisible "
+                             f"by groups={groups}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{name}: padding_mode={padding_mode!r} must be zeros, reflect, replicate or circular")
+        d = self.dim
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _tuple(kernel_size, d, "kernel_size", name)
+        if any(k < 1 for k in self.kernel_size):
+            raise ValueError(f"{name}: kernel_size={kernel_size!r} must be positive")
+        self.stride = _tuple(stride, d, "stride", name)
+        self.dilation = _tuple(dilation, d, "dilation", name)
+        self.padding = _tuple(padding, d, "padding", name)
+        self.padding_mode = padding_mode
+        self._init_edges(in_channels, grid_size, spline_order, grid_range, base_activation, grid_eps,
+                         regularize_l1, regularize_entropy)
+        c_g = in_channels // groups
+        fan_in = c_g * math.prod(self.kernel_size)
+        self.base_weight = nn.Parameter(scale_base * (2 * torch.rand(out_channels, c_g, *self.kernel_size) - 1)
+                                        / math.sqrt(fan_in))
+        noise = (torch.rand(out_channels, c_g, self.n_basis, *self.kernel_size) - 0.5) * scale_noise / grid_size
+        if spline_scaler:
+            self.spline_weight = nn.Parameter(noise)
+            self.spline_scaler = nn.Parameter(torch.full((out_channels, c_g, *self.kernel_size),
+                                                         scale_spline / math.sqrt(fan_in)))
+        else:
+            self.spline_weight = nn.Parameter(noise * scale_spline / math.sqrt(fan_in))
+            self.register_parameter("spline_scaler", None)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"grid_size={self.grid_size}, spline_order={self.spline_order}")
+
+    def scaled_spline_weight(self) -> torch.Tensor:
+        """``(out, in / groups, G + k, *kernel)``."""
+        w = self.spline_weight
+        return w if self.spline_scaler is None else w * self.spline_scaler.unsqueeze(2)
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        if not any(self.padding):
+            return x
+        flat = [p for p in reversed(self.padding) for _ in range(2)]
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        return F.pad(x, flat, mode=mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__}: input must have shape (batch, {self.in_channels}, "
+                             f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
+        # Pad first so padded pixels go through the edge functions like any other (a KAN on padded patches).
+        xp = self._pad(x)
+        channels_last = xp.movedim(1, -1)  # (N, *S, C)
+        base = self.base_activation(xp)
+        basis = bspline_basis(channels_last, self.grid, self.spline_order)  # (N, *S, C, G + k)
+        self._record_statistics(channels_last, basis, base.movedim(1, -1))
+        basis = basis.flatten(-2).movedim(-1, 1)  # (N, C (G + k), *S): channel-major, as the weight
+        weight = self.scaled_spline_weight().to(basis.dtype).flatten(1, 2)
+        conv = _CONV[self.dim]
+        return (conv(base, self.base_weight.to(base.dtype), None, self.stride, 0, self.dilation, self.groups)
+                + conv(basis, weight, None, self.stride, 0, self.dilation, self.groups))
+
+    # edges of input channel c: (outputs of its group) x taps
+    def _samples(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pad(x).movedim(1, -1).reshape(-1, self.in_channels)
+
+    def _grouped(self, w: torch.Tensor) -> torch.Tensor:
+        """``(O, C_g, *rest)`` -> ``(C, O_g, *rest)``: per input channel, the outputs of its group."""
+        g = self.groups
+        w = w.unflatten(0, (g, -1)).transpose(1, 2)  # (g, C_g, O_g, *rest)
+        return w.flatten(0, 1)
+
+    def _ungrouped(self, w: torch.Tensor) -> torch.Tensor:
+        g = self.groups
+        return w.unflatten(0, (g, -1)).transpose(1, 2).flatten(0, 1)
+
+    def _edge_coefficients(self) -> torch.Tensor:
+        w = self._grouped(self.scaled_spline_weight())  # (C, O_g, G + k, *kernel)
+        return w.movedim(2, 1).flatten(2)  # (C, G + k, O_g * taps)
+
+    def _edge_base(self) -> torch.Tensor:
+        return self._grouped(self.base_weight.abs()).flatten(1)  # (C, O_g * taps)
+
+    def _set_edge_coefficients(self, coefficients: torch.Tensor) -> None:
+        c, n_basis = coefficients.shape[:2]
+        w = coefficients.unflatten(2, (self.out_channels // self.groups, *self.kernel_size)).movedim(1, 2)
+        scaled = self._ungrouped(w)  # (O, C_g, G + k, *kernel)
+        if self.spline_scaler is not None:
+            tiny = self.spline_scaler.abs() < 1e-8
+            self.spline_scaler.data = torch.where(tiny, torch.ones_like(self.spline_scaler), self.spline_scaler)
+            scaled = scaled / self.spline_scaler.unsqueeze(2)
+        self.spline_weight.data = scaled.contiguous()
+
+
+class KANConv1d(KANConv):
+    dim = 1
+
+
+class KANConv2d(KANConv):
+    dim = 2
+
+
+class KANConv3d(KANConv):
+    dim = 3
+
+
+def _register() -> None:
+    NEURONS.register("kan", KANLinear)
+    by_dim = {1: KANConv1d, 2: KANConv2d, 3: KANConv3d}
+    CONVOLUTIONS.register("kan", lambda in_channels, out_channels, kernel_size, dim=2, **args:
+                          by_dim[dim](in_channels, out_channels, kernel_size, **args))
+
+
+_register()
