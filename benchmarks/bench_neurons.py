@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,7 +96,10 @@ def peak_memory(case: str, args, device: torch.device) -> int:
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
     argv = [sys.executable, __file__, "--child", case, *sys.argv[1:]]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    # Large blocks straight from mmap, so freed memory leaves the resident set at once: otherwise glibc reuses
+    # the warm-up's freed blocks and a case whose working set the warm-up already touched shows no growth.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
     return int(json.loads(out.strip().splitlines()[-1])["bytes"])
 
 

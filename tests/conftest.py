@@ -28,6 +28,7 @@ TINY_SIZES = {
     "mnist": [],  # the shipped 5,000 digits load in well under a second
     "digits": [],
     "active_subspace": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
+    "symbolic": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
 }
 # Small resolutions as well, for training runs.
 TINY_DATA = {
@@ -38,6 +39,7 @@ TINY_DATA = {
     "mnist": TINY_SIZES["mnist"],
     "digits": TINY_SIZES["digits"],
     "active_subspace": TINY_SIZES["active_subspace"],
+    "symbolic": TINY_SIZES["symbolic"],
     "shallow_water": TINY_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
 TINY_MODEL = {
@@ -49,6 +51,7 @@ TINY_MODEL = {
               "model.time_padding=0.5"],
     "mlp": ["model.hidden=[16]"],
     "cnn": ["model.channels=[4,8]"],
+    "kan": [],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 

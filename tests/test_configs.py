@@ -15,7 +15,7 @@ MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 DATAS = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
-                 "mlp": "spirals", "cnn": "digits"}
+                 "mlp": "spirals", "cnn": "digits", "kan": "symbolic"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "scheduler").glob("*.yaml"))
 
@@ -55,7 +55,8 @@ def test_model_configs(model):
 @pytest.mark.parametrize("data", DATAS)
 def test_data_configs(data, tmp_path):
     extra = files_overrides(tmp_path) if data == "files" else TINY_DATA[data]
-    model = {"spirals": "mlp", "active_subspace": "mlp", "mnist": "cnn", "digits": "cnn"}.get(data, "fno")
+    model = {"spirals": "mlp", "active_subspace": "mlp", "symbolic": "mlp", "mnist": "cnn", "digits": "cnn"}.get(
+        data, "fno")
     cfg = compose_config(f"data={data}", f"model={model}", *extra, *TINY_MODEL[model])
     build_and_forward(cfg)
 
@@ -75,6 +76,6 @@ def test_optim_and_scheduler_configs(optim, scheduler):
     optimizer = instantiate(cfg.optim)(model.parameters())
     sched = instantiate(cfg.scheduler)(optimizer, total_steps=10, steps_per_epoch=5)
     for _ in range(10):
-        optimizer.step()
+        optimizer.step(lambda: model(torch.ones(2)).sum())  # a closure, as L-BFGS needs
         sched.step()
     assert all(g["lr"] >= 0 for g in optimizer.param_groups)

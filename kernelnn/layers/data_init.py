@@ -26,31 +26,38 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor, seed: int = 0) -> int
     1
     """
     layers = [m for m in model.modules() if callable(getattr(m, "init_from_data", None))]
-    if not layers:
-        return 0
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
     placed = 0
+    for layer in layers:
+        seen = layer_input(model, layer, x)
+        if seen is not None:  # a layer the forward never reaches keeps its initialisation
+            placed += bool(layer.init_from_data(seen, seed=seed))
+    return placed
+
+
+@torch.no_grad()
+def layer_input(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """The (first positional) input that ``layer`` receives in ``model(x)``; ``None`` if it is never called.
+
+    The forward stops as soon as ``layer`` is reached, and the model's buffers (BatchNorm running statistics)
+    are restored, so asking changes nothing.
+    """
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    seen: list[torch.Tensor] = []
+
+    def capture(module, args):
+        seen.append(args[0])
+        raise _Captured
+
+    handle = layer.register_forward_pre_hook(capture)
     try:
-        for layer in layers:
-            seen: list[torch.Tensor] = []
-
-            def capture(module, args, seen=seen):
-                seen.append(args[0])
-                raise _Captured
-
-            handle = layer.register_forward_pre_hook(capture)
-            try:
-                model(x)
-            except _Captured:
-                pass
-            finally:
-                handle.remove()
-            if seen:  # a layer the forward never reaches keeps its initialisation
-                placed += bool(layer.init_from_data(seen[0], seed=seed))
+        model(x)
+    except _Captured:
+        pass
     finally:
+        handle.remove()
         for name, b in model.named_buffers():
             b.copy_(buffers[name])
-    return placed
+    return seen[0] if seen else None
 
 
 class _Captured(Exception):

@@ -38,6 +38,7 @@ from kernelnn.layers.bspline import (
     refit_coefficients,
     uniform_grid,
 )
+from kernelnn.layers.data_init import layer_input
 from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS, NEURONS
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -424,6 +425,22 @@ class KANConv2d(KANConv):
 
 class KANConv3d(KANConv):
     dim = 3
+
+
+@torch.no_grad()
+def update_grids(model: nn.Module, x: torch.Tensor, margin: float = 0.01) -> int:
+    """:meth:`~KANLinear.update_grid` of every KAN layer of ``model`` on the inputs it sees in ``model(x)``.
+
+    Layers are updated in order, each on the activations of the layers before it after their update (as
+    pykan's ``update_grid_from_samples``). Returns how many layers were updated.
+    """
+    updated = 0
+    for layer in [m for m in model.modules() if isinstance(m, _KANEdges)]:
+        seen = layer_input(model, layer, x)
+        if seen is not None:
+            layer.update_grid(seen, margin=margin)
+            updated += 1
+    return updated
 
 
 def _register() -> None:

@@ -195,10 +195,11 @@ class KernelConv(nn.Module):
                                  offset: torch.Tensor | None = None) -> torch.Tensor:
         """``scale_o * sum_i u_i (p_i - w_i)^2 + offset_o`` (``u = 1`` without taps) from ordinary convolutions.
 
-        The expansion ``sum u p^2 - 2 sum u w p + sum u w^2``: with taps, ONE convolution of ``[x*x, x]``
-        (stacked per group) with ``[u, -2 u w]``, whose bias carries ``sum u w^2`` (``scale`` and ``offset``
-        fold in too). Without taps ``||p||^2`` is the same for every filter of a group: a one-channel box
-        filter of the channel sum of ``x*x``, so the cost is one convolution of ``x`` plus a tiny one.
+        The expansion ``sum u p^2 - 2 sum u w p + sum u w^2``: with taps, a convolution of ``x*x`` with ``u``
+        whose bias carries ``sum u w^2`` (``scale`` and ``offset`` fold in too), plus one of ``x`` with
+        ``-2 u w`` added in place. Without taps ``||p||^2`` is the same for every filter of a group: a
+        one-channel box filter of the channel sum of ``x*x``, so the cost is one convolution of ``x`` plus a
+        tiny one.
         No clamp: without a square root, rounding below zero is harmless.
         """
         w = self.weight
@@ -214,13 +215,15 @@ class KernelConv(nn.Module):
             g = self.groups
             cross = cross.unflatten(1, (g, -1)) + scale.view(1, g, -1, *([1] * self.dim)) * patch_norms.unsqueeze(2)
             return cross.flatten(1, 2)
+        # With taps: sum_i u_i p_i^2 differs per filter, a convolution of x*x with u; the cross term is a
+        # convolution of x (two calls rather than one of the stacked [x*x, x], so autograd keeps x*x, not a
+        # second, twice-as-wide copy of the input).
         u = taps
-        weight = torch.cat([s * u, -2 * s * u * w], dim=1)  # (O, 2 C_g, *kernel): each group sees its [x^2, x]
         bias = scale * (u * w * w).flatten(1).sum(1)
         if offset is not None:
             bias = bias + offset
-        stacked = torch.cat([grouped * grouped, grouped], dim=2).flatten(1, 2)
-        return self._conv(stacked, weight, bias)
+        out = self._conv(xp * xp, s * u, bias)
+        return out.add_(self._conv(xp, -2 * s * u * w))
 
     def _patches(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, groups, C_g * prod(kernel), positions)``: padded, strided, dilated windows of ``x``."""

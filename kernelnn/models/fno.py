@@ -22,14 +22,17 @@ def grid_coordinates(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
+CHANNEL_MLP = {"expansion": 0.0, "neuron": "linear", "options": {}}
+
+
 class FNO(nn.Module):
     r"""Fourier Neural Operator: lifting, ``n_layers`` Fourier blocks, projection.
 
     Each block computes :math:`v \leftarrow \sigma(K v + W v)` with :math:`K` a :class:`SpectralConv`
     and :math:`W` a point-wise linear skip; the last block has no activation. With
-    ``channel_mlp_expansion > 0`` each block then adds a point-wise channel MLP, :math:`v \leftarrow v +
+    ``channel_mlp["expansion"] > 0`` each block then adds a point-wise channel MLP, :math:`v \leftarrow v +
     \mathrm{MLP}(v)`. Lifting is point-wise linear, projection is a point-wise two-layer MLP (as in the paper).
-    The hidden layer of every point-wise MLP uses the ``neuron`` type (their output layers are linear).
+    The hidden layer of every point-wise MLP uses ``channel_mlp["neuron"]`` (their output layers are linear).
 
     Parameters
     ----------
@@ -59,13 +62,11 @@ class FNO(nn.Module):
     factorization, rank, implementation
         How the spectral weights are stored (see :class:`~kernelnn.layers.SpectralConv`); ``"dense"`` is the
         FNO, a tensor factorization makes a TFNO.
-    neuron : str
-        Neuron type of the hidden layer of the projection and of the channel MLPs, a name from
-        :data:`kernelnn.registry.NEURONS`: ``"linear"`` (the paper's), ``"quadratic"``, ...
-    neuron_options : dict, optional
-        Keyword arguments of those hidden layers' constructor.
-    channel_mlp_expansion : float
-        Width of each block's channel MLP as a multiple of ``hidden_channels``; 0 (default) for none.
+    channel_mlp : dict, optional
+        The point-wise MLPs: ``expansion`` (width of each block's channel MLP as a multiple of
+        ``hidden_channels``; 0, the default, for none), ``neuron`` (type of the hidden layer of the channel
+        MLPs and of the projection, a name from :data:`kernelnn.registry.NEURONS`: ``"linear"`` (the
+        paper's), ``"quadratic"``, ``"kan"``, ...) and ``options`` (that neuron's constructor arguments).
     global_factorization : bool
         With ``factorization="tucker"``: one Tucker factorization of all layers' weights stacked
         (:class:`~kernelnn.layers.GlobalTucker`, MG-TFNO's global factorization); ``rank`` is then the fraction
@@ -100,9 +101,7 @@ class FNO(nn.Module):
         rank: int | float = 0.1,
         implementation: str = "factorized",
         global_factorization: bool = False,
-        neuron: str = "linear",
-        neuron_options: dict | None = None,
-        channel_mlp_expansion: float = 0.0,
+        channel_mlp: dict | None = None,
     ) -> None:
         super().__init__()
         self.n_modes = _as_modes(n_modes, dim, "FNO")
@@ -142,10 +141,14 @@ class FNO(nn.Module):
         make_skip = SKIPS.get(skip, owner=type(self).__name__, argument="skip")
         self.skips = nn.ModuleList(make_skip(hidden_channels, d) for _ in range(n_layers))
         self.activation = ACTIVATIONS.build(activation, owner="FNO", argument="activation")
-        if channel_mlp_expansion < 0:
-            raise ValueError(f"FNO: channel_mlp_expansion={channel_mlp_expansion} must be >= 0")
-        width = round(channel_mlp_expansion * hidden_channels)
-        neuron_options = neuron_options or {}
+        mlp = {**CHANNEL_MLP, **(channel_mlp or {})}
+        unknown = sorted(set(mlp) - set(CHANNEL_MLP))
+        if unknown:
+            raise ValueError(f"FNO: channel_mlp has unknown key(s) {unknown}; valid: {sorted(CHANNEL_MLP)}")
+        if mlp["expansion"] < 0:
+            raise ValueError(f"FNO: channel_mlp.expansion={mlp['expansion']} must be >= 0")
+        width = round(mlp["expansion"] * hidden_channels)
+        neuron, neuron_options = mlp["neuron"], dict(mlp["options"] or {})
         self.channel_mlps = nn.ModuleList(
             self._mlp(hidden_channels, width, hidden_channels, d, activation, neuron, neuron_options)
             for _ in range(n_layers)

@@ -6,7 +6,7 @@ from dataclasses import fields
 from typing import Any
 
 from kernelnn.training.errors import ConfigError
-from kernelnn.training.trainer import AMP_DTYPES, TrainerOptions
+from kernelnn.training.trainer import AMP_DTYPES, PRECISIONS, TrainerOptions
 
 # Keys of the trainer group that run() uses itself (the rest become TrainerOptions).
 RUN_KEYS = {"device": "auto", "loss": "auto", "resume": None, "deterministic": False, "plots": True,
@@ -32,6 +32,12 @@ def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str,
     _positive_int("early_stopping_patience", trainer.get("early_stopping_patience"), allow_none=True)
     if trainer.get("amp", "none") not in AMP_DTYPES:
         raise ConfigError(f"trainer.amp={trainer['amp']!r} is not valid; valid: {list(AMP_DTYPES)}")
+    precision = trainer.get("precision", "float32")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision!r} is not valid; valid: {list(PRECISIONS)}")
+    if precision == "float64" and trainer.get("amp", "none") != "none":
+        raise ConfigError(f"trainer.amp={trainer['amp']!r} lowers the precision that trainer.precision=float64 "
+                          "asks for; use one of them")
     clip = trainer.get("grad_clip")
     if clip is not None and (not isinstance(clip, int | float) or clip <= 0):
         raise ConfigError(f"trainer.grad_clip={clip!r} must be a positive number or null")
@@ -59,7 +65,34 @@ def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str,
         raise ConfigError(f"trainer.refine.sobolev_s={refine['sobolev_s']!r} must be positive (the loss is H^-s)")
     if refine.get("lr") is not None and refine["lr"] <= 0:
         raise ConfigError(f"trainer.refine.lr={refine['lr']!r} must be positive or null")
+    _validate_grids(trainer)
     options = TrainerOptions(**{k: v for k, v in trainer.items() if k not in RUN_KEYS})
     extra = {k: trainer.get(k, default) for k, default in RUN_KEYS.items()}
     extra["refine"] = {**RUN_KEYS["refine"], **refine}
     return options, extra
+
+
+def _validate_grids(trainer: dict[str, Any]) -> None:
+    """``trainer.grid_update`` / ``trainer.grid_refine`` (KAN grid schedules); fills their defaults in place."""
+    update = {"every": 0, "until": None, **(trainer.get("grid_update") or {})}
+    unknown = sorted(set(update) - {"every", "until"})
+    if unknown:
+        raise ConfigError(f"unknown trainer.grid_update key(s) {unknown}; valid: ['every', 'until']")
+    every = update["every"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"trainer.grid_update.every={every!r} must be an integer >= 0 (0: off)")
+    _positive_int("grid_update.until", update["until"], allow_none=True)
+    refine = {"epochs": [], "sizes": [], **(trainer.get("grid_refine") or {})}
+    unknown = sorted(set(refine) - {"epochs", "sizes"})
+    if unknown:
+        raise ConfigError(f"unknown trainer.grid_refine key(s) {unknown}; valid: ['epochs', 'sizes']")
+    epochs, sizes = list(refine["epochs"]), list(refine["sizes"])
+    if len(epochs) != len(sizes):
+        raise ConfigError(f"trainer.grid_refine.epochs={epochs} and trainer.grid_refine.sizes={sizes} must have the "
+                          "same length (one grid size per epoch)")
+    if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in epochs) or epochs != sorted(set(epochs)):
+        raise ConfigError(f"trainer.grid_refine.epochs={epochs} must be increasing epoch numbers >= 1 (0-based: the "
+                          "epoch before which the grids are refined)")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
+        raise ConfigError(f"trainer.grid_refine.sizes={sizes} must be positive integers")
+    trainer["grid_update"], trainer["grid_refine"] = update, {"epochs": epochs, "sizes": sizes}

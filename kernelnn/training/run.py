@@ -169,6 +169,21 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
 
 
 @torch.no_grad()
+def check_grid_schedules(opts, model: nn.Module, model_cfg: dict[str, Any], optim_cfg: dict[str, Any]) -> None:
+    """KAN grid schedules need KAN layers; L-BFGS needs whole steps (no accumulation, no fp16 scaling)."""
+    has_kan = any(callable(getattr(m, "update_grid", None)) for m in model.modules())
+    if not has_kan and (opts.grid_update["every"] or opts.grid_refine["epochs"]):
+        raise ConfigError(f"trainer.grid_update / trainer.grid_refine schedule KAN grids, but "
+                          f"{model_cfg.get('_target_')} has no KAN layer (try model=kan or model.neuron=kan)")
+    if str(optim_cfg.get("_target_", "")).endswith("LBFGS"):
+        if opts.grad_accum != 1:
+            raise ConfigError(f"trainer.grad_accum={opts.grad_accum}: L-BFGS re-evaluates its batch in a line search "
+                              "and cannot accumulate micro-batches; use 1")
+        if opts.amp == "fp16":
+            raise ConfigError("trainer.amp=fp16 needs gradient scaling, which L-BFGS does not support; use none or "
+                              "bf16")
+
+
 def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[str, bool]) -> nn.Module:
     """Wrap ``model`` in :class:`Normalized` with per-channel training-set statistics."""
     x, y = bundle.train.tensors
@@ -299,6 +314,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
     if opts.quadratic_lr is not None and not any(hasattr(m, "quadratic_parameters") for m in model.modules()):
         raise ConfigError(f"trainer.quadratic_lr={opts.quadratic_lr} sets ReLinear's learning rate of quadratic "
                           f"neurons, but {model_cfg.get('_target_')} has none (try model.neuron=quadratic)")
+    check_grid_schedules(opts, model, model_cfg, container["optim"])
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
     data_dependent_init(model, bundle.train.tensors[0][:2048], seed)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -63,7 +65,9 @@ class RegressionTask:
     """Vectors in, vectors out ``(batch, features)``. Loss: mean squared error; metrics add mean absolute error."""
 
     losses = ("mse",)
-    lower_is_better = {"mse": True, "mae": True}
+    lower_is_better = {"mse": True, "mae": True, "rmse": True}
+    # Metrics computed from the set's means (RMSE is not a mean of per-sample values).
+    derived_metrics = {"rmse": ("mse", math.sqrt)}
 
     def __init__(self, loss: str = "mse") -> None:
         if loss not in self.losses:

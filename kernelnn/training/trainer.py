@@ -31,6 +31,7 @@ from kernelnn.training.metrics_log import MetricsLog
 log = logging.getLogger("kernelnn.training")
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainerOptions:
     batch_size: int = 20
     eval_batch_size: int = 100
     amp: str = "none"
+    precision: str = "float32"  # float32 | float64 (parameters and floating data; e.g. L-BFGS to tight tolerances)
     compile: bool = False
     grad_clip: float | None = None
     grad_accum: int = 1
@@ -53,6 +55,11 @@ class TrainerOptions:
     tensorboard: bool = True
     num_workers: int = 0
     quadratic_lr: float | None = None
+    # KAN grids: update from the current batch every `every` optimizer steps during the first `until` steps of each
+    # stage (null: always); refine every KAN layer to sizes[i] at the start of epochs[i] (0-based), which starts a
+    # new stage: optimizer and scheduler restart and grid updates resume (pykan's fit-refine-fit recipe).
+    grid_update: dict[str, Any] = field(default_factory=lambda: {"every": 0, "until": None})
+    grid_refine: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "sizes": []})
 
 
 @dataclass
@@ -127,7 +134,8 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.meta = checkpoint_meta or {}
         self.callbacks = list(callbacks)
-        self.model = model.to(device)
+        self.dtype = PRECISIONS[options.precision]
+        self.model = model.to(device=device, dtype=self.dtype)
         self.amp_dtype = AMP_DTYPES[options.amp]
 
         per_rank = options.batch_size // dist.world_size
@@ -144,28 +152,64 @@ class Trainer:
             for name, ds in eval_sets.items()
         }
 
-        self.forward_model: nn.Module = self.model
-        if dist.enabled and any(p.requires_grad for p in self.model.parameters()):
-            ids = [device.index] if device.type == "cuda" else None
-            self.forward_model = DistributedDataParallel(self.model, device_ids=ids)
-        if options.compile:
-            self.forward_model = torch.compile(self.forward_model)
-
-        self.optimizer = make_optimizer(self._param_groups())
-        # Layers with a penalty of their own (ReLinear's shrinkage, RBF regularisers) add it to the loss.
+        self._wrap_model()
+        self.make_optimizer, self.make_scheduler = make_optimizer, make_scheduler
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
+        self._build_optimizer(options.epochs)
+        # Layers with a penalty of their own (ReLinear's shrinkage, RBF and KAN regularisers) add it to the loss.
         # A layer may say its penalty is off (``regularization_active = False``); those are skipped every step.
         self.regularized = [m for m in self.model.modules() if callable(getattr(m, "regularization", None))
                             and getattr(m, "regularization_active", True)]
-        self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
-        self.scheduler = make_scheduler(
-            self.optimizer, total_steps=options.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch
-        )
+        self.kan_layers = [m for m in self.model.modules() if callable(getattr(m, "update_grid", None))]
         self.scaler = torch.amp.GradScaler(device.type, enabled=options.amp == "fp16")
         self.state = TrainState()
         self.metrics_log = MetricsLog(self.output_dir, options.tensorboard) if dist.is_main else None
         self.monitor, self.monitor_higher = self._monitor(eval_sets)
 
     # ----------------------------------------------------------------------------------------- setup
+    def _wrap_model(self) -> None:
+        """DDP and compile wrappers around ``self.model`` (again after a grid refinement changes shapes)."""
+        self.forward_model: nn.Module = self.model
+        if self.dist.enabled and any(p.requires_grad for p in self.model.parameters()):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = DistributedDataParallel(self.model, device_ids=ids)
+        if self.options.compile:
+            self.forward_model = torch.compile(self.forward_model)
+
+    def _build_optimizer(self, epochs: int) -> None:
+        self.optimizer = self.make_optimizer(self._param_groups())
+        self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
+        self.scheduler = self.make_scheduler(self.optimizer, total_steps=max(1, epochs) * self.steps_per_epoch,
+                                             steps_per_epoch=self.steps_per_epoch)
+
+    def _refine_grids(self, epoch: int) -> None:
+        """At a scheduled epoch, move every KAN layer to its finer grid and start a new optimizer stage."""
+        refine = self.options.grid_refine
+        if epoch not in refine["epochs"] or not self.kan_layers:
+            return
+        size = refine["sizes"][refine["epochs"].index(epoch)]
+        for layer in self.kan_layers:
+            layer.refine(size)
+        self._wrap_model()
+        self._build_optimizer(self.options.epochs - epoch)
+        if self.dist.is_main:
+            log.info("epoch %d: KAN grids refined to %d intervals (%d layers); optimizer restarted", epoch + 1, size,
+                     len(self.kan_layers))
+
+    def _stage_start(self) -> int:
+        """Optimizer step at which the current grid stage began (the last refinement before this epoch)."""
+        passed = [e for e in self.options.grid_refine["epochs"] if e <= self.state.epoch]
+        return max(passed) * self.steps_per_epoch if passed else 0
+
+    def _maybe_update_grids(self, x: torch.Tensor) -> None:
+        every, until = self.options.grid_update["every"], self.options.grid_update.get("until")
+        steps = self.state.step - self._stage_start()
+        if not every or not self.kan_layers or steps % every or (until is not None and steps >= until):
+            return
+        from kernelnn.layers.kan import update_grids
+
+        update_grids(self.model, x)
+
     def _param_groups(self) -> list:
         """Trainable parameters; with ``quadratic_lr``, ReLinear's named groups (the optimizer's lr for the rest)."""
         if self.options.quadratic_lr is None:
@@ -181,6 +225,10 @@ class Trainer:
         higher = (not self.task.lower_is_better.get(metric, True)) if mode == "auto" else mode == "max"
         return name, higher
 
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """On the training device; floating tensors in the training precision (labels stay integers)."""
+        return t.to(self.device, dtype=self.dtype if t.is_floating_point() else None, non_blocking=True)
+
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -193,6 +241,7 @@ class Trainer:
         try:
             while self.state.epoch < opts.epochs:
                 epoch = self.state.epoch
+                self._refine_grids(epoch)
                 for cb in self.callbacks:
                     getattr(cb, "on_epoch_start", lambda *a: None)(self, epoch)
                 start = time.perf_counter()
@@ -240,8 +289,14 @@ class Trainer:
                    disable=not (opts.progress_bar and self.dist.is_main))
         self.optimizer.zero_grad(set_to_none=True)
         for i, (x, y) in enumerate(self.train_loader):
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
+            x, y = self._to_device(x), self._to_device(y)
+            if i % opts.grad_accum == 0:
+                self._maybe_update_grids(x)
+            if self.lbfgs:
+                loss_sum += self._lbfgs_step(x, y)
+                self._after_step()
+                bar.update()
+                continue
             group_start = i - i % opts.grad_accum
             group_len = min(opts.grad_accum, n_batches - group_start)
             last_micro = i == group_start + group_len - 1
@@ -249,10 +304,7 @@ class Trainer:
             if self.dist.enabled and not last_micro:
                 sync = self.forward_model.no_sync() if hasattr(self.forward_model, "no_sync") else sync
             with sync:
-                with self._autocast():
-                    pred = self.forward_model(x)
-                loss = self.task.loss(pred.float(), y)
-                objective = loss + sum(m.regularization() for m in self.regularized) if self.regularized else loss
+                loss, objective = self._objective(x, y)
                 self.scaler.scale(objective / group_len).backward()
             loss_sum += loss.detach()
             if last_micro:
@@ -262,8 +314,7 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-                self.state.step += 1
+                self._after_step()
             if (i + 1) % opts.log_every == 0 or i + 1 == n_batches:
                 mean = self._check_finite(loss_sum / (i + 1), epoch)
                 bar.set_postfix(loss=f"{mean:.4g}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
@@ -271,6 +322,33 @@ class Trainer:
         bar.close()
         total = D.all_reduce_sum(loss_sum.clone(), self.dist)
         return (total / (n_batches * self.dist.world_size)).item()
+
+    def _objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            pred = self.forward_model(x)
+        loss = self.task.loss(pred.to(self.dtype), y)
+        objective = loss + sum(m.regularization() for m in self.regularized) if self.regularized else loss
+        return loss, objective
+
+    def _lbfgs_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One L-BFGS step on a batch (the optimizer re-evaluates the closure in its line search)."""
+        losses: list[torch.Tensor] = []
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, objective = self._objective(x, y)
+            objective.backward()
+            if self.options.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
+            losses.append(loss.detach())
+            return objective
+
+        self.optimizer.step(closure)
+        return losses[0]  # the loss at the step's starting point, as for first-order optimizers
+
+    def _after_step(self) -> None:
+        self.scheduler.step()
+        self.state.step += 1
 
     def _check_finite(self, mean_loss: torch.Tensor, epoch: int) -> float:
         """Stop every rank together, before any checkpoint is written, when the loss is NaN or inf."""
@@ -297,10 +375,10 @@ class Trainer:
             sums: dict[str, torch.Tensor] = {}
             count = torch.zeros((), device=self.device, dtype=torch.float64)
             for x, y in loader:
-                x, y = x.to(self.device), y.to(self.device)
+                x, y = self._to_device(x), self._to_device(y)
                 with self._autocast():
                     pred = self.model(x)
-                for metric, values in self.task.metrics(pred.float(), y).items():
+                for metric, values in self.task.metrics(pred.to(self.dtype), y).items():
                     sums[metric] = sums.get(metric, 0) + values.double().sum()
                 count += len(x)
             names = self.task.metric_names  # a rank whose shard is empty still joins the all-reduce
@@ -309,12 +387,14 @@ class Trainer:
             packed = D.all_reduce_sum(packed, self.dist)
             for m, value in zip(names, packed[:-1], strict=True):
                 out[f"{name}/{m}"] = (value / packed[-1]).item()
+            for m, (source, fn) in getattr(self.task, "derived_metrics", {}).items():
+                out[f"{name}/{m}"] = fn(out[f"{name}/{source}"])
         return out
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         with torch.no_grad(), self._autocast():
-            return self.model(x.to(self.device)).float()
+            return self.model(self._to_device(x)).float()
 
     # ------------------------------------------------------------------------------ checkpointing
     def _track_best(self, row: dict[str, float]) -> bool:
@@ -356,7 +436,8 @@ class Trainer:
     def resume_from(self, path: Path) -> None:
         """Restore model, optimizer, scheduler, scaler, progress and RNG states from ``path``."""
         ckpt = load_checkpoint(path)
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt["model"])  # a refined KAN layer adopts its saved grid size here
+        self._wrap_model()
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])

@@ -96,8 +96,8 @@ def test_neuron_is_chosen_by_name_in_models():
     mlp = MLP(6, 3, hidden=[8, 8], neuron="quadratic")
     assert [type(m).__name__ for m in mlp.net if not isinstance(m, nn.ReLU)] == [
         "QuadraticLinear", "QuadraticLinear", "Linear"]
-    fno = FNO(1, 1, n_modes=(3, 3), hidden_channels=4, n_layers=2, projection_channels=8, neuron="quadratic",
-              channel_mlp_expansion=2.0)
+    fno = FNO(1, 1, n_modes=(3, 3), hidden_channels=4, n_layers=2, projection_channels=8,
+              channel_mlp={"neuron": "quadratic", "expansion": 2.0})
     assert sum(isinstance(m, QuadraticLinear) for m in fno.modules()) == 3  # projection + two channel MLPs
     assert fno(torch.randn(2, 1, 8, 8)).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="MLP: neuron='cubic' is not a known neuron; valid: cauchy, .*quadratic, rbf"):
