@@ -38,6 +38,9 @@ def step(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, step_e
 
 def onecycle(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, max_lr: float | None = None,
              pct_start: float = 0.3) -> LRScheduler:
-    """One-cycle policy peaking at ``max_lr`` (default: the optimizer's configured rate)."""
+    """One-cycle policy peaking at ``max_lr`` (default: the optimizer's configured rate). Momentum is cycled
+    too when the optimizer has one (SGD's momentum, Adam's beta1); L-BFGS has none, so only its rate cycles."""
     peak = max_lr if max_lr is not None else [g["lr"] for g in optimizer.param_groups]
-    return OneCycleLR(optimizer, max_lr=peak, total_steps=max(1, total_steps), pct_start=pct_start)
+    has_momentum = all("momentum" in g or "betas" in g for g in optimizer.param_groups)
+    return OneCycleLR(optimizer, max_lr=peak, total_steps=max(1, total_steps), pct_start=pct_start,
+                      cycle_momentum=has_momentum)
