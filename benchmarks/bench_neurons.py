@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pick_device, time_forward_backward, write_results  # noqa: E402
+from common import cpu_peak_growth, pick_device, run_child, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn.layers import KernelConv2d, QuadraticConv2d, QuadraticLinear, RBFLayer  # noqa: E402
 
@@ -65,23 +63,9 @@ def build(case: str, args) -> tuple[nn.Module, torch.Tensor]:
     return dense_cases(args.features, args.centers)[case](), torch.randn(args.dense_batch, args.features)
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def peak_memory_child(case: str, args) -> int:
-    """Bytes by which one forward + backward raises the resident set above where it started (Linux: the
-    high-water mark VmHWM is reset through /proc/self/clear_refs first). Run in a fresh process."""
     module, x = build(case, args)
-    module(x[:2]).sum().backward()  # allocate parameter gradients and one-off buffers first
-    module.zero_grad(set_to_none=False)
-    before = _status_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-    module(x).sum().backward()
-    return (_status_kib("VmHWM") - before) * 1024
+    return cpu_peak_growth(lambda: module(x), lambda: module(x[:2]))
 
 
 def peak_memory(case: str, args, device: torch.device) -> int:
@@ -95,12 +79,7 @@ def peak_memory(case: str, args, device: torch.device) -> int:
         module(x).sum().backward()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
-    argv = [sys.executable, __file__, "--child", case, *sys.argv[1:]]
-    # Large blocks straight from mmap, so freed memory leaves the resident set at once: otherwise glibc reuses
-    # the warm-up's freed blocks and a case whose working set the warm-up already touched shows no growth.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
-    return int(json.loads(out.strip().splitlines()[-1])["bytes"])
+    return int(run_child([__file__, "--child", case, *sys.argv[1:]])["bytes"])
 
 
 def main() -> None:

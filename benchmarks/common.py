@@ -8,8 +8,11 @@ bytes of the tensors autograd saves for backward (what grows with the batch), co
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +66,34 @@ def memory_bytes(fn: Callable[[], torch.Tensor], device: torch.device) -> int:
         out = fn()
     out.sum().backward()
     return sum(seen.values())
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def cpu_peak_growth(fn: Callable[[], torch.Tensor], warmup: Callable[[], torch.Tensor]) -> int:
+    """Bytes by which one forward + backward of ``fn`` raises the resident set (Linux: the high-water mark
+    VmHWM is reset through /proc/self/clear_refs first). ``warmup`` (a small batch) allocates parameter
+    gradients and one-off buffers first. Run it in a fresh process started by :func:`run_child`."""
+    warmup().sum().backward()
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
+    fn().sum().backward()
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def run_child(argv: list[str]) -> dict:
+    """Run a benchmark script's child mode in a fresh process; its last stdout line is JSON.
+
+    Large blocks come straight from mmap, so freed memory leaves the resident set at once: otherwise glibc reuses
+    the warm-up's freed blocks and a case whose working set the warm-up already touched shows no growth."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def machine() -> str:

@@ -230,3 +230,19 @@ def test_grid_update_agrees_across_ddp_ranks():
     assert torch.equal(grid0, grid1) and torch.equal(w0, w1)
     # and the grid saw both ranks' samples: rank 1's reach up to 1, rank 0's only to 0
     assert grid0[:, -4].min() > 0.95
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_compiled_basis_and_its_backward_match_the_eager_recursion(order):
+    from kernelnn.layers.bspline import _basis, adaptive_grid
+
+    grid = adaptive_grid(torch.rand(300, 3, dtype=torch.float64) ** 2, 6, order, 0.02, 0.01)
+    x = (torch.rand(50, 3, dtype=torch.float64) * 3 - 1.5).requires_grad_()  # some outside the grid
+    weights = torch.arange(grid.shape[1] - 1 - order, dtype=torch.float64)
+    fast = bspline_basis(x, grid, order)
+    (fast_grad,) = torch.autograd.grad((fast * weights).sum(), x)
+    x_eager = x.detach().requires_grad_()
+    eager = _basis(x_eager, grid, order)  # plain autograd through the recursion
+    (eager_grad,) = torch.autograd.grad((eager * weights).sum(), x_eager)
+    torch.testing.assert_close(fast, eager)
+    torch.testing.assert_close(fast_grad, eager_grad)
