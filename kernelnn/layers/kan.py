@@ -92,6 +92,27 @@ class _KANEdges(nn.Module):
     def n_basis(self) -> int:
         return self.grid_size + self.spline_order
 
+    def _init_spline(self, noise: torch.Tensor, scaler_shape: tuple[int, ...], scale_spline: float, fan_in: int,
+                     spline_scaler: bool) -> None:
+        """Coefficients from ``noise``; the spline scale ``scale_spline / sqrt(fan_in)`` learned per edge
+        (``spline_scaler``) or folded into the coefficients."""
+        scale = scale_spline / math.sqrt(fan_in)
+        if spline_scaler:
+            self.spline_weight = nn.Parameter(noise)
+            self.spline_scaler = nn.Parameter(torch.full(scaler_shape, scale))
+        else:
+            self.spline_weight = nn.Parameter(noise * scale)
+            self.register_parameter("spline_scaler", None)
+
+    def _store_scaled(self, scaled: torch.Tensor, basis_dim: int) -> None:
+        """Store refitted ``s * c`` as ``c = (s * c) / s`` so the product is the refitted spline (the step
+        efficient-kan misses); a vanishing scale is reset to 1 rather than divided by."""
+        if self.spline_scaler is not None:
+            tiny = self.spline_scaler.abs() < 1e-8
+            self.spline_scaler.data = torch.where(tiny, torch.ones_like(self.spline_scaler), self.spline_scaler)
+            scaled = scaled / self.spline_scaler.unsqueeze(basis_dim)
+        self.spline_weight.data = scaled.contiguous()
+
     def _record_statistics(self, samples: torch.Tensor, basis: torch.Tensor, base: torch.Tensor) -> None:
         """Keep the batch means that :meth:`regularization` needs (only when it is active, in training)."""
         if self.regularization_active and self.training:
@@ -236,13 +257,7 @@ class KANLinear(_KANEdges):
         self.base_weight = nn.Parameter(scale_base * (2 * torch.rand(out_features, in_features) - 1)
                                         / math.sqrt(in_features))
         noise = (torch.rand(out_features, in_features, self.n_basis) - 0.5) * scale_noise / grid_size
-        if spline_scaler:
-            self.spline_weight = nn.Parameter(noise)
-            self.spline_scaler = nn.Parameter(torch.full((out_features, in_features),
-                                                         scale_spline / math.sqrt(in_features)))
-        else:
-            self.spline_weight = nn.Parameter(noise * scale_spline / math.sqrt(in_features))
-            self.register_parameter("spline_scaler", None)
+        self._init_spline(noise, (out_features, in_features), scale_spline, in_features, spline_scaler)
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, grid_size={self.grid_size}, "
@@ -276,14 +291,7 @@ class KANLinear(_KANEdges):
         return self.base_weight.abs().T
 
     def _set_edge_coefficients(self, coefficients: torch.Tensor) -> None:
-        scaled = coefficients.permute(2, 0, 1)  # (out, in, G + k)
-        if self.spline_scaler is not None:
-            # Store c = (s c) / s so the product is the refitted spline (the step efficient-kan misses).
-            # A vanishing scale is reset to 1 rather than divided by.
-            tiny = self.spline_scaler.abs() < 1e-8
-            self.spline_scaler.data = torch.where(tiny, torch.ones_like(self.spline_scaler), self.spline_scaler)
-            scaled = scaled / self.spline_scaler.unsqueeze(-1)
-        self.spline_weight.data = scaled.contiguous()
+        self._store_scaled(coefficients.permute(2, 0, 1), basis_dim=2)  # (out, in, G + k)
 
 
 def _tuple(value, dim: int, name: str, owner: str) -> tuple[int, ...]:
@@ -343,13 +351,7 @@ class KANConv(_KANEdges):
         self.base_weight = nn.Parameter(scale_base * (2 * torch.rand(out_channels, c_g, *self.kernel_size) - 1)
                                         / math.sqrt(fan_in))
         noise = (torch.rand(out_channels, c_g, self.n_basis, *self.kernel_size) - 0.5) * scale_noise / grid_size
-        if spline_scaler:
-            self.spline_weight = nn.Parameter(noise)
-            self.spline_scaler = nn.Parameter(torch.full((out_channels, c_g, *self.kernel_size),
-                                                         scale_spline / math.sqrt(fan_in)))
-        else:
-            self.spline_weight = nn.Parameter(noise * scale_spline / math.sqrt(fan_in))
-            self.register_parameter("spline_scaler", None)
+        self._init_spline(noise, (out_channels, c_g, *self.kernel_size), scale_spline, fan_in, spline_scaler)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -405,14 +407,8 @@ class KANConv(_KANEdges):
         return self._grouped(self.base_weight.abs()).flatten(1)  # (C, O_g * taps)
 
     def _set_edge_coefficients(self, coefficients: torch.Tensor) -> None:
-        c, n_basis = coefficients.shape[:2]
         w = coefficients.unflatten(2, (self.out_channels // self.groups, *self.kernel_size)).movedim(1, 2)
-        scaled = self._ungrouped(w)  # (O, C_g, G + k, *kernel)
-        if self.spline_scaler is not None:
-            tiny = self.spline_scaler.abs() < 1e-8
-            self.spline_scaler.data = torch.where(tiny, torch.ones_like(self.spline_scaler), self.spline_scaler)
-            scaled = scaled / self.spline_scaler.unsqueeze(2)
-        self.spline_weight.data = scaled.contiguous()
+        self._store_scaled(self._ungrouped(w), basis_dim=2)  # (O, C_g, G + k, *kernel)
 
 
 class KANConv1d(KANConv):
