@@ -86,6 +86,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def gradcheck_module(module, x) -> bool:
+    """``torch.autograd.gradcheck`` of ``module(x)`` in the input and every parameter at once (float64 module
+    and ``x``): the parameters are passed as variables through ``torch.func.functional_call``."""
+    from torch.func import functional_call
+
+    params = {name: p.detach().clone().requires_grad_() for name, p in module.named_parameters()}
+    names = list(params)
+
+    def f(inp, *values):
+        return functional_call(module, dict(zip(names, values, strict=True)), (inp,))
+
+    return torch.autograd.gradcheck(f, (x.detach().requires_grad_(), *params.values()))
+
+
 def assert_state_dict_round_trip(make_module, *inputs) -> None:
     """Two modules from ``make_module()``: the second, loaded (``weights_only=True``) from the first's
     saved state_dict, gives identical outputs on ``inputs``."""

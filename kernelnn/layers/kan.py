@@ -38,6 +38,7 @@ from kernelnn.layers.bspline import (
     refit_coefficients,
     uniform_grid,
 )
+from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
 from kernelnn.layers.data_init import layer_input
 from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS, NEURONS
 
@@ -113,7 +114,7 @@ class _KANEdges(nn.Module):
             scaled = scaled / self.spline_scaler.unsqueeze(basis_dim)
         self.spline_weight.data = scaled.contiguous()
 
-    def _record_statistics(self, samples: torch.Tensor, basis: torch.Tensor, base: torch.Tensor) -> None:
+    def _record_statistics(self, basis: torch.Tensor, base: torch.Tensor) -> None:
         """Keep the batch means that :meth:`regularization` needs (only when it is active, in training)."""
         if self.regularization_active and self.training:
             self._basis_mean = basis.detach().reshape(-1, *basis.shape[-2:]).mean(0)
@@ -275,7 +276,7 @@ class KANLinear(_KANEdges):
         flat = x.reshape(-1, self.in_features)
         base = self.base_activation(flat)
         basis = bspline_basis(flat, self.grid, self.spline_order)  # (N, in, G + k)
-        self._record_statistics(flat, basis, base)
+        self._record_statistics(basis, base)
         weight = self.scaled_spline_weight().to(basis.dtype)
         out = F.linear(base, self.base_weight.to(base.dtype)) + F.linear(basis.flatten(1), weight.flatten(1))
         return out.reshape(*lead, self.out_features)
@@ -292,13 +293,6 @@ class KANLinear(_KANEdges):
 
     def _set_edge_coefficients(self, coefficients: torch.Tensor) -> None:
         self._store_scaled(coefficients.permute(2, 0, 1), basis_dim=2)  # (out, in, G + k)
-
-
-def _tuple(value, dim: int, name: str, owner: str) -> tuple[int, ...]:
-    values = (value,) * dim if isinstance(value, int) else tuple(value)
-    if len(values) != dim or any(not isinstance(v, int) or v < 0 for v in values):
-        raise ValueError(f"{owner}: {name}={value!r} must be a non-negative int or {dim} of them")
-    return values
 
 
 class KANConv(_KANEdges):
@@ -333,16 +327,13 @@ class KANConv(_KANEdges):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must be divisible "
                              f"by groups={groups}")
-        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ValueError(f"{name}: padding_mode={padding_mode!r} must be zeros, reflect, replicate or circular")
+        check_padding_mode(padding_mode, name)
         d = self.dim
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _tuple(kernel_size, d, "kernel_size", name)
-        if any(k < 1 for k in self.kernel_size):
-            raise ValueError(f"{name}: kernel_size={kernel_size!r} must be positive")
-        self.stride = _tuple(stride, d, "stride", name)
-        self.dilation = _tuple(dilation, d, "dilation", name)
-        self.padding = _tuple(padding, d, "padding", name)
+        self.kernel_size = int_tuple(kernel_size, d, "kernel_size", name, minimum=1)
+        self.stride = int_tuple(stride, d, "stride", name, minimum=1)
+        self.dilation = int_tuple(dilation, d, "dilation", name, minimum=1)
+        self.padding = int_tuple(padding, d, "padding", name, minimum=0)
         self.padding_mode = padding_mode
         self._init_edges(in_channels, grid_size, spline_order, grid_range, base_activation, grid_eps,
                          regularize_l1, regularize_entropy)
@@ -363,11 +354,7 @@ class KANConv(_KANEdges):
         return w if self.spline_scaler is None else w * self.spline_scaler.unsqueeze(2)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        if not any(self.padding):
-            return x
-        flat = [p for p in reversed(self.padding) for _ in range(2)]
-        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-        return F.pad(x, flat, mode=mode)
+        return pad(x, [(p, p) for p in self.padding], self.padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
@@ -378,7 +365,7 @@ class KANConv(_KANEdges):
         channels_last = xp.movedim(1, -1)  # (N, *S, C)
         base = self.base_activation(xp)
         basis = bspline_basis(channels_last, self.grid, self.spline_order)  # (N, *S, C, G + k)
-        self._record_statistics(channels_last, basis, base.movedim(1, -1))
+        self._record_statistics(basis, base.movedim(1, -1))
         basis = basis.flatten(-2).movedim(-1, 1)  # (N, C (G + k), *S): channel-major, as the weight
         weight = self.scaled_spline_weight().to(basis.dtype).flatten(1, 2)
         conv = _CONV[self.dim]

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
 from kernelnn.layers.lp_distance import BACKENDS, CHUNK_ELEMENTS, lp_distance
 from kernelnn.registry import CONVOLUTIONS, NEURONS
 
@@ -44,13 +45,6 @@ OUTPUT_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sine": torch.sin,
 }
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-def _tuple(value, dim: int, name: str, owner: str) -> tuple[int, ...]:
-    values = (value,) * dim if isinstance(value, int) else tuple(value)
-    if len(values) != dim or any(not isinstance(v, int) for v in values):
-        raise ValueError(f"{owner}: {name}={value!r} must be an int or {dim} ints")
-    return values
 
 
 def _inverse_softplus(y: float) -> float:
@@ -105,8 +99,7 @@ class KernelConv(nn.Module):
                              f"by groups={groups}")
         if kernel not in KERNELS:
             raise ValueError(f"{name}: kernel={kernel!r} is not a known kernel; valid: {', '.join(KERNELS)}")
-        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ValueError(f"{name}: padding_mode={padding_mode!r} must be zeros, reflect, replicate or circular")
+        check_padding_mode(padding_mode, name)
         if kernel == "polynomial" and (not isinstance(degree, int) or degree < 1):
             raise ValueError(f"{name}: degree={degree!r} must be a positive int")
         if kernel == "lp" and not q >= 1:
@@ -118,9 +111,9 @@ class KernelConv(nn.Module):
                              f"{', '.join(OUTPUT_FUNCTIONS)}")
         d = self.dim
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _tuple(kernel_size, d, "kernel_size", name)
-        self.stride = _tuple(stride, d, "stride", name)
-        self.dilation = _tuple(dilation, d, "dilation", name)
+        self.kernel_size = int_tuple(kernel_size, d, "kernel_size", name, minimum=1)
+        self.stride = int_tuple(stride, d, "stride", name, minimum=1)
+        self.dilation = int_tuple(dilation, d, "dilation", name, minimum=1)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding={padding!r} must be an int, ints, 'same' or 'valid'")
@@ -129,7 +122,7 @@ class KernelConv(nn.Module):
             total = [dl * (k - 1) for dl, k in zip(self.dilation, self.kernel_size, strict=True)]
             pads = [(t // 2, t - t // 2) for t in total] if padding == "same" else [(0, 0)] * d
         else:
-            pads = [(p, p) for p in _tuple(padding, d, "padding", name)]
+            pads = [(p, p) for p in int_tuple(padding, d, "padding", name, minimum=0)]
         self.pads = tuple(pads)  # (left, right) per spatial dim
         self.padding_mode = padding_mode
         self.kernel, self.degree, self.q = kernel, degree, float(2.0 if kernel == "l2" else 1.0 if kernel == "l1"
@@ -172,11 +165,7 @@ class KernelConv(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        if not any(p for pair in self.pads for p in pair):
-            return x
-        flat = [p for pair in reversed(self.pads) for p in pair]  # F.pad starts from the last dim
-        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-        return F.pad(x, flat, mode=mode)
+        return pad(x, self.pads, self.padding_mode)
 
     def _conv_padding(self) -> int | tuple[int, ...]:
         """What the convolution call pads itself: symmetric zero padding (no padded copy of the input)."""

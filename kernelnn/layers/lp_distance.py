@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import torch
 
+from kernelnn.layers.lp_distance_triton import lp_distance_triton, triton_usable
+
 CHUNK_ELEMENTS = 2**22  # elements of one broadcast (batch, chunk, taps, positions) block: 16 MiB in float32
 
 
@@ -105,8 +107,6 @@ def lp_distance(x: torch.Tensor, weight: torch.Tensor, taps: torch.Tensor,
     ``backend``: ``"torch"`` (chunked broadcasting, any device), ``"triton"`` (the fused kernels of
     :mod:`kernelnn.layers.lp_distance_triton`) or ``"auto"`` (Triton on CUDA when installed, else torch).
     """
-    from kernelnn.layers.lp_distance_triton import lp_distance_triton, triton_usable
-
     if backend == "triton" or (backend == "auto" and x.is_cuda and triton_usable(x)):
         return lp_distance_triton(x, weight, taps, extract, positions, q)
     if backend not in BACKENDS:

@@ -61,6 +61,12 @@ if triton is not None:
         return tl.where(a > 0, q * tl.exp2((q - 1.0) * tl.log2(tl.maximum(a, 1e-30))), 0.0) * sign
 
     @triton.jit
+    def _tile(ptr, rows, cols, n_rows, n_cols):
+        """The ``rows x cols`` tile of a row-major ``(n_rows, n_cols)`` matrix; zero outside it."""
+        mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+        return tl.load(ptr + rows[:, None] * n_cols + cols[None, :], mask=mask, other=0.0)
+
+    @triton.jit
     def _forward_kernel(P, W, U, OUT, R, O, I, q,
                         Q_ONE: tl.constexpr, Q_TWO: tl.constexpr,
                         BR: tl.constexpr, BO: tl.constexpr, BI: tl.constexpr):
@@ -73,11 +79,9 @@ if triton is not None:
         acc = tl.zeros((BR, BO), dtype=OUT.dtype.element_ty)
         for start in range(0, I, BI):
             taps = start + tl.arange(0, BI)
-            p = tl.load(P + rows[:, None] * I + taps[None, :], mask=(rows[:, None] < R) & (taps[None, :] < I),
-                        other=0.0)
-            wmask = (cols[:, None] < O) & (taps[None, :] < I)
-            w = tl.load(W + cols[:, None] * I + taps[None, :], mask=wmask, other=0.0)
-            u = tl.load(U + cols[:, None] * I + taps[None, :], mask=wmask, other=0.0)
+            p = _tile(P, rows, taps, R, I)
+            w = _tile(W, cols, taps, O, I)
+            u = _tile(U, cols, taps, O, I)
             diff = p[:, None, :] - w[None, :, :]  # (BR, BO, BI); masked taps have u = 0
             acc += tl.sum(u[None, :, :] * _power(diff, q, Q_ONE, Q_TWO), axis=2)
         tl.store(OUT + g * R * O + rows[:, None] * O + cols[None, :], acc,
@@ -94,19 +98,17 @@ if triton is not None:
         W += g * O * I
         U += g * O * I
         D += g * R * O
-        pmask = (rows[:, None] < R) & (taps[None, :] < I)
-        p = tl.load(P + rows[:, None] * I + taps[None, :], mask=pmask, other=0.0)
+        p = _tile(P, rows, taps, R, I)
         acc = tl.zeros((BR, BI), dtype=DP.dtype.element_ty)
         for start in range(0, O, BO):
             cols = start + tl.arange(0, BO)
-            wmask = (cols[:, None] < O) & (taps[None, :] < I)
-            w = tl.load(W + cols[:, None] * I + taps[None, :], mask=wmask, other=0.0)
-            u = tl.load(U + cols[:, None] * I + taps[None, :], mask=wmask, other=0.0)
-            d = tl.load(D + rows[:, None] * O + cols[None, :], mask=(rows[:, None] < R) & (cols[None, :] < O),
-                        other=0.0)
+            w = _tile(W, cols, taps, O, I)
+            u = _tile(U, cols, taps, O, I)
+            d = _tile(D, rows, cols, R, O)
             diff = p[:, None, :] - w[None, :, :]  # (BR, BO, BI)
             acc += tl.sum(d[:, :, None] * u[None, :, :] * _power_grad(diff, q, Q_ONE, Q_TWO), axis=1)
-        tl.store(DP + g * R * I + rows[:, None] * I + taps[None, :], acc, mask=pmask)
+        tl.store(DP + g * R * I + rows[:, None] * I + taps[None, :], acc,
+                 mask=(rows[:, None] < R) & (taps[None, :] < I))
 
     @triton.jit
     def _filter_grad_kernel(P, W, U, D, DW, DU, R, O, I, q,
@@ -120,16 +122,14 @@ if triton is not None:
         U += g * O * I
         D += g * R * O
         wmask = (cols[:, None] < O) & (taps[None, :] < I)
-        w = tl.load(W + cols[:, None] * I + taps[None, :], mask=wmask, other=0.0)
-        u = tl.load(U + cols[:, None] * I + taps[None, :], mask=wmask, other=0.0)
+        w = _tile(W, cols, taps, O, I)
+        u = _tile(U, cols, taps, O, I)
         acc_w = tl.zeros((BO, BI), dtype=DW.dtype.element_ty)
         acc_u = tl.zeros((BO, BI), dtype=DW.dtype.element_ty)
         for start in range(0, R, BR):
             rows = start + tl.arange(0, BR)
-            p = tl.load(P + rows[:, None] * I + taps[None, :], mask=(rows[:, None] < R) & (taps[None, :] < I),
-                        other=0.0)
-            d = tl.load(D + rows[:, None] * O + cols[None, :], mask=(rows[:, None] < R) & (cols[None, :] < O),
-                        other=0.0)  # masked rows have d = 0
+            p = _tile(P, rows, taps, R, I)
+            d = _tile(D, rows, cols, R, O)  # masked rows have d = 0
             diff = p[:, None, :] - w[None, :, :]  # (BR, BO, BI)
             acc_w -= tl.sum(d[:, :, None] * _power_grad(diff, q, Q_ONE, Q_TWO), axis=0)
             acc_u += tl.sum(d[:, :, None] * _power(diff, q, Q_ONE, Q_TWO), axis=0)

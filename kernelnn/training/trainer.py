@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from kernelnn.layers.kan import update_grids
 from kernelnn.layers.quadratic import relinear_param_groups
 from kernelnn.training import distributed as D
 from kernelnn.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -206,8 +207,6 @@ class Trainer:
         steps = self.state.step - self._stage_start()
         if not every or not self.kan_layers or steps % every or (until is not None and steps >= until):
             return
-        from kernelnn.layers.kan import update_grids
-
         update_grids(self.model, x)
 
     def _param_groups(self) -> list:

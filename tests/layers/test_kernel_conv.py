@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from kernelnn.layers.kernel_conv import (
     KERNELS,
@@ -13,7 +12,7 @@ from kernelnn.layers.kernel_conv import (
     KernelLinear,
 )
 from kernelnn.layers.lp_distance import lp_distance_reference
-from tests.conftest import assert_state_dict_round_trip
+from tests.conftest import assert_state_dict_round_trip, gradcheck_module
 
 LAYERS = {1: (KernelConv1d, nn.Conv1d), 2: (KernelConv2d, nn.Conv2d), 3: (KernelConv3d, nn.Conv3d)}
 SIZES = {1: (11,), 2: (9, 8), 3: (6, 5, 7)}
@@ -103,14 +102,8 @@ def test_gradcheck_every_kernel(kernel):
     torch.manual_seed(4)
     layer = perturbed(KernelConv2d(2, 4, 3, padding=1, groups=2, kernel=kernel, q=1.5, output_fn="sine",
                                    chunk_elements=40)).double()
-    params = {name: p.detach().clone().requires_grad_() for name, p in layer.named_parameters()}
     x = torch.randn(2, 2, 4, 5, dtype=torch.float64, requires_grad=True)
-    names = list(params)
-
-    def f(inp, *values):
-        return functional_call(layer, dict(zip(names, values, strict=True)), (inp,))
-
-    assert torch.autograd.gradcheck(f, (x, *params.values()))
+    assert gradcheck_module(layer, x)
 
 
 def test_output_functions_dense_layers_and_state_dict():

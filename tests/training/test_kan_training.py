@@ -33,11 +33,11 @@ def test_lbfgs_with_grid_updates_and_coarse_to_fine_grids(tmp_path):
 
 
 def test_grid_updates_follow_the_schedule(tmp_path, monkeypatch):
-    from kernelnn.layers import kan
+    from kernelnn.training import trainer
 
     calls = []
-    original = kan.update_grids
-    monkeypatch.setattr(kan, "update_grids", lambda model, x: calls.append(1) or original(model, x))
+    original = trainer.update_grids
+    monkeypatch.setattr(trainer, "update_grids", lambda model, x: calls.append(1) or original(model, x))
     # 1 step per epoch; stages start at steps 0, 3, 6; updates at stage steps 0 and 2 (every 2, until 4)
     run(kan_fit(), output_dir=tmp_path)
     assert len(calls) == 3 * 2
