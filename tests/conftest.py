@@ -29,6 +29,7 @@ TINY_SIZES = {
     "digits": [],
     "active_subspace": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
     "symbolic": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
+    "moving_digits": ["data.n_train=16", "data.n_val=8", "data.n_test=8", "data.frames=4"],
 }
 # Small resolutions as well, for training runs.
 TINY_DATA = {
@@ -40,6 +41,7 @@ TINY_DATA = {
     "digits": TINY_SIZES["digits"],
     "active_subspace": TINY_SIZES["active_subspace"],
     "symbolic": TINY_SIZES["symbolic"],
+    "moving_digits": TINY_SIZES["moving_digits"],
     "shallow_water": TINY_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
 TINY_MODEL = {
@@ -52,6 +54,7 @@ TINY_MODEL = {
     "mlp": ["model.hidden=[16]"],
     "cnn": ["model.channels=[4,8]"],
     "kan": [],
+    "frame_cnn": ["model.channels=[4,8]"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 

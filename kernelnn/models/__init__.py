@@ -2,6 +2,7 @@
 
 from kernelnn.models.cnn import CNN
 from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
+from kernelnn.models.frame_cnn import FrameCNN
 from kernelnn.models.kan import KAN
 from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
@@ -9,4 +10,5 @@ from kernelnn.models.normalized import Normalized
 from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
 
-__all__ = ["CNN", "FNO", "KAN", "MGPatching", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
+__all__ = ["CNN", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO",
+           "SphericalFNO", "TFNO"]

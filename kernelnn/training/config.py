@@ -51,6 +51,9 @@ def validate_trainer(trainer: dict[str, Any]) -> tuple[TrainerOptions, dict[str,
     if quadratic_lr is not None and (isinstance(quadratic_lr, bool) or not isinstance(quadratic_lr, int | float)
                                      or quadratic_lr < 0):
         raise ConfigError(f"trainer.quadratic_lr={quadratic_lr!r} must be a number >= 0 or null")
+    delta_rate = trainer.get("delta_rate", 0.0)
+    if isinstance(delta_rate, bool) or not isinstance(delta_rate, int | float) or delta_rate < 0:
+        raise ConfigError(f"trainer.delta_rate={delta_rate!r} must be a number >= 0 (0: no sparsity penalty)")
     resume = trainer.get("resume")
     if resume is not None and not isinstance(resume, str):
         raise ConfigError(f"trainer.resume={resume!r} must be null, 'auto' or a checkpoint path")

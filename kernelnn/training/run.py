@@ -20,6 +20,7 @@ from torch import nn
 
 from kernelnn.data.bundle import DataBundle
 from kernelnn.layers.data_init import data_dependent_init
+from kernelnn.layers.delta import delta_layers
 from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
 from kernelnn.training import distributed as D
@@ -169,8 +170,13 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
 
 
 @torch.no_grad()
-def check_grid_schedules(opts, model: nn.Module, model_cfg: dict[str, Any], optim_cfg: dict[str, Any]) -> None:
-    """KAN grid schedules need KAN layers; L-BFGS needs whole steps (no accumulation, no fp16 scaling)."""
+def check_layer_options(opts, model: nn.Module, model_cfg: dict[str, Any], optim_cfg: dict[str, Any]) -> None:
+    """KAN grid schedules need KAN layers; a delta penalty needs delta layers; L-BFGS needs whole steps (no
+    accumulation, no fp16 scaling)."""
+    if opts.delta_rate > 0 and not delta_layers(model):
+        raise ConfigError(f"trainer.delta_rate={opts.delta_rate} penalises delta activations, but "
+                          f"{model_cfg.get('_target_')} has no DeltaActivation layer (try model=frame_cnn "
+                          "model.delta=true)")
     has_kan = any(callable(getattr(m, "update_grid", None)) for m in model.modules())
     if not has_kan and (opts.grid_update["every"] or opts.grid_refine["epochs"]):
         raise ConfigError(f"trainer.grid_update / trainer.grid_refine schedule KAN grids, but "
@@ -314,7 +320,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
     if opts.quadratic_lr is not None and not any(hasattr(m, "quadratic_parameters") for m in model.modules()):
         raise ConfigError(f"trainer.quadratic_lr={opts.quadratic_lr} sets ReLinear's learning rate of quadratic "
                           f"neurons, but {model_cfg.get('_target_')} has none (try model.neuron=quadratic)")
-    check_grid_schedules(opts, model, model_cfg, container["optim"])
+    check_layer_options(opts, model, model_cfg, container["optim"])
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
     data_dependent_init(model, bundle.train.tensors[0][:2048], seed)
 

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from kernelnn.layers.delta import delta_layers
 from kernelnn.layers.kan import update_grids
 from kernelnn.layers.quadratic import relinear_param_groups
 from kernelnn.training import distributed as D
@@ -56,6 +57,8 @@ class TrainerOptions:
     tensorboard: bool = True
     num_workers: int = 0
     quadratic_lr: float | None = None
+    # Delta activation layers: loss += delta_rate * sum of their sparsity_loss() (0: statistics only).
+    delta_rate: float = 0.0
     # KAN grids: update from the current batch every `every` optimizer steps during the first `until` steps of each
     # stage (null: always); refine every KAN layer to sizes[i] at the start of epochs[i] (0-based), which starts a
     # new stage: optimizer and scheduler restart and grid updates resume (pykan's fit-refine-fit recipe).
@@ -162,6 +165,7 @@ class Trainer:
         self.regularized = [m for m in self.model.modules() if callable(getattr(m, "regularization", None))
                             and getattr(m, "regularization_active", True)]
         self.kan_layers = [m for m in self.model.modules() if callable(getattr(m, "update_grid", None))]
+        self.delta_layers = delta_layers(self.model)
         self.scaler = torch.amp.GradScaler(device.type, enabled=options.amp == "fp16")
         self.state = TrainState()
         self.metrics_log = MetricsLog(self.output_dir, options.tensorboard) if dist.is_main else None
@@ -244,10 +248,12 @@ class Trainer:
                 for cb in self.callbacks:
                     getattr(cb, "on_epoch_start", lambda *a: None)(self, epoch)
                 start = time.perf_counter()
+                for layer in self.delta_layers.values():
+                    layer.reset_statistics()
                 train_loss = self.train_epoch(epoch)
                 train_time = time.perf_counter() - start
                 row = {"epoch": epoch + 1, "step": self.state.step, "lr": self.optimizer.param_groups[0]["lr"],
-                       "train/loss": train_loss}
+                       "train/loss": train_loss, **self._delta_sparsity()}
                 # Validation every epoch (it drives best.pt and early stopping); test sets every test_every
                 # epochs and at the last one.
                 with_tests = (epoch + 1) % opts.test_every == 0 or epoch + 1 == opts.epochs
@@ -327,7 +333,20 @@ class Trainer:
             pred = self.forward_model(x)
         loss = self.task.loss(pred.to(self.dtype), y)
         objective = loss + sum(m.regularization() for m in self.regularized) if self.regularized else loss
+        if self.options.delta_rate > 0:
+            objective = objective + self.options.delta_rate * sum(m.sparsity_loss()
+                                                                  for m in self.delta_layers.values())
         return loss, objective
+
+    def _delta_sparsity(self) -> dict[str, float]:
+        """Fraction of zero deltas of each delta layer over the training epoch (counts summed over ranks)."""
+        if not self.delta_layers:
+            return {}
+        counts = torch.stack([torch.stack([m.count_nonzero_delta, m.count_elements])
+                              for m in self.delta_layers.values()]).to(self.device, torch.float64)
+        counts = D.all_reduce_sum(counts, self.dist)
+        return {f"train/delta_sparsity/{name}": 1 - (nonzero / total.clamp_min(1)).item()
+                for name, (nonzero, total) in zip(self.delta_layers, counts, strict=True)}
 
     def _lbfgs_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One L-BFGS step on a batch (the optimizer re-evaluates the closure in its line search)."""
