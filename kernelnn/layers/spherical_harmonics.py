@@ -1,0 +1,108 @@
+r"""Real spherical harmonics in e3nn's convention, for any degree.
+
+Layout and convention (those of ``e3nn.o3.spherical_harmonics``, checked against it up to its cap, l = 12):
+features have last dimension :math:`(L+1)^2`, index ``l*l + (m + l)`` for ``m = -l..l``; the polar axis is
+:math:`+y`, the azimuth :math:`\varphi = \operatorname{atan2}(x, z)`; with ``normalization="integral"`` they are
+the orthonormal real harmonics without the Condon-Shortley phase,
+
+.. math::
+    Y_{l0} = \bar P_l^0(\cos\theta), \quad
+    Y_{lm} = \sqrt2\, \bar P_l^{m}(\cos\theta) \cos(m\varphi), \quad
+    Y_{l,-m} = \sqrt2\, \bar P_l^{m}(\cos\theta) \sin(m\varphi) \quad (m > 0),
+
+with :math:`\bar P_l^m = \sqrt{\tfrac{2l+1}{4\pi}\tfrac{(l-m)!}{(l+m)!}} P_l^m`. ``normalization="component"``
+multiplies by :math:`\sqrt{4\pi}` (each degree then has squared norm :math:`2l+1` on unit vectors).
+
+The associated Legendre functions come from the standard stable three-term recursion on
+:math:`\bar P_l^m / \sin^m\theta` (a polynomial in :math:`\cos\theta`), and :math:`\sin^m\theta\, e^{im\varphi} =
+(z + i x)^m` for unit vectors, so there is no division at the poles and everything is differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+NORMALIZATIONS = ("integral", "component")
+
+
+def sh_dim(L: int) -> int:
+    return (L + 1) ** 2
+
+
+def degree_of_dim(n: int, owner: str, argument: str) -> int:
+    """``L`` with ``(L + 1)^2 == n``; a clear error when ``n`` is not such a square."""
+    L = math.isqrt(n) - 1
+    if n < 1 or (L + 1) ** 2 != n:
+        raise ValueError(f"{owner}: {argument} has last dimension {n}, which is not (L+1)^2 for an integer L >= 0 "
+                         "(real spherical-harmonic coefficients in e3nn's layout)")
+    return L
+
+
+def _legendre_over_sin_powers(L: int, c: torch.Tensor) -> list[list[torch.Tensor]]:
+    r""":math:`Q_l^m = \bar P_l^m(c) / \sin^m\theta` for ``0 <= m <= l <= L`` as ``Q[m][l - m]``."""
+    one = torch.ones_like(c)
+    q: list[list[torch.Tensor]] = []
+    diagonal = one * math.sqrt(1 / (4 * math.pi))
+    for m in range(L + 1):
+        if m > 0:
+            diagonal = diagonal * math.sqrt((2 * m + 1) / (2 * m))
+        column = [diagonal]
+        if m + 1 <= L:
+            column.append(math.sqrt(2 * m + 3) * c * diagonal)
+        for l in range(m + 2, L + 1):
+            a = math.sqrt((4 * l * l - 1) / (l * l - m * m))
+            b = math.sqrt(((l - 1) ** 2 - m * m) / (4 * (l - 1) ** 2 - 1))
+            column.append(a * (c * column[-1] - b * column[-2]))
+        q.append(column)
+    return q
+
+
+def spherical_harmonics_from_parts(L: int, cos_theta: torch.Tensor, sin_cos: torch.Tensor,
+                                   sin_sin: torch.Tensor, normalization: str = "integral") -> torch.Tensor:
+    r"""Real harmonics up to ``L`` from :math:`\cos\theta` and the two parts of
+    :math:`\sin\theta\, e^{i\varphi}` (``sin_cos`` = :math:`\sin\theta\cos\varphi`, ``sin_sin`` =
+    :math:`\sin\theta\sin\varphi`): ``(..., (L+1)^2)``.
+
+    :math:`\sin\theta` may be negative: that continues each harmonic to :math:`\theta \in (\pi, 2\pi)` as the
+    trigonometric polynomial in :math:`\theta` that it is (used by the 2-D Fourier route of the Gaunt product).
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"spherical_harmonics: normalization={normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+    q = _legendre_over_sin_powers(L, cos_theta)
+    # (sin e^{i phi})^m = re_m + i im_m, by repeated complex multiplication.
+    re, im = [torch.ones_like(cos_theta)], [torch.zeros_like(cos_theta)]
+    for _ in range(L):
+        re, im = re + [re[-1] * sin_cos - im[-1] * sin_sin], im + [re[-1] * sin_sin + im[-1] * sin_cos]
+    root2 = math.sqrt(2)
+    out = []
+    for l in range(L + 1):
+        negative = [root2 * q[m][l - m] * im[m] for m in range(l, 0, -1)]
+        positive = [root2 * q[m][l - m] * re[m] for m in range(1, l + 1)]
+        out += [*negative, q[0][l], *positive]
+    y = torch.stack(out, -1)
+    return y * math.sqrt(4 * math.pi) if normalization == "component" else y
+
+
+def spherical_harmonics(L: int, vectors: torch.Tensor, normalization: str = "integral") -> torch.Tensor:
+    """Real spherical harmonics up to degree ``L`` of the directions of ``vectors`` ``(..., 3)`` (normalised
+    here; zero vectors are not allowed): ``(..., (L+1)^2)``, e3nn's layout and convention (module docstring)."""
+    if isinstance(L, bool) or not isinstance(L, int) or L < 0:
+        raise ValueError(f"spherical_harmonics: L={L!r} must be an int >= 0")
+    if vectors.shape[-1:] != (3,):
+        raise ValueError(f"spherical_harmonics: vectors must have shape (..., 3), got {tuple(vectors.shape)}")
+    unit = vectors / vectors.norm(dim=-1, keepdim=True)
+    x, y, z = unit.unbind(-1)
+    return spherical_harmonics_from_parts(L, y, z, x, normalization)
+
+
+def spherical_harmonics_on_angles(L: int, theta: torch.Tensor, phi: torch.Tensor,
+                                  normalization: str = "integral") -> torch.Tensor:
+    r"""Harmonics at polar angle :math:`\theta` (from :math:`+y`) and azimuth :math:`\varphi`
+    (:math:`\operatorname{atan2}(x, z)`), broadcast together: ``(..., (L+1)^2)``. :math:`\theta` outside
+    :math:`[0, \pi]` continues the harmonics periodically (see :func:`spherical_harmonics_from_parts`)."""
+    theta, phi = torch.broadcast_tensors(theta, phi)
+    s = torch.sin(theta)
+    return spherical_harmonics_from_parts(L, torch.cos(theta), s * torch.cos(phi), s * torch.sin(phi),
+                                          normalization)
