@@ -25,13 +25,13 @@ SOURCES = {"mnist": mnist, "sklearn": sklearn_digits}
 def _trajectories(n: int, frames: int, room: int, min_speed: float, max_speed: float,
                   gen: torch.Generator) -> torch.Tensor:
     """Top-left corners ``(n, frames, 2)`` (integers in ``[0, room]``) of bouncing straight-line motion."""
+    if room == 0:
+        return torch.zeros(n, frames, 2, dtype=torch.long)
     start = torch.rand(n, 2, generator=gen, dtype=torch.float64) * room
     angle = torch.rand(n, generator=gen, dtype=torch.float64) * 2 * math.pi
     speed = min_speed + (max_speed - min_speed) * torch.rand(n, generator=gen, dtype=torch.float64)
     velocity = torch.stack([torch.sin(angle), torch.cos(angle)], -1) * speed[:, None]
     free = start[:, None] + velocity[:, None] * torch.arange(frames, dtype=torch.float64)[:, None]
-    if room == 0:
-        return torch.zeros(n, frames, 2, dtype=torch.long)
     # Reflection at both walls: fold the free path into [0, room] (a triangle wave of period 2 * room).
     folded = torch.remainder(free, 2 * room)
     return torch.where(folded > room, 2 * room - folded, folded).round().long()
