@@ -30,6 +30,8 @@ TINY_SIZES = {
     "active_subspace": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
     "symbolic": ["data.n_train=64", "data.n_val=16", "data.n_test=32"],
     "moving_digits": ["data.n_train=16", "data.n_val=8", "data.n_test=8", "data.frames=4"],
+    "tetris": ["data.train_copies=2", "data.n_val=16", "data.n_test=16"],
+    "lennard_jones": ["data.n_atoms=5", "data.n_train=16", "data.n_val=4", "data.n_test=4", "data.sweeps=5"],
 }
 # Small resolutions as well, for training runs.
 TINY_DATA = {
@@ -42,6 +44,8 @@ TINY_DATA = {
     "active_subspace": TINY_SIZES["active_subspace"],
     "symbolic": TINY_SIZES["symbolic"],
     "moving_digits": TINY_SIZES["moving_digits"],
+    "tetris": TINY_SIZES["tetris"],
+    "lennard_jones": TINY_SIZES["lennard_jones"],
     "shallow_water": TINY_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
 TINY_MODEL = {
@@ -55,6 +59,7 @@ TINY_MODEL = {
     "cnn": ["model.channels=[4,8]"],
     "kan": [],
     "frame_cnn": ["model.channels=[4,8]"],
+    "equivariant": ["model.channels=4", "model.layers=1", "model.L=1"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 

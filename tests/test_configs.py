@@ -16,7 +16,7 @@ DATAS = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
                  "mlp": "spirals", "cnn": "digits", "kan": "symbolic",
-                 "frame_cnn": "moving_digits"}
+                 "frame_cnn": "moving_digits", "equivariant": "tetris"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "scheduler").glob("*.yaml"))
 
@@ -57,7 +57,7 @@ def test_model_configs(model):
 def test_data_configs(data, tmp_path):
     extra = files_overrides(tmp_path) if data == "files" else TINY_DATA[data]
     model = {"spirals": "mlp", "active_subspace": "mlp", "symbolic": "mlp", "mnist": "cnn", "digits": "cnn",
-             "moving_digits": "frame_cnn"}.get(
+             "moving_digits": "frame_cnn", "tetris": "equivariant", "lennard_jones": "equivariant"}.get(
         data, "fno")
     cfg = compose_config(f"data={data}", f"model={model}", *extra, *TINY_MODEL[model])
     build_and_forward(cfg)

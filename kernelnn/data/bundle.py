@@ -15,7 +15,7 @@ from torch.utils.data import TensorDataset
 
 log = logging.getLogger(__name__)
 
-TASKS = ("operator", "classification", "regression")
+TASKS = ("operator", "classification", "regression", "energy_forces")
 
 
 @dataclass
@@ -24,7 +24,8 @@ class DataBundle:
 
     ``task`` is ``"operator"`` (field in, field out: tensors ``(n, channels, *spatial)``) or
     ``"classification"`` (inputs ``(n, ..., features)`` or fields, integer labels ``(n,)``) or ``"regression"``
-    (vectors in, vectors out: ``(n, features)``).
+    (vectors in, vectors out: ``(n, features)``) or ``"energy_forces"`` (point positions ``(n, atoms, 3)`` in,
+    ``(n, 1 + 3 atoms)`` = energy and flattened forces out; :class:`~kernelnn.training.tasks.EnergyForcesTask`).
     ``in_channels`` / ``out_channels`` are channels (fields) or features (vectors); for classification
     ``out_channels`` is the number of classes. ``dim`` is the number of spatial dims (0 for vectors).
     ``tests`` maps a set's name (e.g. ``"test_64"``) to its data; several resolutions are several sets.

@@ -149,8 +149,16 @@ def _dense(x, y, L1, L2, L_out):
     return torch.einsum("...i,...j,ijk->...k", x, y, g)
 
 
+def sphere_grid_plan(L1: int, L2: int, L_out: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The grid method's matrices in ``like``'s dtype and device: synthesis ``(G, (L1+1)^2)`` and
+    ``(G, (L2+1)^2)`` (coefficients -> values at the ``G`` grid points) and the projection ``((L_out+1)^2, G)``
+    (quadrature weights folded in), integral normalisation. For models that sum products on the grid before
+    projecting once (a point convolution: the projection is linear)."""
+    return tuple(_plan_tensor(t, like) for t in _grid_constant(L1, L2, L_out))
+
+
 def _grid(x, y, L1, L2, L_out):
-    b1, b2, projection = (_plan_tensor(t, x) for t in _grid_constant(L1, L2, L_out))
+    b1, b2, projection = sphere_grid_plan(L1, L2, L_out, x)
     values = (x @ b1.T) * (y @ b2.T)
     return values @ projection.T
 

@@ -2,8 +2,8 @@
 
 from kernelnn.training.errors import ConfigError, NonFiniteLossError
 from kernelnn.training.run import load_model, run
-from kernelnn.training.tasks import ClassificationTask, OperatorTask
+from kernelnn.training.tasks import ClassificationTask, EnergyForcesTask, OperatorTask, RegressionTask
 from kernelnn.training.trainer import Trainer, TrainerOptions
 
-__all__ = ["ClassificationTask", "ConfigError", "NonFiniteLossError", "OperatorTask", "Trainer", "TrainerOptions",
-           "load_model", "run"]
+__all__ = ["ClassificationTask", "ConfigError", "EnergyForcesTask", "NonFiniteLossError", "OperatorTask",
+           "RegressionTask", "Trainer", "TrainerOptions", "load_model", "run"]

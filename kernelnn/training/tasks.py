@@ -84,7 +84,60 @@ class RegressionTask:
         return {"mse": err.square().mean(1), "mae": err.abs().mean(1)}
 
 
-def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0):
+class EnergyForcesTask:
+    """Energies and forces of atomic configurations, packed ``(batch, 1 + 3 n_atoms)`` as
+    ``[energy, forces.flatten()]`` in predictions and targets alike.
+
+    Loss: ``energy_weight * mean(((E_pred - E) / n_atoms)^2) + force_weight * mean((F_pred - F)^2)`` (energy per
+    atom, so the weights do not depend on the cluster size). Metrics: energy MAE (per configuration and per
+    atom), force-component MAE, RMSEs, and the loss.
+    """
+
+    losses = ("energy_forces",)
+    lower_is_better = {"loss": True, "energy_mae": True, "energy_mae_per_atom": True, "energy_mse": True,
+                       "energy_rmse": True, "force_mae": True, "force_mse": True, "force_rmse": True}
+    derived_metrics = {"energy_rmse": ("energy_mse", math.sqrt), "force_rmse": ("force_mse", math.sqrt)}
+
+    def __init__(self, loss: str = "energy_forces", energy_weight: float = 1.0, force_weight: float = 1.0) -> None:
+        if loss not in self.losses:
+            raise ValueError(f"trainer.loss={loss!r} is not valid for energies and forces; valid: {self.losses}")
+        self.loss_name = loss
+        self.energy_weight, self.force_weight = float(energy_weight), float(force_weight)
+        self.main_metric = "loss"
+        self.metric_names = ["energy_mae", "energy_mae_per_atom", "energy_mse", "force_mae", "force_mse", "loss"]
+
+    @staticmethod
+    def _errors(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        if pred.shape != target.shape or pred.dim() != 2 or (pred.shape[1] - 1) % 3:
+            raise ValueError(f"energy_forces: predictions {tuple(pred.shape)} and targets {tuple(target.shape)} "
+                             "must both be (batch, 1 + 3 n_atoms)")
+        err = pred - target
+        return err[:, 0], err[:, 1:], (pred.shape[1] - 1) // 3
+
+    def _per_sample_loss(self, energy_err, force_err, n_atoms):
+        return self.energy_weight * (energy_err / n_atoms).square() + self.force_weight * force_err.square().mean(1)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._per_sample_loss(*self._errors(pred, target)).mean()
+
+    def metrics(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        energy_err, force_err, n_atoms = self._errors(pred, target)
+        return {
+            "energy_mae": energy_err.abs(),
+            "energy_mae_per_atom": energy_err.abs() / n_atoms,
+            "energy_mse": energy_err.square(),
+            "force_mae": force_err.abs().mean(1),
+            "force_mse": force_err.square().mean(1),
+            "loss": self._per_sample_loss(energy_err, force_err, n_atoms),
+        }
+
+
+def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0,
+               loss_weights: dict[str, float] | None = None):
+    if task == "energy_forces":
+        weights = loss_weights or {}
+        return EnergyForcesTask("energy_forces" if loss == "auto" else loss, weights.get("energy", 1.0),
+                                weights.get("forces", 1.0))
     if task == "operator":
         return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s)
     if task == "regression":
