@@ -21,7 +21,9 @@ Three methods compute the same numbers:
   that quadrature;
 * ``"fourier"``: Luo et al.'s route: harmonics -> 2-D Fourier coefficients in :math:`(\theta, \varphi)` (each
   :math:`Y_{lm}` continued to :math:`\theta \in [0, 2\pi)` is a trigonometric polynomial of degree :math:`l`),
-  the product as a 2-D convolution by FFT, and an exact projection back to harmonics.
+  the product as a 2-D convolution by FFT, and an exact projection back to harmonics. Both changes of basis are
+  block-sparse: :math:`Y_{l,\pm k}` has :math:`\varphi`-frequencies :math:`\pm k` only, so each order
+  :math:`k` is one small matrix (:math:`O(L^3)` per product in all, :math:`O(L^2 \log L)` for the FFTs).
 
 All three are exact up to floating-point rounding (tested to 1e-10 relative in float64).
 ``normalization="component"`` takes and returns coefficients of the harmonics times :math:`\sqrt{4\pi}` (e3nn's
@@ -101,17 +103,14 @@ def _torus_coefficients(L: int, extra_sin_power: int = 0) -> torch.Tensor:
     return torch.fft.fftshift(coefficients, dim=(-2, -1))
 
 
-@lru_cache(maxsize=64)
-def _fourier_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""``T1 ((L1+1)^2, n1*n1)``, ``T2`` (harmonics -> torus Fourier coefficients) and ``K (n*n, (L_out+1)^2)``
+def _dense_fourier_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""``T1 ((L1+1)^2, n1, n1)``, ``T2`` (harmonics -> torus Fourier coefficients) and ``K (n, n, (L_out+1)^2)``
     (torus Fourier coefficients of the product, ``n = 2 (L1 + L2) + 1``, -> harmonic coefficients), complex128.
 
     ``K[(u, v), (l, m)] = int_0^pi int_0^2pi e^{i(u theta + v phi)} Y_lm sin(theta) dphi dtheta``: the
     :math:`\varphi` integral picks ``v = -m'`` terms of :math:`Y_{lm}`'s own expansion, the :math:`\theta` integral
     of :math:`e^{ik\theta}` over :math:`[0, \pi]` is :math:`\pi` (k = 0), 0 (k even) or :math:`2i/k` (k odd).
     """
-    t1 = _torus_coefficients(L1).reshape(sh_dim(L1), -1)
-    t2 = _torus_coefficients(L2).reshape(sh_dim(L2), -1)
     D = L1 + L2
     y_sin = _torus_coefficients(L_out, extra_sin_power=1)  # (d_out, 2(L_out+1)+1, same): Y_lm sin(theta)
     half = L_out + 1
@@ -127,7 +126,74 @@ def _fourier_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, torch.Ten
     for v in range(-min(D, half), min(D, half) + 1):
         # y_sin[:, p, q] with q = -v (index half - v)
         kernel[:, v + D, :] = 2 * math.pi * theta_part @ y_sin[:, :, half - v].T
-    return t1, t2, kernel.reshape(-1, sh_dim(L_out))
+    return _torus_coefficients(L1), _torus_coefficients(L2), kernel
+
+
+def _order_blocks(L: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coefficient index of each (k = |m|, sign, l) slot, ``(L+1, 2, L+1)`` (``(L+1)^2`` = a zero pad where no
+    coefficient exists: l < k, or sign 1 at k = 0), and for each coefficient its slot in that array, flattened."""
+    slots = torch.full((L + 1, 2, L + 1), sh_dim(L))
+    where = torch.empty(sh_dim(L), dtype=torch.long)
+    for k in range(L + 1):
+        for sign, m in ((0, k), (1, -k)):
+            if k == 0 and sign == 1:
+                continue
+            for l in range(k, L + 1):
+                slots[k, sign, l] = l * l + l + m
+                where[l * l + l + m] = (k * 2 + sign) * (L + 1) + l
+    return slots, where
+
+
+def _analysis_plan(L: int, D: int, torus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Block-sparse harmonics -> half spectrum of the torus coefficients, in FFT order for size ``n = 2D + 1``.
+
+    :math:`Y_{l,\pm k}` has :math:`\varphi`-frequencies :math:`\pm k` only, and a real function's coefficients
+    satisfy :math:`c_{-u,-v} = \bar c_{u,v}`, so column ``v = k >= 0`` of the array is all that is needed, and it
+    comes from order ``k``'s ``2(L+1-k)`` coefficients alone: one ``(2(L+1), 2n)`` real matrix (to the column's
+    re and im parts) per ``k``, :math:`O(L^3)` per product instead of a dense :math:`O(L^4)` change of basis.
+    Returns the gather of ``x`` (zero-padded) into (k, sign, l) slots and the blocks ``(L+1, 2(L+1), 2n)``."""
+    n_L, K, n = 2 * L + 1, L + 1, 2 * D + 1
+    slots, _ = _order_blocks(L)
+    padded = torch.cat([torus, torch.zeros(1, n_L, n_L, dtype=torus.dtype)])  # the zero pad coefficient
+    blocks = torch.stack([padded[slots[k]][..., L + k] for k in range(K)])  # (K, 2 sign, L+1, n_L): column v = k
+    u = torch.arange(-L, L + 1) % n  # FFT index of each frequency
+    placed = torch.zeros(K, 2, L + 1, n, dtype=blocks.dtype)
+    placed[..., u] = blocks
+    matrix = torch.cat([placed.real, placed.imag], -1).reshape(K, 2 * (L + 1), 2 * n)
+    return slots.reshape(-1), matrix.contiguous()
+
+
+def _synthesis_plan(L1: int, L2: int, L_out: int, kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Half spectrum ``(n, D+1)`` of the product (FFT order) -> harmonics up to ``L_out``. Column ``-k`` is the
+    conjugate of column ``k`` mirrored in ``u``, so :math:`\mathrm{Re}\sum_u (P_{u,k} K_{u,k} + P_{u,-k}
+    K_{u,-k}) = \mathrm{Re}\sum_u P_{u,k} (K_{u,k} + \bar K_{-u,-k})`: one ``(2n, 2(L_out+1))`` real matrix
+    per order ``k <= min(D, L_out)``. Returns the blocks and, per output coefficient, its place in their output
+    (one zero slot at the end for orders above ``D``)."""
+    D = L1 + L2
+    n, K = 2 * D + 1, min(D, L_out) + 1
+    slots, where = _order_blocks(L_out)
+    padded = torch.cat([kernel, torch.zeros(n, n, 1, dtype=kernel.dtype)], -1)  # centred (u, v) + zero coefficient
+    u = torch.arange(n)
+    u = torch.where(u <= D, u, u - n)  # FFT index -> signed frequency
+    blocks = []
+    for k in range(K):
+        block = padded[u + D, D + k]  # (n, coefficients)
+        if k > 0:
+            block = block + padded[-u + D, D - k].conj()
+        blocks.append(block[:, slots[k]])  # (n, 2 sign, L_out+1)
+    blocks = torch.stack(blocks)
+    # Re(P K) = P_re K_re - P_im K_im: stack [K_re; -K_im] against [P_re; P_im].
+    matrix = torch.stack([blocks.real, -blocks.imag], 1).reshape(K, 2 * n, 2 * (L_out + 1))
+    k_of = torch.div(where, 2 * (L_out + 1), rounding_mode="floor")
+    return matrix.contiguous(), torch.where(k_of < K, where, K * 2 * (L_out + 1))
+
+
+@lru_cache(maxsize=64)
+def _fourier_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, ...]:
+    """Both analysis plans and the synthesis plan (float64 / long, CPU)."""
+    t1, t2, kernel = _dense_fourier_plan(L1, L2, L_out)
+    D = L1 + L2
+    return (*_analysis_plan(L1, D, t1), *_analysis_plan(L2, D, t2), *_synthesis_plan(L1, L2, L_out, kernel))
 
 
 # ---------------------------------------------------------------------------------------------- the product
@@ -163,14 +229,32 @@ def _grid(x, y, L1, L2, L_out):
     return values @ projection.T
 
 
+def _half_spectrum(x: torch.Tensor, L: int, D: int, slots, matrix) -> torch.Tensor:
+    """``(..., n, D+1)`` complex: the FFT-ordered half spectrum of ``x``'s function continued to the torus."""
+    # index_select, not advanced indexing: its backward is an index_add, much cheaper on CPU than index_put.
+    gathered = torch.nn.functional.pad(x, (0, 1)).index_select(-1, slots).unflatten(-1, (L + 1, 2 * (L + 1)))
+    columns = torch.einsum("...ka,kab->...kb", gathered, matrix)  # (..., L+1 columns, re | im)
+    n = 2 * D + 1
+    half = torch.complex(columns[..., :n], columns[..., n:]).transpose(-1, -2)  # (..., n, L+1)
+    return torch.nn.functional.pad(half, (0, D - L))
+
+
 def _fourier(x, y, L1, L2, L_out):
-    t1, t2, kernel = (_plan_tensor(t, x) for t in _fourier_constant(L1, L2, L_out))
-    n1, n2, n = 2 * L1 + 1, 2 * L2 + 1, 2 * (L1 + L2) + 1
-    f = (x.to(t1.dtype) @ t1).unflatten(-1, (n1, n1))
-    g = (y.to(t2.dtype) @ t2).unflatten(-1, (n2, n2))
-    # Linear 2-D convolution of the coefficient arrays by FFT (size n = n1 + n2 - 1: no wrap-around).
-    product = torch.fft.ifft2(torch.fft.fft2(f, s=(n, n)) * torch.fft.fft2(g, s=(n, n)))
-    return (product.flatten(-2) @ kernel).real
+    slots1, a1, slots2, a2, synthesis, where = (
+        t.to(x.device) if not t.is_floating_point() else _plan_tensor(t, x) for t in _fourier_constant(L1, L2, L_out))
+    D = L1 + L2
+    n = 2 * D + 1
+    f = _half_spectrum(x, L1, D, slots1, a1)
+    g = _half_spectrum(y, L2, D, slots2, a2)
+    # The product's coefficients are the 2-D linear convolution of f and g (size n = n1 + n2 - 1: no wrap-
+    # around): multiply the real torus functions' values on the n x n grid (real FFTs of the half spectra).
+    values = torch.fft.irfft2(f, s=(n, n)) * torch.fft.irfft2(g, s=(n, n))
+    product = torch.fft.rfft2(values) * n**2  # (..., n, D+1)
+    K = synthesis.shape[0]
+    picked = product[..., :K].transpose(-1, -2)  # (..., K, n)
+    stacked = torch.cat([picked.real, picked.imag], -1)  # (..., K, 2n)
+    z = torch.einsum("...kb,kba->...ka", stacked, synthesis).flatten(-2)
+    return torch.nn.functional.pad(z, (0, 1)).index_select(-1, where)
 
 
 _IMPLEMENTATIONS = {"dense": _dense, "grid": _grid, "fourier": _fourier}
