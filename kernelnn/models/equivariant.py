@@ -247,6 +247,12 @@ class EquivariantNet(nn.Module):
             weights = mask.to(h.dtype)[..., None]
             pooled = (invariants * weights).sum(1) / weights.sum(1).clamp_min(1)
             return self.readout(pooled)
+        return self._energy_forces(positions, mask)
+
+    # torch.compile's aot_autograd has no double backward (training on forces needs one): this part runs eagerly
+    # inside a compiled model.
+    @torch.compiler.disable
+    def _energy_forces(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # Forces need the graph even under torch.no_grad (evaluation); the caller's grad mode decides whether the
         # forces themselves are differentiable (training on forces) or plain numbers.
         differentiable = torch.is_grad_enabled()

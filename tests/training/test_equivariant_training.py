@@ -41,10 +41,11 @@ def test_tetris_reaches_100_percent_on_rotated_shapes(tmp_path):
     assert (model(x).argmax(-1) == y).all()
 
 
-def test_lennard_jones_trains_and_the_checkpoint_predicts_forces(tmp_path):
+@pytest.mark.parametrize("compile", [False, True])
+def test_lennard_jones_trains_and_the_checkpoint_predicts_forces(tmp_path, compile):
     cfg = compose_config("experiment=lennard_jones_gaunt", *TINY_DATA["lennard_jones"], "data.n_train=64",
                          "model.channels=4", "model.layers=1", "trainer.epochs=3", "trainer.batch_size=16",
-                         *QUIET_TRAINER)
+                         f"trainer.compile={str(compile).lower()}", *QUIET_TRAINER)
     summary = run(cfg, output_dir=tmp_path)
     test = summary["test"]
     assert all(math.isfinite(v) for v in test.values())
