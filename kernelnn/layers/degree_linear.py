@@ -14,10 +14,7 @@ import math
 import torch
 from torch import nn
 
-
-def degrees_of(L: int) -> torch.Tensor:
-    """Degree of each coefficient: ``l`` repeated ``2l + 1`` times, ``((L+1)^2,)``."""
-    return torch.repeat_interleave(torch.arange(L + 1), 2 * torch.arange(L + 1) + 1)
+from kernelnn.layers.spherical_harmonics import degrees_of
 
 
 class DegreeLinear(nn.Module):

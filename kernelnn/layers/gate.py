@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.degree_linear import degrees_of
+from kernelnn.layers.spherical_harmonics import degrees_of
 
 
 class Gate(nn.Module):

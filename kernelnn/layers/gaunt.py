@@ -42,6 +42,7 @@ import torch
 from kernelnn.layers.spherical_harmonics import (
     NORMALIZATIONS,
     degree_of_dim,
+    degrees_of,
     sh_dim,
     spherical_harmonics_on_angles,
 )
@@ -81,7 +82,7 @@ def gaunt_coefficients(L1: int, L2: int, L_out: int) -> torch.Tensor:
     that the selection rules set to zero (parity, triangle, m) are exactly zero."""
     b1, b2, projection = _grid_plan(L1, L2, L_out)
     g = torch.einsum("ni,nj,kn->ijk", b1, b2, projection)
-    l1, l2, l3 = (torch.repeat_interleave(torch.arange(L + 1), 2 * torch.arange(L + 1) + 1) for L in (L1, L2, L_out))
+    l1, l2, l3 = (degrees_of(L) for L in (L1, L2, L_out))
     allowed = (((l1[:, None, None] + l2[None, :, None] + l3[None, None, :]) % 2 == 0)
                & ((l1[:, None, None] - l2[None, :, None]).abs() <= l3[None, None, :])
                & (l3[None, None, :] <= l1[:, None, None] + l2[None, :, None]))

@@ -20,16 +20,11 @@ import torch
 from torch import nn
 
 from kernelnn.layers.gaunt import METHODS, gaunt_tensor_product
-from kernelnn.layers.spherical_harmonics import NORMALIZATIONS, sh_dim
+from kernelnn.layers.spherical_harmonics import NORMALIZATIONS, degrees_of, sh_dim
 
 PARITIES = ("sphere", "all")
 # (class of x, class of y) -> class of the product; 0: parity (-1)^l, 1: -(-1)^l.
 _COMBINATIONS = ((0, 0), (1, 1), (0, 1), (1, 0))
-
-
-def _degrees(L: int) -> torch.Tensor:
-    """Degree of each coefficient: ``l`` repeated ``2l + 1`` times."""
-    return torch.repeat_interleave(torch.arange(L + 1), 2 * torch.arange(L + 1) + 1)
 
 
 class GauntTensorProduct(nn.Module):
@@ -92,7 +87,7 @@ class GauntTensorProduct(nn.Module):
         else:
             self.register_parameter("mix", None)
         for name, L in (("degrees1", L1), ("degrees2", L2), ("degrees_out", L_out)):
-            self.register_buffer(name, _degrees(L), persistent=False)
+            self.register_buffer(name, degrees_of(L), persistent=False)
 
     def extra_repr(self) -> str:
         return (f"L1={self.L1}, L2={self.L2}, L_out={self.L_out}, channels={self.channels}, "

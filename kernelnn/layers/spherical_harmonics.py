@@ -31,6 +31,11 @@ def sh_dim(L: int) -> int:
     return (L + 1) ** 2
 
 
+def degrees_of(L: int) -> torch.Tensor:
+    """Degree of each coefficient in e3nn's layout: ``l`` repeated ``2l + 1`` times, ``((L+1)^2,)``."""
+    return torch.repeat_interleave(torch.arange(L + 1), 2 * torch.arange(L + 1) + 1)
+
+
 def degree_of_dim(n: int, owner: str, argument: str) -> int:
     """``L`` with ``(L + 1)^2 == n``; a clear error when ``n`` is not such a square."""
     L = math.isqrt(n) - 1

@@ -57,9 +57,9 @@ FOUR_PI_ROOT = math.sqrt(4 * math.pi)
 
 
 class Edges:
-    """What every layer needs about the pairs of one batch (computed once per forward)."""
+    """What every layer needs about the pairs of one batch (computed once per forward, shared by the layers)."""
 
-    def __init__(self, positions: torch.Tensor, mask: torch.Tensor, L_sh: int, basis: BesselBasis,
+    def __init__(self, positions: torch.Tensor, mask: torch.Tensor, L: int, L_sh: int, basis: BesselBasis,
                  cutoff: PolynomialCutoff) -> None:
         n = positions.shape[-2]
         eye = torch.eye(n, dtype=torch.bool, device=positions.device)
@@ -72,6 +72,13 @@ class Edges:
         self.weight = cutoff(d) * valid  # smooth envelope; 0 for invalid pairs and beyond the cutoff
         self.basis = basis(d)  # (batch, i, j, num_basis)
         self.harmonics = spherical_harmonics(L_sh, r, normalization="component")  # (batch, i, j, (L_sh+1)^2)
+        # Per-degree values of the edge harmonics on the sphere grid of the (L, L_sh) -> L product (component
+        # normalisation: sqrt(4 pi) x the integral-normalised synthesis).
+        _, synthesis, _ = sphere_grid_plan(L, L_sh, L, positions)
+        synthesis = FOUR_PI_ROOT * synthesis.T  # ((L_sh+1)^2, grid)
+        y = self.harmonics
+        self.grid_harmonics = torch.stack([y[..., l * l:(l + 1) ** 2] @ synthesis[l * l:(l + 1) ** 2]
+                                           for l in range(L_sh + 1)], -2)  # (batch, i, j, L_sh+1, grid)
 
 
 class GauntConvolution(nn.Module):
@@ -83,19 +90,15 @@ class GauntConvolution(nn.Module):
         self.L, self.L_sh, self.channels, self.avg_neighbors = L, L_sh, channels, float(avg_neighbors)
         self.radial = nn.Sequential(nn.Linear(num_basis, radial_hidden), nn.SiLU(),
                                     nn.Linear(radial_hidden, channels * (L_sh + 1)))
-        self.register_buffer("degree_slices", torch.tensor([l * l for l in range(L_sh + 2)]), persistent=False)
 
     def forward(self, h: torch.Tensor, edges: Edges) -> torch.Tensor:
-        b_h, b_f, projection = sphere_grid_plan(self.L, self.L_sh, self.L, h)
+        b_h, _, projection = sphere_grid_plan(self.L, self.L_sh, self.L, h)
         # Component normalisation: values are sqrt(4 pi) x integral ones; projection divides by it.
         h_grid = h @ (FOUR_PI_ROOT * b_h.T)  # (batch, n, channels, classes, grid)
-        # Per-degree grid values of the edge harmonics, then the filter's radial weights per (channel, degree).
-        y = edges.harmonics
-        per_degree = torch.stack([y[..., l * l:(l + 1) ** 2] @ (FOUR_PI_ROOT * b_f[:, l * l:(l + 1) ** 2].T)
-                                  for l in range(self.L_sh + 1)], -2)  # (batch, i, j, L_sh+1, grid)
+        # The filter: the edge harmonics' grid values weighted per (channel, degree) by the radial MLP.
         radial = self.radial(edges.basis).unflatten(-1, (self.channels, self.L_sh + 1))
         radial = radial * (edges.weight / self.avg_neighbors)[..., None, None]
-        filters = torch.einsum("bijcl,bijlg->bijcg", radial, per_degree)
+        filters = torch.einsum("bijcl,bijlg->bijcg", radial, edges.grid_harmonics)
         messages = torch.einsum("bijcg,bjckg->bickg", filters, h_grid)
         return messages @ (projection.T / FOUR_PI_ROOT)
 
@@ -230,7 +233,7 @@ class EquivariantNet(nn.Module):
 
     def features(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Point features after the last layer: ``(batch, n_points, channels, classes, (L+1)^2)``."""
-        edges = Edges(positions, mask, self.L_sh, self.basis, self.cutoff)
+        edges = Edges(positions, mask, self.L, self.L_sh, self.basis, self.cutoff)
         batch, n = positions.shape[:2]
         h = positions.new_zeros(batch, n, self.channels, self.classes, (self.L + 1) ** 2)
         h = h + F.pad(self.embedding.to(positions.dtype)[:, None, None],

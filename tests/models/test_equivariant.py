@@ -125,7 +125,7 @@ def test_convolution_equals_sum_of_gaunt_products_over_neighbours():
     conv = net.layers[0].conv
     x = cluster(batch=2, n=4, dtype=torch.float64)
     mask = torch.ones(2, 4, dtype=torch.bool)
-    edges = Edges(x, mask, 3, net.basis, net.cutoff)
+    edges = Edges(x, mask, 2, 3, net.basis, net.cutoff)
     h = torch.randn(2, 4, 3, 1, 9, dtype=torch.float64)
     radial = conv.radial(edges.basis).unflatten(-1, (3, 4)) * (edges.weight / conv.avg_neighbors)[..., None, None]
     degrees = torch.repeat_interleave(torch.arange(4), 2 * torch.arange(4) + 1)
