@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import TensorDataset
@@ -30,6 +31,12 @@ class DataBundle:
     ``out_channels`` is the number of classes. ``dim`` is the number of spatial dims (0 for vectors).
     ``tests`` maps a set's name (e.g. ``"test_64"``) to its data; several resolutions are several sets.
     ``periodic`` tells derivative-based losses how to treat the boundary.
+
+    Fields the training loop reads (typed, so a misspelt one fails at construction): ``geometric`` marks point
+    coordinates, which are never standardised per axis (that would break rotation equivariance);
+    ``model_fill`` offers model settings the data implies (filled only where the model config leaves them null);
+    ``loss_weights`` are weights of the task's loss terms (e.g. ``{"energy": 1, "forces": 1}``). ``info`` holds
+    anything else, for people (solver settings, the raw sequences, ...).
     """
 
     name: str
@@ -41,6 +48,9 @@ class DataBundle:
     dim: int
     val: TensorDataset | None = None
     periodic: bool = False
+    geometric: bool = False
+    model_fill: dict[str, Any] = field(default_factory=dict)
+    loss_weights: dict[str, float] | None = None
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -123,5 +123,5 @@ def lennard_jones(n_atoms: int = 13, n_train: int = 1000, n_val: int = 200, n_te
             "energy_scale": forces.square().mean().sqrt().item()}
     return DataBundle(name=name, task="energy_forces", train=train, val=val if n_val else None,
                       tests={"test": test} if n_test else {}, in_channels=3, out_channels=1, dim=0,
-                      info={"geometric": True, "model_fill": fill, "n_atoms": n_atoms,
-                            "loss_weights": {"energy": energy_weight, "forces": force_weight}})
+                      geometric=True, model_fill=fill, loss_weights={"energy": energy_weight, "forces": force_weight},
+                      info={"n_atoms": n_atoms})

@@ -78,4 +78,4 @@ def tetris(train_copies: int = 16, n_val: int = 200, n_test: int = 1000, train_r
     tests = {"test": TensorDataset(*_moved_copies(n_test, gen, shift))} if n_test else {}
     return DataBundle(name=name, task="classification", train=train, val=val, tests=tests, in_channels=3,
                       out_channels=len(SHAPES), dim=0,
-                      info={"geometric": True, "classes": list(SHAPES)})
+                      geometric=True, info={"classes": list(SHAPES)})

@@ -111,7 +111,7 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
             raise ConfigError(f"model.{key}={filled[key]} does not match data {bundle.name}, which has {actual} "
                               f"{what}; leave model.{key} unset (null) to take it from the data")
     # Data-derived model settings a bundle offers (e.g. energy shift / scale of a potential): fill nulls only.
-    for key, value in bundle.info.get("model_fill", {}).items():
+    for key, value in bundle.model_fill.items():
         if key in filled and filled[key] is None:
             filled[key] = value
     modes = filled.get("n_modes")
@@ -201,7 +201,7 @@ def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[st
     reduce_dims = [d for d in range(x.dim()) if d != (channel_dim % x.dim())]
     use_in = normalize.get("input", False)
     use_out = normalize.get("output", False) and bundle.task != "classification"
-    if bundle.info.get("geometric") and (use_in or use_out):
+    if bundle.geometric and (use_in or use_out):
         # Per-axis standardisation of coordinates would break rotation equivariance; geometric models scale
         # their outputs themselves.
         log.info("data %s holds point coordinates: normalize.input / normalize.output are not applied", bundle.name)
@@ -319,7 +319,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, callbacks: Sequen
     bundle = build_data(cfg, info)
     try:
         task = build_task(bundle.task, extra["loss"], bundle.periodic, bundle.dim,
-                          loss_weights=bundle.info.get("loss_weights"))
+                          loss_weights=bundle.loss_weights)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     model_cfg = patched_model_config(fill_model_config(container["model"], bundle), container.get("patching"),

@@ -27,7 +27,7 @@ def test_tetris_shapes_and_splits():
     d = torch.cdist(shapes, shapes) + 10 * torch.eye(4)
     assert torch.allclose(d.min(-1).values, torch.ones(8, 4))
     bundle = tetris(train_copies=2, n_val=16, n_test=40, seed=3)
-    assert bundle.task == "classification" and bundle.out_channels == 8 and bundle.info["geometric"]
+    assert bundle.task == "classification" and bundle.out_channels == 8 and bundle.geometric
     x, y = bundle.train.tensors
     assert torch.equal(x, shapes.repeat(2, 1, 1)) and torch.equal(y, labels.repeat(2))
     xt, yt = bundle.tests["test"].tensors
@@ -72,7 +72,7 @@ def test_lennard_jones_13_icosahedron_energy():
 
 def test_lennard_jones_bundle(tmp_path):
     bundle = lennard_jones(n_atoms=6, n_train=24, n_val=4, n_test=8, sweeps=20, cache_dir=tmp_path, seed=1)
-    assert bundle.task == "energy_forces" and bundle.info["geometric"]
+    assert bundle.task == "energy_forces" and bundle.geometric
     x, y = bundle.train.tensors
     assert x.shape == (24, 6, 3) and y.shape == (24, 1 + 18)
     energy, forces = lennard_jones_energy_forces(x.double())
@@ -82,7 +82,7 @@ def test_lennard_jones_bundle(tmp_path):
     d = torch.cdist(x, x) + 10 * torch.eye(6)
     assert d.min() > 0.8 and (y[:, 0] < 0).all()
     torch.testing.assert_close(x.mean(1), torch.zeros(24, 3), atol=1e-5, rtol=0)  # centred
-    fill = bundle.info["model_fill"]
+    fill = bundle.model_fill
     assert fill["output"] == "energy_forces"
     assert fill["energy_shift"] == pytest.approx((y[:, 0].double() / 6).mean().item(), rel=1e-6)
     assert fill["energy_scale"] == pytest.approx(y[:, 1:].double().square().mean().sqrt().item(), rel=1e-6)
