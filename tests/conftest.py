@@ -94,28 +94,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def gradcheck_module(module, x) -> bool:
-    """``torch.autograd.gradcheck`` of ``module(x)`` in the input and every parameter at once (float64 module
-    and ``x``): the parameters are passed as variables through ``torch.func.functional_call``."""
-    from torch.func import functional_call
+# Kept for tests written before kernelnn.testing (imported lazily: conftest sets the environment first).
+def gradcheck_module(module, *inputs) -> bool:
+    """:func:`kernelnn.testing.assert_gradcheck` (which raises on failure), then ``True``."""
+    from kernelnn.testing import assert_gradcheck
 
-    params = {name: p.detach().clone().requires_grad_() for name, p in module.named_parameters()}
-    names = list(params)
-
-    def f(inp, *values):
-        return functional_call(module, dict(zip(names, values, strict=True)), (inp,))
-
-    return torch.autograd.gradcheck(f, (x.detach().requires_grad_(), *params.values()))
+    assert_gradcheck(module, *inputs)
+    return True
 
 
-def assert_state_dict_round_trip(make_module, *inputs) -> None:
-    """Two modules from ``make_module()``: the second, loaded (``weights_only=True``) from the first's
-    saved state_dict, gives identical outputs on ``inputs``."""
-    import io
+def assert_state_dict_round_trip(make_module, *inputs, **tolerances) -> None:
+    """:func:`kernelnn.testing.assert_state_dict_round_trip`."""
+    from kernelnn.testing import assert_state_dict_round_trip as check
 
-    source, target = make_module(), make_module()
-    buffer = io.BytesIO()
-    torch.save(source.state_dict(), buffer)
-    buffer.seek(0)
-    target.load_state_dict(torch.load(buffer, weights_only=True))
-    torch.testing.assert_close(target(*inputs), source(*inputs), rtol=0, atol=0)
+    check(make_module, *inputs, **tolerances)

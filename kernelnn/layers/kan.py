@@ -212,6 +212,7 @@ class _KANEdges(nn.Module):
         return self.regularize_l1 * total + self.regularize_entropy * entropy
 
 
+@NEURONS.register("kan")
 class KANLinear(_KANEdges):
     r"""B-spline KAN layer: ``(..., in_features) -> (..., out_features)`` (see the module docstring).
 
@@ -426,11 +427,7 @@ def update_grids(model: nn.Module, x: torch.Tensor, margin: float = 0.01) -> int
     return updated
 
 
-def _register() -> None:
-    NEURONS.register("kan", KANLinear)
-    by_dim = {1: KANConv1d, 2: KANConv2d, 3: KANConv3d}
-    CONVOLUTIONS.register("kan", lambda in_channels, out_channels, kernel_size, dim=2, **args:
-                          by_dim[dim](in_channels, out_channels, kernel_size, **args))
-
-
-_register()
+@CONVOLUTIONS.register("kan")
+def kan_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KANConv:
+    """A KAN convolution of ``dim`` spatial dims, for ``model.conv=kan``."""
+    return {1: KANConv1d, 2: KANConv2d, 3: KANConv3d}[dim](in_channels, out_channels, kernel_size, **args)

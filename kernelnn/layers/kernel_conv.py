@@ -362,22 +362,103 @@ class DistanceLinear(KernelLinear):
 _BY_DIM = {1: KernelConv1d, 2: KernelConv2d, 3: KernelConv3d}
 
 
-def _register_convolutions() -> None:
-    def plain(in_channels, out_channels, kernel_size, dim=2, **args):
-        return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim](in_channels, out_channels, kernel_size, **args)
-
-    CONVOLUTIONS.register("conv", plain)
-    for kernel in KERNELS:
-        name = f"distance_{kernel}" if kernel in DISTANCES else kernel
-
-        def factory(in_channels, out_channels, kernel_size, dim=2, kernel=kernel, **args):
-            return _BY_DIM[dim](in_channels, out_channels, kernel_size, kernel=kernel, **args)
-
-        CONVOLUTIONS.register(name, factory)
-        if kernel == "linear":  # the dense linear neuron is nn.Linear itself
-            continue
-        NEURONS.register(name, lambda n_in, n_out, kernel=kernel, **args: KernelLinear(n_in, n_out, kernel=kernel,
-                                                                                        **args))
+# Registered names: ``conv`` (nn.ConvNd), each kernel of KERNELS, distances as ``distance_<name>``; the dense
+# neurons of the same kernels (``linear`` is nn.Linear itself, registered in kernelnn.registry).
+def _kernel_conv(kernel: str, in_channels: int, out_channels: int, kernel_size, dim: int, args: dict) -> KernelConv:
+    return _BY_DIM[dim](in_channels, out_channels, kernel_size, kernel=kernel, **args)
 
 
-_register_convolutions()
+@CONVOLUTIONS.register("conv")
+def plain_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> nn.Module:
+    """The ordinary convolution ``nn.Conv{dim}d``, for ``model.conv=conv``."""
+    return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim](in_channels, out_channels, kernel_size, **args)
+
+
+@CONVOLUTIONS.register("linear")
+def linear_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the plain dot product (equals nn.ConvNd)."""
+    return _kernel_conv("linear", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("polynomial")
+def polynomial_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the polynomial kernel."""
+    return _kernel_conv("polynomial", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("gaussian")
+def gaussian_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the Gaussian kernel."""
+    return _kernel_conv("gaussian", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("cauchy")
+def cauchy_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the Cauchy kernel."""
+    return _kernel_conv("cauchy", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("sigmoid")
+def sigmoid_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the sigmoid kernel."""
+    return _kernel_conv("sigmoid", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("distance_l2")
+def distance_l2_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the weighted L2 distance similarity."""
+    return _kernel_conv("l2", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("distance_l1")
+def distance_l1_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the weighted L1 distance similarity."""
+    return _kernel_conv("l1", in_channels, out_channels, kernel_size, dim, args)
+
+
+@CONVOLUTIONS.register("distance_lp")
+def distance_lp_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> KernelConv:
+    """A :class:`KernelConv` with the weighted Lp distance similarity."""
+    return _kernel_conv("lp", in_channels, out_channels, kernel_size, dim, args)
+
+
+@NEURONS.register("polynomial")
+def polynomial_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the polynomial kernel."""
+    return KernelLinear(in_features, out_features, kernel="polynomial", **args)
+
+
+@NEURONS.register("gaussian")
+def gaussian_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the Gaussian kernel."""
+    return KernelLinear(in_features, out_features, kernel="gaussian", **args)
+
+
+@NEURONS.register("cauchy")
+def cauchy_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the Cauchy kernel."""
+    return KernelLinear(in_features, out_features, kernel="cauchy", **args)
+
+
+@NEURONS.register("sigmoid")
+def sigmoid_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the sigmoid kernel."""
+    return KernelLinear(in_features, out_features, kernel="sigmoid", **args)
+
+
+@NEURONS.register("distance_l2")
+def distance_l2_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the weighted L2 distance similarity."""
+    return KernelLinear(in_features, out_features, kernel="l2", **args)
+
+
+@NEURONS.register("distance_l1")
+def distance_l1_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the weighted L1 distance similarity."""
+    return KernelLinear(in_features, out_features, kernel="l1", **args)
+
+
+@NEURONS.register("distance_lp")
+def distance_lp_neurons(in_features: int, out_features: int, **args) -> KernelLinear:
+    """A :class:`KernelLinear` with the weighted Lp distance similarity."""
+    return KernelLinear(in_features, out_features, kernel="lp", **args)

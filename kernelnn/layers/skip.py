@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernelnn.registry import Registry
+from kernelnn.registry import SKIPS
 
-SKIPS = Registry("skip connection")
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
+@SKIPS.register("soft-gating")
 class SoftGating(nn.Module):
     """``y = w * x (+ b)`` with one learnable weight per channel (initialised to 1) on ``(batch, C, *spatial)``."""
 
@@ -24,6 +24,12 @@ class SoftGating(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
-SKIPS.register("linear", lambda channels, dim: _CONV[dim](channels, channels, kernel_size=1))
-SKIPS.register("identity", lambda channels, dim: nn.Identity())
-SKIPS.register("soft-gating", lambda channels, dim: SoftGating(channels, dim))
+@SKIPS.register("linear")
+def linear_skip(channels: int, dim: int) -> nn.Module:
+    """A point-wise linear map, ``nn.Conv{dim}d`` with a 1x1 kernel."""
+    return _CONV[dim](channels, channels, kernel_size=1)
+
+
+@SKIPS.register("identity")
+def identity_skip(channels: int, dim: int) -> nn.Module:
+    return nn.Identity()

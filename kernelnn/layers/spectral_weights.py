@@ -19,9 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from kernelnn.registry import Registry
+from kernelnn.registry import SPECTRAL_WEIGHTS
 
-SPECTRAL_WEIGHTS = Registry("spectral weight factorization")
 MODE_LETTERS = "xyz"
 
 

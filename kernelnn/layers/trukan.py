@@ -29,6 +29,7 @@ from kernelnn.registry import NEURONS
 CHUNK_ELEMENTS = 2**22  # elements of one (batch, outputs, inputs, knots) block for individual knots
 
 
+@NEURONS.register("trukan")
 class TruKANLinear(nn.Module):
     """TruKAN layer: ``(..., in_features) -> (..., out_features)`` (see the module docstring).
 
@@ -139,5 +140,3 @@ class TruKANLinear(nn.Module):
                 parts.append(block(flat, knots[part], weight[part]))
         return torch.cat(parts, dim=1)
 
-
-NEURONS.register("trukan", TruKANLinear)

@@ -1,4 +1,11 @@
-"""Models composed from kernelnn layers."""
+"""Models composed from kernelnn layers.
+
+Every model is registered in :data:`kernelnn.registry.MODELS` under its config-group name (``configs/model/
+<name>.yaml``), with a small example the test suite builds, runs and round-trips. Checkpoints only rebuild
+registered models; register your own with ``MODELS.register("mine", example={...})(MyModel)``.
+"""
+
+import torch
 
 from kernelnn.models.cnn import CNN
 from kernelnn.models.equivariant import EquivariantNet
@@ -10,6 +17,42 @@ from kernelnn.models.mlp import MLP
 from kernelnn.models.normalized import Normalized
 from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
+from kernelnn.registry import MODELS
 
 __all__ = ["CNN", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized",
            "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
+
+_SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
+
+
+def _mg_patching_example():
+    """A tiny FNO seeing 2 x 2 patches of a 16 x 16 field with one level of context (2 channels in)."""
+    return MGPatching(FNO(2, 1, **_SMALL_FNO), levels=1, padding=2), (torch.randn(2, 1, 16, 16),)
+
+
+def _normalized_example():
+    """An MLP wrapped with random (saved) input and output statistics."""
+    model = Normalized(MLP(3, 2, hidden=[8]), in_mean=torch.randn(3), in_std=torch.rand(3) + 0.5,
+                       out_mean=torch.randn(2), out_std=torch.rand(2) + 0.5, channel_dim=-1)
+    return model, (torch.randn(5, 3),)
+
+
+MODELS.register("fno", example={"in_channels": 1, "out_channels": 1, **_SMALL_FNO, "inputs": [(2, 1, 8, 8)]})(FNO)
+MODELS.register("tfno", example={"in_channels": 1, "out_channels": 1, **_SMALL_FNO, "rank": 0.5,
+                                 "inputs": [(2, 1, 8, 8)]})(TFNO)
+MODELS.register("stfno", example={"in_channels": 2, "out_channels": 4, "n_modes": (3, 3, 2), "hidden_channels": 4,
+                                  "n_layers": 2, "projection_channels": 8, "inputs": [(2, 2, 8, 8)]})(SpatioTemporalFNO)
+MODELS.register("sfno", example={"in_channels": 1, "out_channels": 1, "n_modes": 4, "hidden_channels": 4,
+                                 "n_layers": 2, "projection_channels": 8, "inputs": [(2, 1, 8, 16)]})(SphericalFNO)
+MODELS.register("mgno", example={"in_channels": 1, "out_channels": 1, "hidden_channels": 4, "n_layers": 2,
+                                 "levels": 3, "inputs": [(2, 1, 8, 8)]})(MgNO)
+MODELS.register("mlp", example={"in_features": 3, "out_features": 2, "hidden": [8], "inputs": [(5, 3)]})(MLP)
+MODELS.register("cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
+                                "inputs": [(2, 1, 12, 12)]})(CNN)
+MODELS.register("kan", example={"widths": [2, 3, 1], "inputs": [(5, 2)]})(KAN)
+MODELS.register("frame_cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
+                                      "inputs": [(2, 3, 1, 12, 12)]})(FrameCNN)
+MODELS.register("equivariant", example={"out_features": 3, "L": 1, "channels": 4, "layers": 1, "num_basis": 4,
+                                        "radial_hidden": 8, "readout_hidden": 8, "inputs": [(2, 5, 3)]})(EquivariantNet)
+MODELS.register("mg_patching", example=_mg_patching_example)(MGPatching)
+MODELS.register("normalized", example=_normalized_example)(Normalized)

@@ -6,7 +6,7 @@ from torch import nn
 
 from kernelnn.layers import DeltaActivation, TimeDistributed, delta_layers, replace_activations
 from kernelnn.layers.delta import delta_quantize
-from tests.conftest import assert_state_dict_round_trip
+from kernelnn.testing import assert_state_dict_round_trip
 
 SHAPES = {"features": (3, 7, 5), "video": (2, 6, 3, 4, 4)}  # (batch, time, features), (batch, time, C, H, W)
 

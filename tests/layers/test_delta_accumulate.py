@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from kernelnn.layers import DeltaActivation, DeltaConv2d, DeltaLinear, TimeDistributed
-from tests.conftest import assert_state_dict_round_trip, gradcheck_module
+from kernelnn.testing import assert_gradcheck, assert_state_dict_round_trip
 
 
 def sparse_deltas(*shape, density=0.3, seed=0):
@@ -93,7 +93,7 @@ def test_conv_mac_count_matches_a_brute_force_count(kwargs):
 def test_gradcheck(make):
     layer = make().double()
     shape = (2, 3, 3) if isinstance(layer, DeltaLinear) else (1, 3, 2, 4, 4)
-    assert gradcheck_module(layer, torch.randn(shape, dtype=torch.float64))
+    assert_gradcheck(layer, torch.randn(shape, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("make", [lambda: DeltaLinear(6, 4), lambda: DeltaConv2d(3, 5, 3, padding=1)])

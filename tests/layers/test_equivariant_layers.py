@@ -6,24 +6,16 @@ import math
 import pytest
 import torch
 
-from kernelnn.data import random_rotations
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.gate import Gate
 from kernelnn.layers.radial import BesselBasis, PolynomialCutoff
-from tests.conftest import assert_state_dict_round_trip, gradcheck_module
-from tests.layers.test_gaunt import wigner_d_from_harmonics
-
-
-def transform(x: torch.Tensor, matrix: torch.Tensor, L: int) -> torch.Tensor:
-    """Features (..., channels, classes, (L+1)^2) under an orthogonal matrix: D(M), and det(M) for class 1."""
-    D = wigner_d_from_harmonics(L, matrix).to(x.dtype)
-    out = x @ D.T
-    if x.shape[-2] == 2:
-        out = torch.stack([out[..., 0, :], torch.linalg.det(matrix).to(x.dtype) * out[..., 1, :]], -2)
-    return out
-
-
-ROTOINVERSION = -random_rotations(1, torch.Generator().manual_seed(5))[0]
+from kernelnn.testing import (
+    assert_compiles,
+    assert_equivariant,
+    assert_gradcheck,
+    assert_state_dict_round_trip,
+    harmonic_irreps,
+)
 
 
 def test_bessel_basis_formula_and_cutoff_smoothness():
@@ -52,12 +44,13 @@ def test_degree_linear_is_equivariant_and_biases_scalars_only(classes):
     with torch.no_grad():
         layer.bias.normal_()
     x = torch.randn(6, 4, classes, 16, dtype=torch.float64)
-    assert (layer(transform(x, ROTOINVERSION, 3)) - transform(layer(x), ROTOINVERSION, 3)).abs().max() < 1e-10
+    # Features (..., channels, classes, 16): class 0 transforms like the harmonics, class 1 with the other parity.
+    assert_equivariant(layer, harmonic_irreps(3, classes), harmonic_irreps(3, classes), inputs=(x,))
     zero = layer(torch.zeros(1, 4, classes, 16, dtype=torch.float64))
     assert (zero[..., 0, 0] == layer.bias).all() and zero[..., 0, 1:].abs().max() == 0
     if classes == 2:
         assert zero[..., 1, :].abs().max() == 0
-    assert gradcheck_module(layer, torch.randn(2, 4, classes, 16, dtype=torch.float64))
+    assert_gradcheck(layer, torch.randn(2, 4, classes, 16, dtype=torch.float64))
     assert_state_dict_round_trip(lambda: DegreeLinear(3, 4, 5, classes), x.float())
     with pytest.raises(ValueError, match=r"DegreeLinear: input must have shape \(\.\.\., 4, 2, 16\)"):
         DegreeLinear(3, 4, 5, 2)(torch.randn(2, 4, 16))
@@ -68,14 +61,13 @@ def test_gate_is_equivariant(classes):
     torch.manual_seed(0)
     gate = Gate(2, 3, classes).double()
     x = torch.randn(5, 3, classes, 9, dtype=torch.float64)
-    assert (gate(transform(x, ROTOINVERSION, 2)) - transform(gate(x), ROTOINVERSION, 2)).abs().max() < 1e-10
+    assert_equivariant(gate, harmonic_irreps(2, classes), harmonic_irreps(2, classes), inputs=(x,))
     out = gate(x)
     torch.testing.assert_close(out[..., 0, 0], torch.nn.functional.silu(x[..., 0, 0]))
     if classes == 2:
         torch.testing.assert_close(out[..., 1, 0], torch.tanh(x[..., 1, 0]))  # odd: keeps the pseudoscalar odd
-    assert gradcheck_module(gate, torch.randn(2, 3, classes, 9, dtype=torch.float64))
-    compiled = torch.compile(gate, fullgraph=True)
-    torch.testing.assert_close(compiled(x), gate(x))
+    assert_gradcheck(gate, torch.randn(2, 3, classes, 9, dtype=torch.float64))
+    assert_compiles(gate, x, fullgraph=True, rtol=1e-7, atol=1e-7)
     assert Gate(0, 3)(torch.randn(2, 3, 1, 1)).shape == (2, 3, 1, 1)
     with pytest.raises(ValueError, match=r"Gate: input must have shape \(\.\.\., 3, 1, 9\)"):
         Gate(2, 3)(torch.randn(2, 3, 2, 9))

@@ -5,8 +5,13 @@ import torch
 
 from kernelnn.layers.gaunt import gaunt_tensor_product
 from kernelnn.layers.gaunt_layer import GauntTensorProduct
-from tests.conftest import assert_state_dict_round_trip, gradcheck_module
-from tests.layers.test_gaunt import random_rotation, relative_error, wigner_d_from_harmonics
+from kernelnn.testing import (
+    assert_compiles,
+    assert_equivariant,
+    assert_gradcheck,
+    assert_state_dict_round_trip,
+    harmonic_irreps,
+)
 
 
 def randomize(layer):
@@ -34,26 +39,16 @@ def test_shapes(parities, mix_channels):
     assert out.shape == (3, 6, 4, *classes, 16)
 
 
-def transform(features, d, det, parities):
-    """Apply an O(3) element: class 0 with D, class 1 (pseudo) with det * D."""
-    if parities == "sphere":
-        return features @ d.T
-    return torch.stack([features[..., 0, :] @ d.T, det * (features[..., 1, :] @ d.T)], -2)
-
-
 @pytest.mark.parametrize("parities", ["sphere", "all"])
 @pytest.mark.parametrize("mix_channels", [False, True])
-@pytest.mark.parametrize("improper", [False, True])
-def test_equivariance(parities, mix_channels, improper):
+def test_equivariance_under_rotations_and_rotoinversions(parities, mix_channels):
     layer = randomize(GauntTensorProduct(3, 2, 4, channels=3, parities=parities, mix_channels=mix_channels))
     layer = layer.double()
     classes = (2,) if parities == "all" else ()
     x, y = torch.randn(5, 3, *classes, 16, dtype=torch.float64), torch.randn(5, 3, *classes, 9, dtype=torch.float64)
-    matrix = random_rotation(3) * (-1 if improper else 1)
-    det = -1.0 if improper else 1.0
-    d1, d2, d3 = (wigner_d_from_harmonics(L, matrix) for L in (3, 2, 4))
-    out = layer(transform(x, d1, det, parities), transform(y, d2, det, parities))
-    assert relative_error(out, transform(layer(x, y), d3, det, parities)) <= 1e-10
+    # Class 0 transforms with D(M), class 1 (pseudo) with det(M) D(M): harmonic_irreps(L, 2) flattens (2, (L+1)^2).
+    n = len(classes) + 1
+    assert_equivariant(layer, [harmonic_irreps(3, n), harmonic_irreps(2, n)], harmonic_irreps(4, n), inputs=(x, y))
 
 
 def test_odd_parity_inputs_reach_every_output_class():
@@ -79,11 +74,10 @@ def test_gradcheck_compile_state_dict(parities):
         def forward(self, x):
             return self.inner(x, y)
 
-    assert gradcheck_module(WithFixedY(), torch.randn(3, 2, *classes, 9, dtype=torch.float64))
+    assert_gradcheck(WithFixedY(), torch.randn(3, 2, *classes, 9, dtype=torch.float64))
     x = torch.randn(3, 2, *classes, 9)
     single = GauntTensorProduct(2, 2, 2, channels=2, parities=parities, mix_channels=True)
-    compiled = torch.compile(single, fullgraph=True)
-    torch.testing.assert_close(compiled(x, y.float()), single(x, y.float()), rtol=1e-5, atol=1e-5)
+    assert_compiles(single, x, y.float(), fullgraph=True, rtol=1e-5, atol=1e-5)
     assert_state_dict_round_trip(lambda: randomize(GauntTensorProduct(2, 2, 2, channels=2, parities=parities)),
                                  x, y.float())
 

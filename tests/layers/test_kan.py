@@ -7,7 +7,7 @@ import torch.multiprocessing as mp
 
 from kernelnn.layers import KANConv1d, KANConv2d, KANLinear
 from kernelnn.layers.bspline import bspline_basis, uniform_grid
-from tests.conftest import assert_state_dict_round_trip, gradcheck_module
+from kernelnn.testing import assert_autocast, assert_compiles, assert_gradcheck, assert_state_dict_round_trip
 
 
 def smooth(layer):
@@ -99,15 +99,14 @@ def test_refine_keeps_the_function(new_size):
 def test_gradcheck_float64():
     layer = smooth(KANLinear(2, 3, grid_size=3)).double()
     x = (torch.rand(4, 2, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
-    assert gradcheck_module(layer, x)
+    assert_gradcheck(layer, x)
 
 
 def test_compile_fullgraph_autocast_and_state_dict_after_refinement():
     layer = smooth(KANLinear(4, 3))
     x = torch.rand(8, 4) * 2 - 1
-    torch.testing.assert_close(torch.compile(layer, fullgraph=True)(x), layer(x), rtol=1e-5, atol=1e-5)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert torch.isfinite(layer(x).float()).all()
+    assert_compiles(layer, x, fullgraph=True, rtol=1e-5, atol=1e-5)
+    assert_autocast(layer, x)
 
     def refined():
         torch.manual_seed(0)
@@ -183,7 +182,7 @@ def test_conv_grid_update_refine_groups_and_gradcheck():
     assert relative_change(conv(x), mid) <= 1e-2
     small = smooth(KANConv1d(2, 2, 3, padding=1, grid_size=3)).double()
     inp = (torch.rand(2, 2, 5, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
-    assert gradcheck_module(small, inp)
+    assert_gradcheck(small, inp)
     with pytest.raises(ValueError, match=r"KANConv2d: input must have shape \(batch, 3, n, n\)"):
         KANConv2d(3, 4, 3)(torch.rand(1, 2, 5, 5))
 

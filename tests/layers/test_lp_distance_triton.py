@@ -18,7 +18,7 @@ triton = pytest.importorskip("triton")
 
 INTERPRETED_CHECK = textwrap.dedent("""
     import torch
-    from tests.conftest import gradcheck_module
+    from kernelnn.testing import assert_gradcheck
     from kernelnn.layers import KernelConv1d, KernelConv2d
 
     torch.manual_seed(0)
@@ -47,7 +47,7 @@ INTERPRETED_CHECK = textwrap.dedent("""
     # gradcheck of the fused path itself, with every operand a variable
     layer = KernelConv1d(2, 3, 3, padding=1, kernel="l1", backend="triton").double()
     x = torch.randn(2, 2, 5, dtype=torch.float64, requires_grad=True)
-    assert gradcheck_module(layer, x)
+    assert_gradcheck(layer, x)
     print("TRITON-INTERPRETED-OK")
 """)
 

@@ -10,7 +10,7 @@ from kernelnn.layers import (
     relinear_param_groups,
 )
 from kernelnn.models import FNO, MLP
-from tests.conftest import assert_state_dict_round_trip
+from kernelnn.testing import assert_autocast, assert_compiles, assert_gradcheck, assert_state_dict_round_trip
 
 CONVS = {1: (QuadraticConv1d, nn.Conv1d), 2: (QuadraticConv2d, nn.Conv2d), 3: (QuadraticConv3d, nn.Conv3d)}
 
@@ -58,16 +58,15 @@ def test_conv_equals_its_linear_conv_at_init_and_the_formula_after(dim, padding_
 
 def test_gradcheck_state_dict_compile_autocast():
     layer = randomize_quadratic_terms(QuadraticConv2d(2, 3, 3, padding=1)).double()
-    x = torch.randn(2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(layer, (x,))
+    x = torch.randn(2, 2, 5, 5, dtype=torch.float64)
+    assert_gradcheck(layer, x)  # input and every parameter
     dense = randomize_quadratic_terms(QuadraticLinear(4, 3)).double()
-    assert torch.autograd.gradcheck(dense, (torch.randn(3, 4, dtype=torch.float64, requires_grad=True),))
+    assert_gradcheck(dense, torch.randn(3, 4, dtype=torch.float64))
     assert_state_dict_round_trip(lambda: randomize_quadratic_terms(QuadraticLinear(4, 3)), torch.randn(3, 4))
     layer = layer.float()
-    x = x.detach().float()
-    torch.testing.assert_close(torch.compile(layer)(x), layer(x), rtol=1e-5, atol=1e-5)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert layer(x).dtype == torch.bfloat16
+    x = x.float()
+    assert_compiles(layer, x)
+    assert_autocast(layer, x)
 
 
 def test_relinear_groups_are_chosen_by_layer_not_by_name():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kernelnn.models import FNO, MLP, TFNO, Normalized
-from tests.conftest import assert_state_dict_round_trip
+from kernelnn.testing import assert_autocast, assert_compiles, assert_state_dict_round_trip
 
 
 @pytest.mark.parametrize("dim, spatial", [(1, (24,)), (2, (12, 10)), (3, (8, 8, 6))])
@@ -47,10 +47,8 @@ def test_fno_compile_and_autocast():
     torch.manual_seed(0)
     model = FNO(1, 1, n_modes=(4, 4), hidden_channels=8, n_layers=2)
     x = torch.randn(2, 1, 16, 16)
-    torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-4, atol=1e-5)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = model(x)
-    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+    assert_compiles(model, x, rtol=1e-4, atol=1e-5)
+    assert_autocast(model, x)
 
 
 def test_fno_state_dict_round_trip():

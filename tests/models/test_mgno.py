@@ -3,7 +3,7 @@ import torch
 
 from kernelnn.layers import MgConv
 from kernelnn.models import MgNO
-from tests.conftest import assert_state_dict_round_trip
+from kernelnn.testing import assert_state_dict_round_trip
 
 
 @pytest.mark.parametrize("dim, spatial", [(1, (32,)), (2, (16, 24))])
