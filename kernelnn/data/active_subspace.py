@@ -24,7 +24,7 @@ def planted_directions(dim: int, n_relevant: int, generator: torch.Generator) ->
     return a, b
 
 
-def active_subspace_regression(dim: int = 12, n_relevant: int = 4, n_train: int = 2000, n_val: int = 200,
+def make_active_subspace(dim: int = 12, n_relevant: int = 4, n_train: int = 2000, n_val: int = 200,
                                n_test: int = 1000, noise: float = 0.0, seed: int = 0,
                                name: str = "active_subspace") -> DataBundle:
     """``(n, dim)`` inputs, ``(n, 1)`` targets ``sin(a.x) + (b.x)^2 (+ noise)``; see the module docstring."""

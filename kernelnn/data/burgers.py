@@ -49,7 +49,7 @@ def solve_burgers(u0: torch.Tensor, nu: float, t_final: float, dt: float | None 
     return torch.fft.irfft(v, n=n)
 
 
-def burgers(
+def make_burgers(
     resolution: int = 256,
     test_resolutions: list[int] | None = (256, 512),
     n_train: int = 1000,

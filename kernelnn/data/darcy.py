@@ -76,7 +76,7 @@ def darcy_coefficients(
     return torch.where(psi >= 0, high, low)
 
 
-def darcy(
+def make_darcy(
     resolution: int = 32,
     test_resolutions: list[int] | None = (32, 64),
     n_train: int = 1000,

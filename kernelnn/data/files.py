@@ -18,14 +18,19 @@ class DataFileError(ValueError):
     """A data file is missing, unreadable, or does not hold what the config says."""
 
 
-def read_arrays(path: str | Path, keys: list[str]) -> dict[str, torch.Tensor]:
-    """Read the arrays ``keys`` from a ``.pt``, ``.npz`` or ``.h5`` file, with errors that name the file."""
+def _check_file(path: str | Path) -> tuple[Path, str]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataFileError(f"data file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataFileError(f"data file {str(path)!r}: unsupported suffix {suffix!r}; supported: {SUFFIXES}")
+    return path, suffix
+
+
+def _read(path: str | Path, keys: list[str] | None) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The file's keys in file order, and the arrays ``keys`` (none for ``None``)."""
+    path, suffix = _check_file(path)
     try:
         if suffix in (".pt", ".pth"):
             store = contextlib.nullcontext(torch.load(path, map_location="cpu", weights_only=True))
@@ -40,17 +45,27 @@ def read_arrays(path: str | Path, keys: list[str]) -> dict[str, torch.Tensor]:
                 raise DataFileError(f"data file {str(path)!r} holds a {type(content).__name__}, expected a dict "
                                     "of tensors")
             available = list(content.keys())
-            missing = [k for k in keys if k not in available]
+            missing = [k for k in keys or [] if k not in available]
             if missing:
                 raise DataFileError(f"data file {str(path)!r} has no key(s) {missing}; available keys: {available}")
             # h5py datasets are read with [()]; .pt and .npz entries are arrays already.
             arrays = {k: torch.as_tensor(np.asarray(content[k][()] if suffix in (".h5", ".hdf5") else content[k]))
-                      for k in keys}
+                      for k in keys or []}
     except DataFileError:
         raise
     except Exception as err:  # noqa: BLE001 - report any reader failure with the file's name
         raise DataFileError(f"data file {str(path)!r} could not be read as {suffix}: {err}") from err
-    return arrays
+    return available, arrays
+
+
+def read_arrays(path: str | Path, keys: list[str]) -> dict[str, torch.Tensor]:
+    """Read the arrays ``keys`` from a ``.pt``, ``.npz`` or ``.h5`` file, with errors that name the file."""
+    return _read(path, keys)[1]
+
+
+def array_keys(path: str | Path) -> list[str]:
+    """The names of the arrays in a ``.pt``, ``.npz`` or ``.h5`` file, in file order (h5: alphabetical)."""
+    return _read(path, None)[0]
 
 
 def _as_fields(x: torch.Tensor, dim: int, path: str, key: str) -> torch.Tensor:
@@ -65,7 +80,7 @@ def _as_fields(x: torch.Tensor, dim: int, path: str, key: str) -> torch.Tensor:
     return x.float()
 
 
-def files(
+def load_files(
     path: str,
     input_key: str = "x",
     output_key: str = "y",

@@ -84,7 +84,7 @@ def sample_clusters(n: int, n_atoms: int, t_min: float, t_max: float, sweeps: in
     return positions @ random_rotations(n, generator).transpose(1, 2)
 
 
-def lennard_jones(n_atoms: int = 13, n_train: int = 1000, n_val: int = 200, n_test: int = 500,
+def make_lennard_jones(n_atoms: int = 13, n_train: int = 1000, n_val: int = 200, n_test: int = 500,
                   t_min: float = 0.1, t_max: float = 0.35, sweeps: int = 300, epsilon: float = 1.0,
                   sigma: float = 1.0, energy_weight: float = 1.0, force_weight: float = 1.0, seed: int = 0,
                   name: str = "lennard_jones", cache_dir: str | None = None, use_cache: bool = True) -> DataBundle:

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from kernelnn.data.bundle import DataBundle
-from kernelnn.data.digits import mnist, sklearn_digits
+from kernelnn.data.digits import load_digits, load_mnist
 
-SOURCES = {"mnist": mnist, "sklearn": sklearn_digits}
+SOURCES = {"mnist": load_mnist, "sklearn": load_digits}
 
 
 def _trajectories(n: int, frames: int, room: int, min_speed: float, max_speed: float,
@@ -51,7 +51,7 @@ def _render(digits: torch.Tensor, corners: torch.Tensor, canvas: int) -> torch.T
     return video
 
 
-def moving_digits(source: str = "mnist", canvas: int = 32, digit_size: int = 16, frames: int = 10,
+def make_moving_digits(source: str = "mnist", canvas: int = 32, digit_size: int = 16, frames: int = 10,
                   n_train: int = 2000, n_val: int = 300, n_test: int = 1000, min_speed: float = 0.5,
                   max_speed: float = 2.0, seed: int = 0, name: str = "moving_digits") -> DataBundle:
     """Videos of one moving digit each, labelled by the digit (see the module docstring).

@@ -68,7 +68,7 @@ def solve_navier_stokes(
     return torch.stack(frames, dim=1)
 
 
-def navier_stokes(
+def make_navier_stokes(
     resolution: int = 64,
     test_resolutions: list[int] | None = (64,),
     n_train: int = 200,

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from kernelnn.data.bundle import DataBundle, cached
 
 
-def shallow_water(
+def make_shallow_water(
     nlat: int = 32,
     nlon: int = 64,
     n_train: int = 200,

@@ -19,7 +19,7 @@ def spiral_points(n: int, n_classes: int, noise: float, turns: float, generator:
     return points + noise * torch.randn(n, 2, generator=generator), labels
 
 
-def spirals(
+def make_spirals(
     n_classes: int = 3, n_train: int = 2000, n_val: int = 200, n_test: int = 1000, noise: float = 0.03,
     turns: float = 1.0, seed: int = 0, name: str = "spirals",
 ) -> DataBundle:

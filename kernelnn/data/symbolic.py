@@ -35,7 +35,7 @@ FUNCTIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], list[tuple[fl
 }
 
 
-def symbolic_regression(function: str = "exp_sin", n_train: int = 1000, n_val: int = 200, n_test: int = 1000,
+def make_symbolic(function: str = "exp_sin", n_train: int = 1000, n_val: int = 200, n_test: int = 1000,
                         noise: float = 0.0, seed: int = 0, name: str = "symbolic") -> DataBundle:
     """``(n, variables)`` inputs and ``(n, 1)`` targets of a named function (see the module docstring)."""
     if function not in FUNCTIONS:

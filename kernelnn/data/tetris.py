@@ -54,7 +54,7 @@ def _moved_copies(n: int, generator: torch.Generator, shift: float) -> tuple[tor
     return points.float(), labels
 
 
-def tetris(train_copies: int = 16, n_val: int = 200, n_test: int = 1000, train_rotated: bool = False,
+def make_tetris(train_copies: int = 16, n_val: int = 200, n_test: int = 1000, train_rotated: bool = False,
            shift: float = 2.0, seed: int = 0, name: str = "tetris") -> DataBundle:
     """Point clouds ``(n, 4, 3)`` and shape labels ``(n,)`` in ``[0, 8)``.
 

@@ -33,8 +33,9 @@ formula applied to the same numbers.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -62,12 +63,34 @@ def quadrature_grid(degree: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return theta, phi, torch.from_numpy(weights)[:, None].expand(n_theta, n_phi) * (2 * math.pi / n_phi)
 
 
+def _plan_cache(fn):
+    """``functools.lru_cache`` for the plans, computed as real tensors even inside a trace with fake tensors
+    (``torch.export``'s non-strict tracing runs this Python code under a fake-tensor mode): a first call there would
+    otherwise cache fake tensors that every later eager call returns."""
+    cached = functools.lru_cache(maxsize=64)(fn)
+
+    @functools.wraps(fn)
+    def plan(*args):
+        with _real_tensors():
+            return cached(*args)
+
+    plan.cache_info, plan.cache_clear = cached.cache_info, cached.cache_clear
+    return plan
+
+
+def _real_tensors():
+    from torch._subclasses import fake_tensor  # private, stable since torch 2.1; nothing to undo without it
+
+    unset = getattr(fake_tensor, "unset_fake_temporarily", None)
+    return unset() if unset is not None else contextlib.nullcontext()
+
+
 def _grid_harmonics(L: int, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """``(n_theta * n_phi, (L+1)^2)`` harmonics on the grid, float64."""
     return spherical_harmonics_on_angles(L, theta[:, None], phi[None, :]).reshape(-1, sh_dim(L))
 
 
-@lru_cache(maxsize=64)
+@_plan_cache
 def _grid_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Synthesis matrices of both inputs and the weighted projection, float64 CPU."""
     theta, phi, weights = quadrature_grid(L1 + L2 + L_out)
@@ -75,7 +98,7 @@ def _grid_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, torch.Tensor
     return _grid_harmonics(L1, theta, phi), _grid_harmonics(L2, theta, phi), projection
 
 
-@lru_cache(maxsize=64)
+@_plan_cache
 def gaunt_coefficients(L1: int, L2: int, L_out: int) -> torch.Tensor:
     r""":math:`G^{l_1 l_2 l_3}_{m_1 m_2 m_3} = \int Y_{l_1 m_1} Y_{l_2 m_2} Y_{l_3 m_3} d\Omega` as a float64
     tensor ``((L1+1)^2, (L2+1)^2, (L_out+1)^2)``, by the exact quadrature of :func:`quadrature_grid`; entries
@@ -189,7 +212,7 @@ def _synthesis_plan(L1: int, L2: int, L_out: int, kernel: torch.Tensor) -> tuple
     return matrix.contiguous(), torch.where(k_of < K, where, K * 2 * (L_out + 1))
 
 
-@lru_cache(maxsize=64)
+@_plan_cache
 def _fourier_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, ...]:
     """Both analysis plans and the synthesis plan (float64 / long, CPU)."""
     t1, t2, kernel = _dense_fourier_plan(L1, L2, L_out)
@@ -198,10 +221,19 @@ def _fourier_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- the product
+def _assume_constant_result(fn):
+    """``torch.compiler.assume_constant_result(fn)`` without importing ``torch._dynamo`` (about a second) when
+    kernelnn is imported: that decorator does nothing but set this attribute, which dynamo reads when it meets
+    ``fn`` (tests/test_import_time.py checks that it still does; tests/layers/test_gaunt.py compiles the product
+    with fullgraph=True)."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
 # Plans are built once per sizes (cached) and are constants to torch.compile, not traced (numpy inside).
-_gaunt_constant = torch.compiler.assume_constant_result(lambda L1, L2, L_out: gaunt_coefficients(L1, L2, L_out))
-_grid_constant = torch.compiler.assume_constant_result(lambda L1, L2, L_out: _grid_plan(L1, L2, L_out))
-_fourier_constant = torch.compiler.assume_constant_result(lambda L1, L2, L_out: _fourier_plan(L1, L2, L_out))
+_gaunt_constant = _assume_constant_result(lambda L1, L2, L_out: gaunt_coefficients(L1, L2, L_out))
+_grid_constant = _assume_constant_result(lambda L1, L2, L_out: _grid_plan(L1, L2, L_out))
+_fourier_constant = _assume_constant_result(lambda L1, L2, L_out: _fourier_plan(L1, L2, L_out))
 
 
 def _plan_tensor(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

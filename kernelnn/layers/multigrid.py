@@ -31,6 +31,22 @@ _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
 PADDING_MODES = ("zeros", "circular")
 
 
+def check_multigrid_input(x: torch.Tensor, in_channels: int, dim: int, levels: int, name: str) -> None:
+    """The input check of :class:`MgConv` and of models built from it: ``x`` must be a float tensor ``(batch,
+    in_channels, *spatial)`` with ``dim`` spatial sizes divisible by ``2 ** (levels - 1)``; errors name ``name``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != dim + 2 or x.shape[1] != in_channels:
+        raise ValueError(f"{name}: input must have shape (batch, {in_channels}, {', '.join('n' * dim)}), "
+                         f"got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+    factor = 2 ** (levels - 1)
+    if any(n % factor for n in x.shape[2:]):
+        raise ValueError(f"{name}: spatial size {tuple(x.shape[2:])} must be divisible by 2**(levels-1) = "
+                         f"{factor} for levels={levels}")
+
+
 class Prolongation(nn.Module):
     """Stride-2 transposed 4-tap convolution doubling each spatial size, with zero or circular boundary."""
 
@@ -110,19 +126,13 @@ class MgConv(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, levels={self.levels}, smoothing={self.smoothing}, "
                 f"padding_mode={self.padding_mode!r}")
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        """Validate ``(batch, in_channels, *spatial)`` without running the operator."""
-        name = type(self).__name__
-        if len(shape) != self.dim + 2 or shape[1] != self.in_channels:
-            raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}), "
-                             f"got {tuple(shape)}")
-        factor = 2 ** (self.levels - 1)
-        if any(n % factor for n in shape[2:]):
-            raise ValueError(f"{name}: spatial size {tuple(shape[2:])} must be divisible by 2**(levels-1) = "
-                             f"{factor} for levels={self.levels}")
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
+        whose spatial sizes the V-cycle can halve ``levels - 1`` times."""
+        check_multigrid_input(x, self.in_channels, self.dim, self.levels, type(self).__name__)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        self.check_input_shape(f.shape)
+        self.check_input(f)
         solutions = []
         u = None
         for level in range(self.levels):

@@ -14,7 +14,6 @@ under all rotations of the sphere. The weights must be real: on a real field a c
 from __future__ import annotations
 
 import torch
-import torch_harmonics as th
 from torch import nn
 
 from kernelnn.layers.spectral import autocast_output_dtype
@@ -61,24 +60,39 @@ class SphericalConv(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}, operator_type={self.operator_type!r}"
 
     def _sht(self, nlat: int, nlon: int, device: torch.device, inverse: bool, dtype=torch.float32):
+        # The transforms' matrices depend on the grid: symbolic sizes (torch.export, dynamic compile) specialize.
+        nlat, nlon = int(nlat), int(nlon)
         key = (nlat, nlon, str(device), inverse, dtype)
         if key not in self._transforms:
+            # Imported here, not with kernelnn: torch-harmonics imports torch._dynamo and more (about a second).
+            import torch_harmonics as th
+
             cls = th.InverseRealSHT if inverse else th.RealSHT
             self._transforms[key] = cls(nlat, nlon, grid=self.grid).to(device=device, dtype=dtype)
         return self._transforms[key]
 
-    def check_input_shape(self, shape) -> None:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, nlat, nlon)``
+        on a grid that resolves ``n_modes`` degrees."""
         name = type(self).__name__
-        if len(shape) != 4 or shape[1] != self.in_channels:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, nlat, nlon), "
-                             f"got {tuple(shape)}")
-        lmax = self._sht(shape[2], shape[3], torch.device("cpu"), False).lmax
+                             f"got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+        self.check_grid(x.shape[2], x.shape[3])
+
+    def check_grid(self, nlat: int, nlon: int) -> None:
+        """Raise ``ValueError`` unless a ``nlat x nlon`` grid resolves the ``n_modes`` kept degrees."""
+        lmax = self._sht(nlat, nlon, torch.device("cpu"), False).lmax
         if self.n_modes > lmax:
-            raise ValueError(f"{name}: n_modes={self.n_modes} exceeds the {lmax} degrees a {shape[2]}x{shape[3]} "
-                             f"{self.grid} grid resolves")
+            raise ValueError(f"{type(self).__name__}: n_modes={self.n_modes} exceeds the {lmax} degrees a "
+                             f"{nlat}x{nlon} {self.grid} grid resolves")
 
     def forward(self, x: torch.Tensor, output_shape: tuple[int, int] | None = None) -> torch.Tensor:
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         out_dtype = autocast_output_dtype(x)
         nlat_out, nlon_out = output_shape or x.shape[2:]
         with torch.autocast(x.device.type, enabled=False):

@@ -86,15 +86,21 @@ class CNN(nn.Module):
         self.pooling = _ADAPTIVE_POOL[dim](pooled_size)
         self.head = nn.Linear(widths[-1] * pooled_size**dim, out_features)
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        if len(shape) != self.dim + 2 or shape[1] != self.in_channels:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
+        with images large enough for the pooling stages."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"CNN: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"CNN: input must have shape (batch, {self.in_channels}, "
-                             f"{', '.join('n' * self.dim)}), got {tuple(shape)}")
+                             f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"CNN: input dtype must be floating point, got {x.dtype}")
         stages = sum(isinstance(m, tuple(_MAX_POOL.values())) for m in self.features)
-        if any(n // self.pool**stages < 1 for n in shape[2:]):
-            raise ValueError(f"CNN: images of size {tuple(shape[2:])} are too small for {stages} pooling stages "
+        if any(n // self.pool**stages < 1 for n in x.shape[2:]):
+            raise ValueError(f"CNN: images of size {tuple(x.shape[2:])} are too small for {stages} pooling stages "
                              f"of factor {self.pool}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         return self.head(self.pooling(self.features(x)).flatten(1))

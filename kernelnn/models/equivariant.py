@@ -181,6 +181,7 @@ class EquivariantNet(nn.Module):
                  self_product: bool = True, readout_hidden: int = 32, energy_shift: float | None = 0.0,
                  energy_scale: float | None = 1.0, forces: bool = True, method: str = "auto") -> None:
         super().__init__()
+        _energy_forces_runs_eagerly()
         output = output or "invariant"
         if output not in OUTPUTS:
             raise ValueError(f"EquivariantNet: output={output!r}; valid: {', '.join(OUTPUTS)}")
@@ -218,18 +219,21 @@ class EquivariantNet(nn.Module):
     def extra_repr(self) -> str:
         return f"output={self.output!r}, L={self.L}, channels={self.channels}, parities={self.parities!r}"
 
-    def _check(self, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def check_input(self, positions: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``positions`` is a float tensor ``(batch, n_points, 3)`` and
+        ``mask``, if given, a bool tensor ``(batch, n_points)``."""
+        if not isinstance(positions, torch.Tensor):
+            raise TypeError(f"EquivariantNet: positions must be a torch.Tensor, got {type(positions).__name__}")
         if positions.dim() != 3 or positions.shape[-1] != 3:
             raise ValueError(f"EquivariantNet: positions must have shape (batch, n_points, 3), got "
                              f"{tuple(positions.shape)}")
         if not positions.is_floating_point():
-            raise ValueError(f"EquivariantNet: positions must be floating point, got {positions.dtype}")
-        if mask is None:
-            return torch.ones(positions.shape[:2], dtype=torch.bool, device=positions.device)
-        if mask.shape != positions.shape[:2] or mask.dtype != torch.bool:
+            raise TypeError(f"EquivariantNet: positions must be floating point, got {positions.dtype}")
+        if mask is not None and (not isinstance(mask, torch.Tensor) or mask.shape != positions.shape[:2]
+                                 or mask.dtype != torch.bool):
+            got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"EquivariantNet: mask must be a bool tensor of shape {tuple(positions.shape[:2])}, "
-                             f"got {mask.dtype} {tuple(mask.shape)}")
-        return mask
+                             f"got {got}")
 
     def features(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Point features after the last layer: ``(batch, n_points, channels, classes, (L+1)^2)``."""
@@ -243,7 +247,9 @@ class EquivariantNet(nn.Module):
         return h
 
     def forward(self, positions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        mask = self._check(positions, mask)
+        self.check_input(positions, mask)
+        if mask is None:
+            mask = torch.ones(positions.shape[:2], dtype=torch.bool, device=positions.device)
         if self.output == "invariant":
             h = self.features(positions, mask)
             invariants = rearrange(h[..., 0], "b n c k -> b n (k c)")  # scalars (and pseudoscalars)
@@ -253,8 +259,7 @@ class EquivariantNet(nn.Module):
         return self._energy_forces(positions, mask)
 
     # torch.compile's aot_autograd has no double backward (training on forces needs one): this part runs eagerly
-    # inside a compiled model.
-    @torch.compiler.disable
+    # inside a compiled model (torch.compiler.disable, applied by _energy_forces_runs_eagerly).
     def _energy_forces(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # Forces need the graph even under torch.no_grad (evaluation); the caller's grad mode decides whether the
         # forces themselves are differentiable (training on forces) or plain numbers.
@@ -269,3 +274,16 @@ class EquivariantNet(nn.Module):
             (grad,) = torch.autograd.grad(energy.sum(), x, create_graph=differentiable)
         out = torch.cat([energy[:, None], -grad.flatten(1)], -1)
         return out if differentiable else out.detach()
+
+
+def _energy_forces_runs_eagerly() -> None:
+    """Wrap :meth:`EquivariantNet._energy_forces` in ``torch.compiler.disable`` once, when the first net is built:
+    as a decorator it would import ``torch._dynamo`` (about a second) with kernelnn. Nets are built before they are
+    compiled, so the wrapper is in place whenever dynamo meets the method."""
+    global _EAGER
+    if not _EAGER:
+        EquivariantNet._energy_forces = torch.compiler.disable(EquivariantNet._energy_forces)
+        _EAGER = True
+
+
+_EAGER = False

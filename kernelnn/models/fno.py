@@ -171,22 +171,28 @@ class FNO(nn.Module):
             f"domain_padding={self.domain_padding}"
         )
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        """Validate an input shape ``(batch, channels, *spatial)`` without running the model."""
-        if len(shape) != self.dim + 2:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
+        with ``dim`` spatial sizes that resolve ``n_modes`` (``n_modes <= (N + 1) // 2``)."""
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != self.dim + 2:
             raise ValueError(
-                f"FNO: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}) "
-                f"for dim={self.dim}, got shape {tuple(shape)}"
+                f"{name}: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}) "
+                f"for dim={self.dim}, got shape {tuple(x.shape)}"
             )
-        if shape[1] != self.in_channels:
-            raise ValueError(f"FNO: input has {shape[1]} channels, in_channels={self.in_channels}")
-        check_modes_fit(self.n_modes, shape[2:], "FNO")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{name}: input has {x.shape[1]} channels, in_channels={self.in_channels}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+        check_modes_fit(self.n_modes, x.shape[2:], name)
 
     def _padding(self, spatial: Sequence[int]) -> list[int]:
         return [round(frac * n) for frac, n in zip(self.domain_padding, spatial, strict=True)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         spatial = x.shape[2:]
         if self.positional_embedding:
             grid = grid_coordinates(spatial, x).expand(x.shape[0], *([-1] * (self.dim + 1)))
@@ -237,13 +243,19 @@ class SpatioTemporalFNO(nn.Module):
         self.fno = FNO(in_channels, 1, n_modes=n_modes, hidden_channels=hidden_channels, n_layers=n_layers,
                        domain_padding=[0.0, 0.0, time_padding], **fno_kwargs)
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        if len(shape) != 4 or shape[1] != self.in_steps:
-            raise ValueError(f"SpatioTemporalFNO: input must have shape (batch, {self.in_steps}, X, Y), got "
-                             f"{tuple(shape)}")
-        self.fno.check_input_shape((shape[0], self.in_steps, shape[2], shape[3], self.out_steps))
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_steps, X, Y)`` whose
+        grid, with ``out_steps`` times, resolves ``n_modes``."""
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_steps:
+            raise ValueError(f"{name}: input must have shape (batch, {self.in_steps}, X, Y), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+        check_modes_fit(self.fno.n_modes, (x.shape[2], x.shape[3], self.out_steps), name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         history = repeat(x, "b t x y -> b t x y s", s=self.out_steps)
         return rearrange(self.fno(history), "b 1 x y s -> b s x y")

@@ -89,17 +89,23 @@ class FrameCNN(nn.Module):
         self.head = DeltaLinear(*head) if delta else TimeDistributed(nn.Linear(*head))
         self.pool, self.n_pools = pool, len(channels) if pool > 1 else 0
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        if len(shape) != 5 or shape[2] != self.in_channels:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, time, in_channels, H, W)``
+        with frames large enough for the pooling stages."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"FrameCNN: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 5 or x.shape[2] != self.in_channels:
             raise ValueError(f"FrameCNN: input must have shape (batch, time, {self.in_channels}, H, W), got "
-                             f"{tuple(shape)}")
-        if any(n // self.pool**self.n_pools < 1 for n in shape[3:]):
-            raise ValueError(f"FrameCNN: frames of size {tuple(shape[3:])} are too small for {self.n_pools} "
+                             f"{tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"FrameCNN: input dtype must be floating point, got {x.dtype}")
+        if any(n // self.pool**self.n_pools < 1 for n in x.shape[3:]):
+            raise ValueError(f"FrameCNN: frames of size {tuple(x.shape[3:])} are too small for {self.n_pools} "
                              f"pooling stages of factor {self.pool}")
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``(batch, time, classes)``."""
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         return self.head(self.pooling(self.features(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

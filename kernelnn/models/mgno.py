@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from kernelnn.layers.multigrid import MgConv
+from kernelnn.layers.multigrid import MgConv, check_multigrid_input
 from kernelnn.registry import ACTIVATIONS
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -41,10 +41,13 @@ class MgNO(nn.Module):
         self.linear = nn.ModuleList(_CONV[dim](a, b, 1) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.activation = ACTIVATIONS.build(activation, owner="MgNO", argument="activation")
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        self.mg[0].check_input_shape(shape)
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
+        with each spatial size divisible by ``2 ** (levels - 1)``."""
+        check_multigrid_input(x, self.in_channels, self.dim, self.mg[0].levels, "MgNO")
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self.check_input(u)
         for i, (mg, linear) in enumerate(zip(self.mg, self.linear, strict=True)):
             u = mg(u) + linear(u)
             if i < len(self.mg) - 1:

@@ -65,10 +65,15 @@ class MLP(nn.Module):
                     layers.append(nn.Dropout(dropout))
         self.net = nn.Sequential(*layers)
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        if len(shape) < 1 or shape[-1] != self.in_features:
-            raise ValueError(f"MLP: input must have shape (..., {self.in_features}), got {tuple(shape)}")
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(..., in_features)``."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"MLP: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"MLP: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"MLP: input dtype must be floating point, got {x.dtype}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         return self.net(x)

@@ -35,6 +35,16 @@ class Normalized(nn.Module):
             return stat.to(x.dtype)
         return stat.to(x.dtype).view(-1, *([1] * (x.dim() - 2)))
 
+    def check_input(self, x: torch.Tensor) -> None:
+        """The wrapped model's input check, after the channel count the statistics were taken over."""
+        if self.in_mean is not None and isinstance(x, torch.Tensor) and x.dim() >= 2 \
+                and x.shape[self.channel_dim] != self.in_mean.numel():
+            raise ValueError(f"Normalized: input has {x.shape[self.channel_dim]} channels along dim "
+                             f"{self.channel_dim}; its statistics are for {self.in_mean.numel()}")
+        check = getattr(self.model, "check_input", None)
+        if callable(check):
+            check(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_mean is not None:
             x = (x - self._shape(self.in_mean, x)) / self._shape(self.in_std, x)

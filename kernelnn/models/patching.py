@@ -38,14 +38,23 @@ class MGPatching(nn.Module):
             raise ValueError(f"MGPatching: padding={padding!r} must be an int >= 0")
         self.model, self.levels, self.padding = model, levels, padding
 
-    def patches(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, C, H, W) -> (batch * P * P, C * (levels + 1), h + 2p, w + 2p)`` with ``P = 2^levels``."""
+    def check_input(self, x: torch.Tensor) -> None:
+        """A 2-D field batch ``(batch, C, H, W)`` whose H and W split into ``2^levels`` patches at every level."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"MGPatching: input must be a floating-point torch.Tensor, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
         if x.dim() != 4:
             raise ValueError(f"MGPatching: input must be (batch, channels, H, W), got shape {tuple(x.shape)}")
         n = 2**self.levels
         height, width = x.shape[2:]
         if height % (n * n) or width % (n * n):
             raise ValueError(f"MGPatching: H and W ({height}, {width}) must be divisible by 2^(2 levels) = {n * n}")
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, C, H, W) -> (batch * P * P, C * (levels + 1), h + 2p, w + 2p)`` with ``P = 2^levels``."""
+        self.check_input(x)
+        n = 2**self.levels
+        height, width = x.shape[2:]
         h, w, p = height // n, width // n, self.padding
         stacked = []
         for level in range(self.levels + 1):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
@@ -40,14 +38,20 @@ class SphericalFNO(nn.Module):
             pointwise(projection_channels, out_channels, 2),
         )
 
-    def check_input_shape(self, shape: Sequence[int]) -> None:
-        if len(shape) != 4 or shape[1] != self.in_channels:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, nlat, nlon)``
+        on a grid that resolves ``n_modes`` degrees."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"SphericalFNO: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"SphericalFNO: input must have shape (batch, {self.in_channels}, nlat, nlon), "
-                             f"got {tuple(shape)}")
-        self.spectral[0].check_input_shape((shape[0], self.spectral[0].in_channels, *shape[2:]))
+                             f"got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"SphericalFNO: input dtype must be floating point, got {x.dtype}")
+        self.spectral[0].check_grid(x.shape[2], x.shape[3])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input_shape(x.shape)
+        self.check_input(x)
         x = self.lifting(x)
         for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
             x = spectral(x) + skip(x)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from kernelnn.data import darcy, solve_darcy
+from kernelnn.data import make_darcy, solve_darcy
 from kernelnn.data.darcy import darcy_coefficients
 
 
@@ -41,7 +41,7 @@ def test_solver_matches_constant_coefficient_limit():
 
 def test_bundle_shapes_subsampling_and_cache(tmp_path):
     kw = dict(resolution=8, test_resolutions=[8, 16], n_train=5, n_val=2, n_test=3, cache_dir=str(tmp_path))
-    bundle = darcy(**kw)
+    bundle = make_darcy(**kw)
     assert bundle.train.tensors[0].shape == (5, 1, 8, 8)
     assert bundle.val.tensors[1].shape == (2, 1, 8, 8)
     assert set(bundle.tests) == {"test_8", "test_16"}
@@ -49,26 +49,26 @@ def test_bundle_shapes_subsampling_and_cache(tmp_path):
     torch.testing.assert_close(coarse[0], fine[0][..., ::2, ::2])  # same samples, exact subsample
     torch.testing.assert_close(coarse[1], fine[1][..., ::2, ::2])
     assert len(list(tmp_path.glob("darcy-*.pt"))) == 1
-    again = darcy(**kw)  # from the cache: identical
+    again = make_darcy(**kw)  # from the cache: identical
     torch.testing.assert_close(again.train.tensors[1], bundle.train.tensors[1], rtol=0, atol=0)
-    fresh = darcy(**{**kw, "cache": False})  # regenerated: deterministic given the seed
+    fresh = make_darcy(**{**kw, "cache": False})  # regenerated: deterministic given the seed
     torch.testing.assert_close(fresh.train.tensors[1], bundle.train.tensors[1], rtol=0, atol=0)
-    other = darcy(**{**kw, "seed": 1})
+    other = make_darcy(**{**kw, "seed": 1})
     assert not torch.equal(other.train.tensors[0], bundle.train.tensors[0])
 
 
 def test_corrupt_cache_is_regenerated(tmp_path):
     kw = dict(resolution=8, test_resolutions=[8], n_train=2, n_val=0, n_test=1, cache_dir=str(tmp_path))
-    good = darcy(**kw)
+    good = make_darcy(**kw)
     (cache_file,) = tmp_path.glob("darcy-*.pt")
     cache_file.write_bytes(b"not a checkpoint")
-    torch.testing.assert_close(darcy(**kw).train.tensors[0], good.train.tensors[0])
+    torch.testing.assert_close(make_darcy(**kw).train.tensors[0], good.train.tensors[0])
 
 
 def test_bad_parameters():
     with pytest.raises(ValueError, match=r"data.solve_resolution=24 .* \[16\] do not"):
-        darcy(resolution=8, test_resolutions=[8, 16], solve_resolution=24, cache=False)
+        make_darcy(resolution=8, test_resolutions=[8, 16], solve_resolution=24, cache=False)
     with pytest.raises(ValueError, match="data.n_train=0"):
-        darcy(n_train=0, cache=False)
+        make_darcy(n_train=0, cache=False)
     with pytest.raises(ValueError, match="data.resolution=2"):
-        darcy(resolution=2, cache=False)
+        make_darcy(resolution=2, cache=False)

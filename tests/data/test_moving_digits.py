@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from kernelnn.data import moving_digits
+from kernelnn.data import make_moving_digits
 from kernelnn.data.moving_digits import _trajectories, frame_change_fraction
 
 
 def test_videos_show_one_moving_digit_inside_the_canvas():
-    bundle = moving_digits(n_train=64, n_val=8, n_test=16, frames=12, canvas=32, digit_size=16)
+    bundle = make_moving_digits(n_train=64, n_val=8, n_test=16, frames=12, canvas=32, digit_size=16)
     x, y = bundle.train.tensors
     assert x.shape == (64, 12, 1, 32, 32) and y.shape == (64,) and bundle.out_channels == 10
     assert 0 <= x.min() and x.max() <= 1
@@ -14,7 +14,7 @@ def test_videos_show_one_moving_digit_inside_the_canvas():
     ink = x.sum((2, 3, 4))
     torch.testing.assert_close(ink, ink[:, :1].expand_as(ink))
     assert 0 < frame_change_fraction(x) < 0.5  # moving, and mostly background
-    again = moving_digits(n_train=64, n_val=8, n_test=16, frames=12, canvas=32, digit_size=16)
+    again = make_moving_digits(n_train=64, n_val=8, n_test=16, frames=12, canvas=32, digit_size=16)
     assert torch.equal(again.train.tensors[0], x)  # seeded
 
 
@@ -31,8 +31,8 @@ def test_trajectories_bounce_and_keep_their_speed():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="data.source='cifar'"):
-        moving_digits(source="cifar")
+        make_moving_digits(source="cifar")
     with pytest.raises(ValueError, match="data.digit_size=40 must be <= data.canvas=32"):
-        moving_digits(digit_size=40)
+        make_moving_digits(digit_size=40)
     with pytest.raises(ValueError, match="data.frames=0 must be a positive int"):
-        moving_digits(frames=0)
+        make_moving_digits(frames=0)

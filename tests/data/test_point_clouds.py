@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernelnn.data import lennard_jones, lennard_jones_energy_forces, random_rotations, tetris
+from kernelnn.data import lennard_jones_energy_forces, make_lennard_jones, make_tetris, random_rotations
 from kernelnn.data.tetris import SHAPES, tetris_shapes
 
 
@@ -26,7 +26,7 @@ def test_tetris_shapes_and_splits():
     # Four unit cubes each: every point has a neighbour at distance 1.
     d = torch.cdist(shapes, shapes) + 10 * torch.eye(4)
     assert torch.allclose(d.min(-1).values, torch.ones(8, 4))
-    bundle = tetris(train_copies=2, n_val=16, n_test=40, seed=3)
+    bundle = make_tetris(train_copies=2, n_val=16, n_test=40, seed=3)
     assert bundle.task == "classification" and bundle.out_channels == 8 and bundle.geometric
     x, y = bundle.train.tensors
     assert torch.equal(x, shapes.repeat(2, 1, 1)) and torch.equal(y, labels.repeat(2))
@@ -41,7 +41,7 @@ def test_tetris_shapes_and_splits():
     b = chiral[:, 1:] - chiral[:, :1]
     assert (torch.linalg.det(b[0]) * torch.linalg.det(b[1])) < 0
     with pytest.raises(ValueError, match="tetris: data.train_copies=0 must be a positive int"):
-        tetris(train_copies=0)
+        make_tetris(train_copies=0)
 
 
 def test_lennard_jones_energy_and_forces():
@@ -71,7 +71,7 @@ def test_lennard_jones_13_icosahedron_energy():
 
 
 def test_lennard_jones_bundle(tmp_path):
-    bundle = lennard_jones(n_atoms=6, n_train=24, n_val=4, n_test=8, sweeps=20, cache_dir=tmp_path, seed=1)
+    bundle = make_lennard_jones(n_atoms=6, n_train=24, n_val=4, n_test=8, sweeps=20, cache_dir=tmp_path, seed=1)
     assert bundle.task == "energy_forces" and bundle.geometric
     x, y = bundle.train.tensors
     assert x.shape == (24, 6, 3) and y.shape == (24, 1 + 18)
@@ -86,10 +86,10 @@ def test_lennard_jones_bundle(tmp_path):
     assert fill["output"] == "energy_forces"
     assert fill["energy_shift"] == pytest.approx((y[:, 0].double() / 6).mean().item(), rel=1e-6)
     assert fill["energy_scale"] == pytest.approx(y[:, 1:].double().square().mean().sqrt().item(), rel=1e-6)
-    again = lennard_jones(n_atoms=6, n_train=24, n_val=4, n_test=8, sweeps=20, cache_dir=tmp_path, seed=1,
+    again = make_lennard_jones(n_atoms=6, n_train=24, n_val=4, n_test=8, sweeps=20, cache_dir=tmp_path, seed=1,
                           use_cache=False)
     assert torch.equal(again.train.tensors[0], x)  # deterministic for a seed
     with pytest.raises(ValueError, match=r"lennard_jones: temperatures must satisfy 0 < data.t_min <= data.t_max"):
-        lennard_jones(t_min=0.5, t_max=0.1)
+        make_lennard_jones(t_min=0.5, t_max=0.1)
     with pytest.raises(ValueError, match="lennard_jones: data.n_atoms=1 must be an int >= 2"):
-        lennard_jones(n_atoms=1)
+        make_lennard_jones(n_atoms=1)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kernelnn.data import burgers, navier_stokes, solve_burgers, solve_navier_stokes
+from kernelnn.data import make_burgers, make_navier_stokes, solve_burgers, solve_navier_stokes
 from kernelnn.data.grf import periodic_grf
 from kernelnn.data.navier_stokes import fno_forcing
 
@@ -64,28 +64,28 @@ def test_navier_stokes_taylor_green_decay():
 
 
 def test_bundles(tmp_path):
-    b = burgers(resolution=16, test_resolutions=[16, 32], n_train=3, n_val=1, n_test=2, t_final=0.05,
+    b = make_burgers(resolution=16, test_resolutions=[16, 32], n_train=3, n_val=1, n_test=2, t_final=0.05,
                 cache_dir=str(tmp_path))
     assert b.train.tensors[0].shape == (3, 1, 16) and b.tests["test_32"].tensors[1].shape == (2, 1, 32)
     assert b.dim == 1 and b.periodic
-    ns = navier_stokes(resolution=8, test_resolutions=[8, 16], n_train=3, n_val=1, n_test=2, t_final=0.2,
+    ns = make_navier_stokes(resolution=8, test_resolutions=[8, 16], n_train=3, n_val=1, n_test=2, t_final=0.2,
                        record_steps=4, input_steps=2, output_steps=3, dt=0.01, cache_dir=str(tmp_path))
     assert ns.train.tensors[0].shape == (3, 2, 8, 8) and ns.train.tensors[1].shape == (3, 3, 8, 8)
     assert ns.info["sequences"].shape == (6, 5, 16, 16)
     seq = ns.info["sequences"][0, :, ::2, ::2]
     torch.testing.assert_close(ns.train.tensors[1][0], seq[2:5])
     with pytest.raises(ValueError, match="data.input_steps=4 \\+ data.output_steps=3"):
-        navier_stokes(record_steps=4, input_steps=4, output_steps=3, cache=False)
+        make_navier_stokes(record_steps=4, input_steps=4, output_steps=3, cache=False)
 
 
 def test_shallow_water_is_deterministic_and_evolves():
-    from kernelnn.data import shallow_water
+    from kernelnn.data import make_shallow_water
 
     kw = dict(nlat=16, nlon=32, n_train=2, n_val=0, n_test=1, hours=0.5, cache=False)
-    a, b = shallow_water(**kw), shallow_water(**kw)
+    a, b = make_shallow_water(**kw), make_shallow_water(**kw)
     x, y = a.train.tensors
     assert x.shape == y.shape == (2, 3, 16, 32)
     assert torch.equal(y, b.train.tensors[1])  # same seed, same data
     assert all((y[:, c] - x[:, c]).abs().max() > 1e-4 * x[:, c].abs().max() for c in range(3))
     with pytest.raises(ValueError, match="data.nlon=30 must be 2 \\* data.nlat=16"):
-        shallow_water(nlat=16, nlon=30, cache=False)
+        make_shallow_water(nlat=16, nlon=30, cache=False)
