@@ -2,8 +2,14 @@
 
 Layers live in :mod:`kernelnn.layers`, models in :mod:`kernelnn.models`, generated PDE data and a file
 loader in :mod:`kernelnn.data`, and the one training loop behind ``train.py`` in :mod:`kernelnn.training`.
+:func:`export` writes a model as a ``torch.export`` program or ONNX; ``python -m kernelnn.predict`` runs a trained
+checkpoint on a file of inputs.
+
+Importing kernelnn loads torch and kernelnn's own layers only: torch-harmonics and torch's compiler stack
+(``torch._dynamo``) are imported where they are first used.
 """
 
+from kernelnn.exporting import export
 from kernelnn.layers import (
     GauntTensorProduct,
     MgConv,
@@ -21,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS", "FNO", "GauntTensorProduct", "H1Loss", "LpLoss", "MLP", "MgConv", "MgNO", "NegativeSobolevLoss",
     "Normalized", "Registry", "SobolevLoss", "SoftGating", "SpectralConv", "TFNO", "__version__",
-    "gaunt_tensor_product", "spherical_harmonics",
+    "export", "gaunt_tensor_product", "spherical_harmonics",
 ]
