@@ -5,9 +5,9 @@
 
 Trains the same frame-wise CNN (``experiment=moving_digits``: ReLUs, ordinary layers) and its delta version
 (``experiment=moving_digits_delta``: delta activations, accumulating DeltaConv2d / DeltaLinear) with
-``trainer.delta_rate`` set to each rate; same data, epochs, optimizer and seed. Each run is ``python train.py`` in
-a subprocess (``--jobs`` at a time, one thread each); the checkpoint with the best validation accuracy is then
-evaluated on the test videos (eval mode):
+``plugins.delta_sparsity.rate`` set to each rate; same data, epochs, optimizer and seed. Each run is
+``python train.py`` in a subprocess (``--jobs`` at a time, one thread each); the checkpoint with the best validation
+accuracy is then evaluated on the test videos (eval mode):
 
 * dense: the fraction of non-zero ReLU outputs of each hidden stage;
 * delta: per delta layer the fraction of non-zero deltas (the first frame's delta is the frame itself, and is
@@ -35,7 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
-from kernelnn.data import moving_digits  # noqa: E402
+from kernelnn.data import make_moving_digits  # noqa: E402
 from kernelnn.layers import DeltaConv2d, DeltaLinear, delta_layers  # noqa: E402
 from kernelnn.training import load_model  # noqa: E402
 
@@ -47,7 +47,7 @@ def train(name: str, experiment: str, rate: float | None, seed: int, epochs: int
     overrides = [f"experiment={experiment}", f"seed={seed}", f"trainer.epochs={epochs}", "trainer.progress_bar=false",
                  "trainer.tensorboard=false", f"hydra.run.dir={out}"]
     if rate is not None:
-        overrides.append(f"trainer.delta_rate={rate}")
+        overrides.append(f"plugins.delta_sparsity.rate={rate}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = (folder / f"{name}.log").open("w")
     subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], check=True, cwd=ROOT, env=env,
@@ -118,7 +118,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {(name, seed): pool.submit(train, f"{name}_s{seed}", exp, rate, seed, args.epochs, folder)
                    for name, exp, rate, seed in runs}
-    test = moving_digits().tests["test"]
+    test = make_moving_digits().tests["test"]
     results = {key: evaluate(f.result(), test) for key, f in futures.items()}
 
     dense = [results[("dense", s)] for s in args.seeds]

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from kernelnn.training.run import check_model_on_data, fill_model_config, patched_model_config
+from kernelnn.training.assemble import check_model_on_data, fill_model_config, patched_model_config
 from tests.conftest import CONFIG_DIR, TINY_DATA, TINY_MODEL, TINY_SIZES, compose_config
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))

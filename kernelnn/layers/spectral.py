@@ -160,6 +160,23 @@ class SpectralConv(nn.Module):
         self.weight = self.weight.standalone()
         self.weight.resize_modes(n_modes)
 
+    def get_extra_state(self) -> torch.Tensor:
+        """``n_modes`` travels with the weights: a layer whose modes were changed after construction (the
+        Spectral-Refiner lifts the truncation) reloads into a constructor-built one."""
+        return torch.tensor(self.n_modes, dtype=torch.int64)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        pass  # applied in _load_from_state_dict, before the weights whose shapes it sets
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "_extra_state"
+        if key not in state_dict:  # written before n_modes was stored: the constructor's modes
+            state_dict[key] = self.get_extra_state()
+        saved = tuple(int(m) for m in state_dict[key].tolist())
+        if saved != self.n_modes:
+            self.n_modes = saved
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         extra = "" if self.factorization == "dense" else f", factorization={self.factorization!r}"
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}{extra}"

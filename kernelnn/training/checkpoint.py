@@ -1,7 +1,9 @@
-"""Checkpoints: atomic writes, RNG states as tensors, everything loadable with ``weights_only=True``."""
+"""Checkpoints: atomic writes, RNG states as tensors, everything loadable with ``weights_only=True``; rebuilding a
+model from one (:func:`load_model`), and finding the one to resume from."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 
 def rng_state() -> dict[str, Any]:
@@ -78,3 +81,74 @@ def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
                 out.extend(config_diff(old[key], new[key], name))
         return out
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+# ---------------------------------------------------------------------------------------------- formats
+TRAINING_FORMAT = "kernelnn-checkpoint-1"  # last.pt: everything a resumed run needs
+WEIGHTS_FORMAT = "kernelnn-weights-1"  # best.pt: weights, where training stood, the model's description
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a trained model (with its data normalisation) from a kernelnn checkpoint, in eval mode.
+
+    Nothing in the file chooses code to run: every ``_target_`` in its model description must name a model in
+    :data:`kernelnn.registry.MODELS` (register a model of your own there to load it), and is built without Hydra.
+    """
+    from kernelnn.training.assemble import build_model
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("format") not in (TRAINING_FORMAT, WEIGHTS_FORMAT) or "model" not in ckpt:
+        raise ValueError(f"checkpoint {str(path)!r} is not a kernelnn checkpoint (no format / model entry)")
+    if "model_config" not in ckpt:
+        raise ValueError(f"checkpoint {str(path)!r} holds weights but no model description ('model_config'): it was "
+                         "written by a Trainer used from Python without checkpoint_meta={'model_config': ...}. "
+                         "Build the model yourself and load torch.load(path, weights_only=True)['model'] into it")
+    model = build_model(ckpt["model_config"], ckpt.get("normalization"), trusted=False, source=str(path))
+    model.load_state_dict(ckpt["model"])
+    return model.to(map_location).eval()
+
+
+def find_resume_checkpoint(resume: str | None, output_dir: Path,
+                           identity: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from and its contents: ``PATH`` (a file or a run folder); or for ``auto`` this
+    run's ``last.pt``, else the newest ``last.pt`` of a sibling run (same parent folder) trained with the same
+    model and data config. Each file is read once."""
+    from kernelnn.training.errors import ConfigError
+
+    if not resume:
+        return None
+    if resume != "auto":
+        path = Path(resume).expanduser()
+        if path.is_dir():
+            path = path / "checkpoints" / "last.pt" if (path / "checkpoints").is_dir() else path / "last.pt"
+        if not path.is_file():
+            raise ConfigError(f"trainer.resume={resume!r}: no checkpoint at {str(path)!r}")
+        try:
+            return path, load_checkpoint(path)
+        except ValueError as err:
+            raise ConfigError(f"trainer.resume={resume!r}: {err}") from err
+    own = output_dir / "checkpoints" / "last.pt"
+    candidates = [own] if own.is_file() else sorted(output_dir.parent.glob("*/checkpoints/last.pt"),
+                                                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint(path)
+        except (ValueError, FileNotFoundError):
+            continue
+        if path == own or not config_diff({k: ckpt.get(k) for k in identity}, identity):
+            return path, ckpt
+    if candidates:
+        logging.getLogger("kernelnn.training").info(
+            "trainer.resume=auto: %d earlier run(s) under %s used another model/data config; starting fresh",
+            len(candidates), output_dir.parent)
+    return None
+
+
+def check_resume_identity(path: Path, ckpt: dict[str, Any], identity: dict[str, Any]) -> None:
+    """A resumed run must train the same model on the same data as the checkpoint did."""
+    from kernelnn.training.errors import ConfigError
+
+    diff = config_diff({k: ckpt.get(k) for k in identity}, identity)
+    if diff:
+        raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} does not match this run's config "
+                          "(checkpoint -> now):\n  " + "\n  ".join(diff))

@@ -17,8 +17,12 @@ def run_stamp() -> str:
 
 
 def register_resolvers() -> None:
+    """The ``${run_stamp:}`` resolver and the structured configs (``trainer/schema``), before Hydra composes."""
     if not OmegaConf.has_resolver("run_stamp"):
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
+    from kernelnn.training.config import register_configs
+
+    register_configs()
 
 
 def prepare_launch() -> None:

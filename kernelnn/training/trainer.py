@@ -1,12 +1,15 @@
 """The one training loop: AMP, compile, accumulation, clipping, schedules, DDP, checkpoints, resume.
 
-A :class:`Trainer` is built by :func:`kernelnn.training.run` from a Hydra config, but takes plain Python
-objects, so it can also be driven from a notebook.
+The loop knows no layer family: what a family adds to training (penalties, parameter groups, schedules that
+reshape layers, extra stages) comes in through :class:`~kernelnn.training.plugins.TrainingPlugin` hooks. A
+:class:`Trainer` is built by :func:`kernelnn.training.run` from a Hydra config, but takes plain Python objects, so
+it can also be driven from a notebook.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import shutil
@@ -22,48 +25,24 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from kernelnn.layers.delta import delta_layers
-from kernelnn.layers.kan import update_grids
-from kernelnn.layers.quadratic import relinear_param_groups
 from kernelnn.training import distributed as D
-from kernelnn.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from kernelnn.training.errors import NonFiniteLossError
+from kernelnn.training.checkpoint import (
+    TRAINING_FORMAT,
+    WEIGHTS_FORMAT,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from kernelnn.training.config import Amp, Precision, TrainerConfig
+from kernelnn.training.errors import ConfigError, NonFiniteLossError
 from kernelnn.training.metrics_log import MetricsLog
+from kernelnn.training.plugins.base import TrainingPlugin
 
 log = logging.getLogger("kernelnn.training")
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
-
-
-@dataclass
-class TrainerOptions:
-    """The ``trainer`` config group, validated by :func:`kernelnn.training.config.validate`."""
-
-    epochs: int = 20
-    batch_size: int = 20
-    eval_batch_size: int = 100
-    amp: str = "none"
-    precision: str = "float32"  # float32 | float64 (parameters and floating data; e.g. L-BFGS to tight tolerances)
-    compile: bool = False
-    grad_clip: float | None = None
-    grad_accum: int = 1
-    monitor: str = "auto"
-    monitor_mode: str = "auto"
-    early_stopping_patience: int | None = None
-    test_every: int = 1
-    log_every: int = 10
-    progress_bar: bool = True
-    tensorboard: bool = True
-    num_workers: int = 0
-    quadratic_lr: float | None = None
-    # Delta activation layers: loss += delta_rate * sum of their sparsity_loss() (0: statistics only).
-    delta_rate: float = 0.0
-    # KAN grids: update from the current batch every `every` optimizer steps during the first `until` steps of each
-    # stage (null: always); refine every KAN layer to sizes[i] at the start of epochs[i] (0-based), which starts a
-    # new stage: optimizer and scheduler restart and grid updates resume (pykan's fit-refine-fit recipe).
-    grid_update: dict[str, Any] = field(default_factory=lambda: {"every": 0, "until": None})
-    grid_refine: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "sizes": []})
+AMP_DTYPES = {Amp.none: None, Amp.bf16: torch.bfloat16, Amp.fp16: torch.float16}
+PRECISIONS = {Precision.float32: torch.float32, Precision.float64: torch.float64}
 
 
 @dataclass
@@ -75,7 +54,8 @@ class TrainState:
     best: float | None = None
     best_epoch: int | None = None
     bad_epochs: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch (metrics.csv)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # training loss every log_every steps (plots)
 
 
 class ShardSampler(Sampler[int]):
@@ -91,6 +71,13 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+def takes_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` must be given a closure that re-evaluates the objective (L-BFGS and the like):
+    such optimizers run whole steps, so they cannot accumulate micro-batches or step through a GradScaler."""
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
 class Trainer:
     """Train ``model`` on ``train_set`` for a ``task``, evaluating on named ``eval_sets`` every epoch.
 
@@ -98,19 +85,25 @@ class Trainer:
     ----------
     model : nn.Module
         The model, on CPU; the trainer moves it to ``device``.
-    task : OperatorTask or ClassificationTask
+    task : OperatorTask, ClassificationTask, RegressionTask or EnergyForcesTask
         Provides ``loss(pred, target)`` and per-sample ``metrics(pred, target)``.
     make_optimizer : callable
         ``params -> Optimizer``.
     make_scheduler : callable
         ``(optimizer, total_steps=..., steps_per_epoch=...) -> LRScheduler``.
+    options : TrainerConfig
+        The ``trainer`` config group.
     output_dir : Path
         Where ``checkpoints/``, ``metrics.csv``, ``tensorboard/`` go (rank 0 writes).
     checkpoint_meta : dict
         Plain data stored in every checkpoint (config, model config, normalisation) for resuming and
         :func:`kernelnn.training.load_model`.
-    callbacks : sequence
-        Objects with optional ``on_epoch_start(trainer, epoch)`` / ``on_epoch_end(trainer, epoch, row)``.
+    plugins : sequence of TrainingPlugin
+        Training behaviour beyond the loop (see :mod:`kernelnn.training.plugins.base` for the hooks).
+    data : DataBundle, optional
+        The data the sets come from, for plugins that need to know more about it.
+    test_sets : sequence of str, optional
+        The names of ``eval_sets`` that :meth:`test_best` evaluates (default: all but ``"val"``).
     """
 
     def __init__(
@@ -121,23 +114,29 @@ class Trainer:
         eval_sets: dict[str, Dataset],
         make_optimizer: Callable,
         make_scheduler: Callable,
-        options: TrainerOptions,
+        options: TrainerConfig,
         output_dir: Path,
         device: torch.device,
         dist: D.DistInfo | None = None,
         seed: int = 0,
         checkpoint_meta: dict[str, Any] | None = None,
-        callbacks: Sequence[Any] = (),
+        plugins: Sequence[TrainingPlugin] = (),
+        data: Any = None,
+        test_sets: Sequence[str] | None = None,
     ) -> None:
+        self._init_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.options = options
         self.task = task
         self.device = device
         self.dist = dist = dist or D.DistInfo()
         self.seed = seed
+        self.data = data
+        self.train_set = train_set
         self.output_dir = Path(output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.meta = checkpoint_meta or {}
-        self.callbacks = list(callbacks)
+        self.plugins = list(plugins)
+        self.test_sets = list(test_sets) if test_sets is not None else [k for k in eval_sets if k != "val"]
         self.dtype = PRECISIONS[options.precision]
         self.model = model.to(device=device, dtype=self.dtype)
         self.amp_dtype = AMP_DTYPES[options.amp]
@@ -155,25 +154,26 @@ class Trainer:
                              num_workers=options.num_workers, pin_memory=pin)
             for name, ds in eval_sets.items()
         }
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
+        self.monitor, self.monitor_higher = self._monitor(eval_sets)
+        self.state = TrainState()
 
+        for plugin in self.plugins:
+            plugin.setup(self)
         self._wrap_model()
         self.make_optimizer, self.make_scheduler = make_optimizer, make_scheduler
-        self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
         self._build_optimizer(options.epochs)
-        # Layers with a penalty of their own (ReLinear's shrinkage, RBF and KAN regularisers) add it to the loss.
-        # A layer may say its penalty is off (``regularization_active = False``); those are skipped every step.
-        self.regularized = [m for m in self.model.modules() if callable(getattr(m, "regularization", None))
-                            and getattr(m, "regularization_active", True)]
-        self.kan_layers = [m for m in self.model.modules() if callable(getattr(m, "update_grid", None))]
-        self.delta_layers = delta_layers(self.model)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=options.amp == "fp16")
-        self.state = TrainState()
+        self.scaler = torch.amp.GradScaler(device.type, enabled=options.amp == Amp.fp16)
         self.metrics_log = MetricsLog(self.output_dir, options.tensorboard) if dist.is_main else None
-        self.monitor, self.monitor_higher = self._monitor(eval_sets)
+
+    def derive(self, **changes: Any) -> Trainer:
+        """A new Trainer for the same model and data with some constructor arguments changed (e.g. a fine-tuning
+        stage with another task and ``output_dir``); it gets no plugins unless ``plugins=`` is given."""
+        return Trainer(**{**self._init_args, "plugins": (), **changes})
 
     # ----------------------------------------------------------------------------------------- setup
     def _wrap_model(self) -> None:
-        """DDP and compile wrappers around ``self.model`` (again after a grid refinement changes shapes)."""
+        """DDP and compile wrappers around ``self.model`` (again after a plugin changes parameter shapes)."""
         self.forward_model: nn.Module = self.model
         if self.dist.enabled and any(p.requires_grad for p in self.model.parameters()):
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -182,49 +182,36 @@ class Trainer:
             self.forward_model = torch.compile(self.forward_model)
 
     def _build_optimizer(self, epochs: int) -> None:
-        self.optimizer = self.make_optimizer(self._param_groups())
-        self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
+        groups = [g for p in self.plugins if (g := p.param_groups(self.model)) is not None]
+        if len(groups) > 1:
+            raise ConfigError("two training plugins both define the optimizer's parameter groups: "
+                              f"{[type(p).__name__ for p in self.plugins if p.param_groups(self.model) is not None]}")
+        params = groups[0] if groups else [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = self.make_optimizer(params)
+        self.closure_steps = takes_closure(self.optimizer)
+        if self.closure_steps and self.options.grad_accum != 1:
+            raise ConfigError(f"trainer.grad_accum={self.options.grad_accum}: {type(self.optimizer).__name__} "
+                              "re-evaluates its batch in a line search and cannot accumulate micro-batches; use 1")
+        if self.closure_steps and self.options.amp == Amp.fp16:
+            raise ConfigError(f"trainer.amp=fp16 needs gradient scaling, which {type(self.optimizer).__name__} does "
+                              "not support; use none or bf16")
         self.scheduler = self.make_scheduler(self.optimizer, total_steps=max(1, epochs) * self.steps_per_epoch,
                                              steps_per_epoch=self.steps_per_epoch)
 
-    def _refine_grids(self, epoch: int) -> None:
-        """At a scheduled epoch, move every KAN layer to its finer grid and start a new optimizer stage."""
-        refine = self.options.grid_refine
-        if epoch not in refine["epochs"] or not self.kan_layers:
-            return
-        size = refine["sizes"][refine["epochs"].index(epoch)]
-        for layer in self.kan_layers:
-            layer.refine(size)
+    def new_stage(self, epochs: int) -> None:
+        """Start a new optimizer stage of ``epochs`` epochs: wrappers, optimizer and schedule built afresh (after a
+        plugin replaced parameters, e.g. resized a layer)."""
         self._wrap_model()
-        self._build_optimizer(self.options.epochs - epoch)
-        if self.dist.is_main:
-            log.info("epoch %d: KAN grids refined to %d intervals (%d layers); optimizer restarted", epoch + 1, size,
-                     len(self.kan_layers))
-
-    def _stage_start(self) -> int:
-        """Optimizer step at which the current grid stage began (the last refinement before this epoch)."""
-        passed = [e for e in self.options.grid_refine["epochs"] if e <= self.state.epoch]
-        return max(passed) * self.steps_per_epoch if passed else 0
-
-    def _maybe_update_grids(self, x: torch.Tensor) -> None:
-        every, until = self.options.grid_update["every"], self.options.grid_update.get("until")
-        steps = self.state.step - self._stage_start()
-        if not every or not self.kan_layers or steps % every or (until is not None and steps >= until):
-            return
-        update_grids(self.model, x)
-
-    def _param_groups(self) -> list:
-        """Trainable parameters; with ``quadratic_lr``, ReLinear's named groups (the optimizer's lr for the rest)."""
-        if self.options.quadratic_lr is None:
-            return [p for p in self.model.parameters() if p.requires_grad]
-        return relinear_param_groups(self.model, None, self.options.quadratic_lr)
+        self._build_optimizer(epochs)
 
     def _monitor(self, eval_sets: dict[str, Dataset]) -> tuple[str, bool]:
         name = self.options.monitor
         if name == "auto":
             name = f"val/{self.task.main_metric}" if "val" in eval_sets else "train/loss"
+        if name != "train/loss" and name.split("/")[0] not in eval_sets:
+            raise ConfigError(f"trainer.monitor={name!r} names no evaluation set; sets: {list(eval_sets)}")
         metric = name.rsplit("/", 1)[-1]
-        mode = self.options.monitor_mode
+        mode = self.options.monitor_mode.value
         higher = (not self.task.lower_is_better.get(metric, True)) if mode == "auto" else mode == "max"
         return name, higher
 
@@ -232,28 +219,39 @@ class Trainer:
         """On the training device; floating tensors in the training precision (labels stay integers)."""
         return t.to(self.device, dtype=self.dtype if t.is_floating_point() else None, non_blocking=True)
 
+    def first_inputs(self, n: int) -> torch.Tensor:
+        """The first ``n`` training inputs (in dataset order), on the device, for data-dependent set-up."""
+        x = next(iter(DataLoader(self.train_set, batch_size=n)))[0]
+        return self._to_device(x)
+
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def log(self, message: str) -> None:
+        """Log ``message`` on rank 0."""
+        if self.dist.is_main:
+            log.info(message)
+
     # ------------------------------------------------------------------------------------- training
     def fit(self) -> TrainState:
         """Train from the current state to ``options.epochs``; returns the final :class:`TrainState`."""
         opts = self.options
+        for plugin in self.plugins:
+            plugin.on_fit_start(self)
         try:
             while self.state.epoch < opts.epochs:
                 epoch = self.state.epoch
-                self._refine_grids(epoch)
-                for cb in self.callbacks:
-                    getattr(cb, "on_epoch_start", lambda *a: None)(self, epoch)
+                for plugin in self.plugins:
+                    plugin.on_epoch_start(self, epoch)
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate the epoch starts with
                 start = time.perf_counter()
-                for layer in self.delta_layers.values():
-                    layer.reset_statistics()
                 train_loss = self.train_epoch(epoch)
                 train_time = time.perf_counter() - start
-                row = {"epoch": epoch + 1, "step": self.state.step, "lr": self.optimizer.param_groups[0]["lr"],
-                       "train/loss": train_loss, **self._delta_sparsity()}
+                row = {"epoch": epoch + 1, "step": self.state.step, "lr": lr, "train/loss": train_loss}
+                for plugin in self.plugins:
+                    row.update(plugin.epoch_metrics(self))
                 # Validation every epoch (it drives best.pt and early stopping); test sets every test_every
                 # epochs and at the last one.
                 with_tests = (epoch + 1) % opts.test_every == 0 or epoch + 1 == opts.epochs
@@ -263,20 +261,18 @@ class Trainer:
                 self.state.epoch = epoch + 1
                 self.state.history.append(row)
                 improved = self._track_best(row)
-                self._save(["last.pt", "best.pt"] if improved else ["last.pt"])
+                self._save(best=improved)
                 if self.metrics_log is not None:
                     self.metrics_log.write(self.state.history)
-                if self.dist.is_main:
-                    shown = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if "/" in k and "time" not in k)
-                    log.info("epoch %d/%d  %s  (train %.1f s, eval %.1f s)", epoch + 1, opts.epochs, shown,
-                             row["time/train_s"], row["time/eval_s"])
-                for cb in self.callbacks:
-                    getattr(cb, "on_epoch_end", lambda *a: None)(self, epoch, row)
+                shown = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if "/" in k and "time" not in k)
+                self.log(f"epoch {epoch + 1}/{opts.epochs}  {shown}  (train {train_time:.1f} s, eval "
+                         f"{row['time/eval_s']:.1f} s)")
+                for plugin in self.plugins:
+                    plugin.on_epoch_end(self, epoch, row)
                 patience = opts.early_stopping_patience
                 if patience is not None and self.state.bad_epochs >= patience:
-                    if self.dist.is_main:
-                        log.info("early stopping: %s has not improved for %d epochs (best %.4g at epoch %s)",
-                                 self.monitor, patience, self.state.best, self.state.best_epoch)
+                    self.log(f"early stopping: {self.monitor} has not improved for {patience} epochs (best "
+                             f"{self.state.best:.4g} at epoch {self.state.best_epoch})")
                     break
         finally:
             if self.metrics_log is not None:
@@ -290,66 +286,68 @@ class Trainer:
         self.train_sampler.set_epoch(epoch)
         n_batches = len(self.train_loader)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        window = (torch.zeros((), device=self.device, dtype=torch.float64), 0)  # loss since the last record
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{opts.epochs}", leave=False, dynamic_ncols=True,
                    disable=not (opts.progress_bar and self.dist.is_main))
         self.optimizer.zero_grad(set_to_none=True)
         for i, (x, y) in enumerate(self.train_loader):
             x, y = self._to_device(x), self._to_device(y)
             if i % opts.grad_accum == 0:
-                self._maybe_update_grids(x)
-            if self.lbfgs:
-                loss_sum += self._lbfgs_step(x, y)
+                for plugin in self.plugins:
+                    plugin.on_step_start(self, x)
+            if self.closure_steps:
+                loss = self._closure_step(x, y)
                 self._after_step()
-                bar.update()
-                continue
-            group_start = i - i % opts.grad_accum
-            group_len = min(opts.grad_accum, n_batches - group_start)
-            last_micro = i == group_start + group_len - 1
-            sync = contextlib.nullcontext()
-            if self.dist.enabled and not last_micro:
-                sync = self.forward_model.no_sync() if hasattr(self.forward_model, "no_sync") else sync
-            with sync:
-                loss, objective = self._objective(x, y)
-                self.scaler.scale(objective / group_len).backward()
-            loss_sum += loss.detach()
-            if last_micro:
-                if opts.grad_clip is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_(self.model.parameters(), opts.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
-                self._after_step()
+            else:
+                loss = self._accumulating_step(x, y, i, n_batches)
+            loss_sum += loss
+            window = (window[0] + loss, window[1] + 1)
             if (i + 1) % opts.log_every == 0 or i + 1 == n_batches:
                 mean = self._check_finite(loss_sum / (i + 1), epoch)
+                self.state.steps.append({"step": self.state.step, "epoch": epoch + (i + 1) / n_batches,
+                                         "loss": (window[0] / window[1]).item()})
+                window = (torch.zeros_like(window[0]), 0)
                 bar.set_postfix(loss=f"{mean:.4g}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
             bar.update()
         bar.close()
         total = D.all_reduce_sum(loss_sum.clone(), self.dist)
         return (total / (n_batches * self.dist.world_size)).item()
 
+    def _accumulating_step(self, x: torch.Tensor, y: torch.Tensor, i: int, n_batches: int) -> torch.Tensor:
+        """Forward and backward of micro-batch ``i``; the optimizer steps after the last one of its group."""
+        opts = self.options
+        group_start = i - i % opts.grad_accum
+        group_len = min(opts.grad_accum, n_batches - group_start)
+        last_micro = i == group_start + group_len - 1
+        sync = contextlib.nullcontext()
+        if self.dist.enabled and not last_micro and hasattr(self.forward_model, "no_sync"):
+            sync = self.forward_model.no_sync()
+        with sync:
+            loss, objective = self._objective(x, y)
+            self.scaler.scale(objective / group_len).backward()
+        if last_micro:
+            if opts.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), opts.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self._after_step()
+        return loss.detach()
+
     def _objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task loss, and the objective: the loss plus every plugin's loss terms."""
         with self._autocast():
             pred = self.forward_model(x)
         loss = self.task.loss(pred.to(self.dtype), y)
-        objective = loss + sum(m.regularization() for m in self.regularized) if self.regularized else loss
-        if self.options.delta_rate > 0:
-            objective = objective + self.options.delta_rate * sum(m.sparsity_loss()
-                                                                  for m in self.delta_layers.values())
+        objective = loss
+        for plugin in self.plugins:
+            for term in plugin.loss_terms(self).values():
+                objective = objective + term
         return loss, objective
 
-    def _delta_sparsity(self) -> dict[str, float]:
-        """Fraction of zero deltas of each delta layer over the training epoch (counts summed over ranks)."""
-        if not self.delta_layers:
-            return {}
-        counts = torch.stack([torch.stack([m.count_nonzero_delta, m.count_elements])
-                              for m in self.delta_layers.values()]).to(self.device, torch.float64)
-        counts = D.all_reduce_sum(counts, self.dist)
-        return {f"train/delta_sparsity/{name}": 1 - (nonzero / total.clamp_min(1)).item()
-                for name, (nonzero, total) in zip(self.delta_layers, counts, strict=True)}
-
-    def _lbfgs_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One L-BFGS step on a batch (the optimizer re-evaluates the closure in its line search)."""
+    def _closure_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One step of an optimizer that re-evaluates the batch through a closure (its line search)."""
         losses: list[torch.Tensor] = []
 
         def closure() -> torch.Tensor:
@@ -367,6 +365,8 @@ class Trainer:
     def _after_step(self) -> None:
         self.scheduler.step()
         self.state.step += 1
+        for plugin in self.plugins:
+            plugin.on_step_end(self)
 
     def _check_finite(self, mean_loss: torch.Tensor, epoch: int) -> float:
         """Stop every rank together, before any checkpoint is written, when the loss is NaN or inf."""
@@ -387,11 +387,13 @@ class Trainer:
         """Mean per-sample metrics on each evaluation set, as ``{"<set>/<metric>": value}``."""
         self.model.eval()
         out: dict[str, float] = {}
-        for name, loader in self.eval_loaders.items():
-            if sets is not None and name not in sets:
-                continue
+        chosen = {k: v for k, v in self.eval_loaders.items() if sets is None or k in sets}
+        bar = tqdm(total=sum(len(v) for v in chosen.values()), desc="evaluating", leave=False, dynamic_ncols=True,
+                   disable=not (self.options.progress_bar and self.dist.is_main))
+        for name, loader in chosen.items():
             sums: dict[str, torch.Tensor] = {}
             count = torch.zeros((), device=self.device, dtype=torch.float64)
+            bar.set_postfix(set=name)
             for x, y in loader:
                 x, y = self._to_device(x), self._to_device(y)
                 with self._autocast():
@@ -399,6 +401,7 @@ class Trainer:
                 for metric, values in self.task.metrics(pred.to(self.dtype), y).items():
                     sums[metric] = sums.get(metric, 0) + values.double().sum()
                 count += len(x)
+                bar.update()
             names = self.task.metric_names  # a rank whose shard is empty still joins the all-reduce
             packed = torch.stack([torch.as_tensor(sums.get(m, 0.0), device=self.device, dtype=torch.float64)
                                   for m in names] + [count])
@@ -407,7 +410,15 @@ class Trainer:
                 out[f"{name}/{m}"] = (value / packed[-1]).item()
             for m, (source, fn) in getattr(self.task, "derived_metrics", {}).items():
                 out[f"{name}/{m}"] = fn(out[f"{name}/{source}"])
+        bar.close()
         return out
+
+    def test_best(self) -> dict[str, float]:
+        """Load the best weights (``best.pt``, when one was written) and evaluate the test sets."""
+        best = self.checkpoint_dir / "best.pt"
+        if best.exists():
+            self.model.load_state_dict(load_checkpoint(best)["model"])
+        return self.evaluate(sets=self.test_sets)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
@@ -428,40 +439,55 @@ class Trainer:
             self.state.bad_epochs += 1
         return improved
 
+    def weights_state(self) -> dict[str, Any]:
+        """What inference and best-tracking need (``best.pt``): the weights, where training stood, the meta data."""
+        s = self.state
+        return {"format": WEIGHTS_FORMAT, "model": self.model.state_dict(), "epoch": s.epoch, "step": s.step,
+                "best": s.best, "best_epoch": s.best_epoch, "monitor": self.monitor, **self.meta}
+
     def checkpoint_state(self, rng_states: list) -> dict[str, Any]:
+        """Everything a resumed run needs (``last.pt``)."""
         s = self.state
         return {
-            "format": "kernelnn-checkpoint-1",
-            "model": self.model.state_dict(),
+            **self.weights_state(),
+            "format": TRAINING_FORMAT,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "epoch": s.epoch, "step": s.step, "best": s.best, "best_epoch": s.best_epoch,
-            "bad_epochs": s.bad_epochs, "history": s.history, "monitor": self.monitor,
+            "bad_epochs": s.bad_epochs, "history": s.history, "steps": s.steps,
             "world_size": self.dist.world_size, "rng": rng_states,
-            **self.meta,
+            "plugins": {p.name: p.state_dict() for p in self.plugins},
         }
 
-    def _save(self, names: list[str]) -> None:
-        """Write one checkpoint state under each of ``names`` (one RNG gather and one barrier for all)."""
+    def _save(self, best: bool) -> None:
+        """Write ``last.pt`` (and the slim ``best.pt`` when the monitored metric improved)."""
         states = D.gather_objects(rng_state(), self.dist)  # every rank's RNG, so each resumes its own
         if self.dist.is_main:
-            state = self.checkpoint_state(states)
-            for name in names:
-                save_checkpoint(state, self.checkpoint_dir / name)
+            save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / "last.pt")
+            if best:
+                save_checkpoint(self.weights_state(), self.checkpoint_dir / "best.pt")
         D.barrier(self.dist)
 
-    def resume_from(self, path: Path) -> None:
-        """Restore model, optimizer, scheduler, scaler, progress and RNG states from ``path``."""
-        ckpt = load_checkpoint(path)
-        self.model.load_state_dict(ckpt["model"])  # a refined KAN layer adopts its saved grid size here
+    def resume_from(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, progress, plugin and RNG states from the training
+        checkpoint ``ckpt`` (loaded from ``path``)."""
+        if ckpt.get("format") != TRAINING_FORMAT:
+            raise ConfigError(f"trainer.resume: {str(path)!r} is not a kernelnn training checkpoint (best.pt holds "
+                              "the best weights only; resume from last.pt)")
+        self.model.load_state_dict(ckpt["model"])  # a layer resized in training adopts its saved size here
+        self.state = TrainState(epoch=ckpt["epoch"], step=ckpt["step"], best=ckpt["best"],
+                                best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
+                                history=list(ckpt["history"]), steps=list(ckpt.get("steps", [])))
         self._wrap_model()
+        for plugin in self.plugins:
+            plugin.on_load_checkpoint(self, ckpt)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.state = TrainState(epoch=ckpt["epoch"], step=ckpt["step"], best=ckpt["best"],
-                                best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
-                                history=list(ckpt["history"]))
+        saved = ckpt.get("plugins", {})
+        for plugin in self.plugins:
+            if plugin.name in saved:
+                plugin.load_state_dict(saved[plugin.name])
         rngs = ckpt["rng"]
         set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
         source_dir = Path(path).resolve().parent
@@ -471,5 +497,4 @@ class Trainer:
             if (source_dir / "best.pt").exists():
                 shutil.copy2(source_dir / "best.pt", self.checkpoint_dir / "best.pt")
         D.barrier(self.dist)
-        if self.dist.is_main:
-            log.info("resumed from %s at epoch %d (step %d)", path, self.state.epoch, self.state.step)
+        self.log(f"resumed from {path} at epoch {self.state.epoch} (step {self.state.step})")

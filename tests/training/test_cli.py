@@ -34,10 +34,12 @@ def test_train_py_end_to_end(tmp_path):
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_multirun(tmp_path):
-    proc = train("-m", *TINY, *QUIET_TRAINER, "trainer.epochs=1,2", f"hydra.sweep.dir={tmp_path}")
+def test_multirun_as_the_readme_writes_it(tmp_path):
+    """``python train.py -m key=a,b`` with the default sweep folder: multirun/<data>-<model>/<stamp>/<job>."""
+    proc = train("-m", *TINY, *QUIET_TRAINER, "trainer.epochs=1,2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    epochs = sorted(load_checkpoint(tmp_path / str(i) / "checkpoints" / "last.pt")["epoch"] for i in (0, 1))
+    (sweep,) = (tmp_path / "multirun" / "darcy-fno").iterdir()
+    epochs = sorted(load_checkpoint(sweep / str(i) / "checkpoints" / "last.pt")["epoch"] for i in (0, 1))
     assert epochs == [1, 2]
 
 

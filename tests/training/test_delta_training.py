@@ -6,6 +6,8 @@ import torch
 from kernelnn.training import run
 from kernelnn.training.checkpoint import load_checkpoint
 from kernelnn.training.errors import ConfigError
+from kernelnn.training.plugins import TrainingPlugin
+from kernelnn.training.protocols import SparsityPenalized, layers_with
 from tests.conftest import QUIET_TRAINER, TINY_DATA, TINY_MODEL, compose_config
 
 
@@ -14,10 +16,11 @@ def tiny(experiment, *overrides):
                           "trainer.epochs=2", "trainer.batch_size=8", *QUIET_TRAINER, *overrides)
 
 
-class PenaltyProbe:
-    """Checks at the end of each epoch that the objective is loss + delta_rate * sum of sparsity losses."""
+class PenaltyProbe(TrainingPlugin):
+    """Checks at the end of each epoch that the objective is loss + rate * sum of sparsity losses."""
 
     def __init__(self):
+        super().__init__()
         self.checked = 0
 
     def on_epoch_end(self, trainer, epoch, row):
@@ -25,15 +28,15 @@ class PenaltyProbe:
         x, y = next(iter(trainer.train_loader))
         with torch.no_grad():
             loss, objective = trainer._objective(x, y)
-            penalty = sum(m.sparsity_loss() for m in trainer.delta_layers.values())
-        assert trainer.options.delta_rate == 0.5 and penalty > 0
+            penalty = sum(m.sparsity_loss() for m in layers_with(trainer.model, SparsityPenalized).values())
+        assert penalty > 0
         torch.testing.assert_close(objective, loss + 0.5 * penalty)
         self.checked += 1
 
 
 def test_penalty_is_added_and_sparsity_is_logged_per_layer(tmp_path):
     probe = PenaltyProbe()
-    summary = run(tiny("moving_digits_delta", "trainer.delta_rate=0.5"), output_dir=tmp_path, callbacks=[probe])
+    summary = run(tiny("moving_digits_delta", "plugins.delta_sparsity.rate=0.5"), output_dir=tmp_path, plugins=[probe])
     assert probe.checked == 2
     history = load_checkpoint(summary["last_checkpoint"])["history"]
     keys = sorted(k for k in history[-1] if k.startswith("train/delta_sparsity/"))
@@ -48,7 +51,7 @@ def test_dense_baseline_logs_no_delta_sparsity(tmp_path):
 
 
 def test_penalty_without_delta_layers_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="trainer.delta_rate=0.1 penalises delta activations, but"):
-        run(tiny("moving_digits", "trainer.delta_rate=0.1"), output_dir=tmp_path)
-    with pytest.raises(ConfigError, match="trainer.delta_rate=-1 must be a number >= 0"):
-        run(tiny("moving_digits_delta", "trainer.delta_rate=-1"), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="plugins.delta_sparsity.rate=0.1 penalises delta activations, but"):
+        run(tiny("moving_digits", "plugins.delta_sparsity.rate=0.1"), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"plugins.delta_sparsity.rate=-1(\.0)? must be a number >= 0"):
+        run(tiny("moving_digits_delta", "plugins.delta_sparsity.rate=-1"), output_dir=tmp_path)

@@ -14,8 +14,8 @@ TINY_DARCY = ("data=darcy", *TINY_DATA["darcy"], *TINY_MODEL["fno"], "trainer.ep
 def kan_fit(*overrides):
     return compose_config("experiment=kan_fit", "data.n_train=200", "data.n_val=50", "data.n_test=100",
                           "trainer.epochs=9", "trainer.batch_size=200", "trainer.test_every=9",
-                          "trainer.grid_update.every=2", "trainer.grid_update.until=4",
-                          "trainer.grid_refine.epochs=[3,6]", "trainer.grid_refine.sizes=[8,12]",
+                          "plugins.kan_grids.update_every=2", "plugins.kan_grids.update_until=4",
+                          "plugins.kan_grids.refine_epochs=[3,6]", "plugins.kan_grids.refine_sizes=[8,12]",
                           "optim.max_iter=5", *QUIET_TRAINER, *overrides)
 
 
@@ -33,11 +33,11 @@ def test_lbfgs_with_grid_updates_and_coarse_to_fine_grids(tmp_path):
 
 
 def test_grid_updates_follow_the_schedule(tmp_path, monkeypatch):
-    from kernelnn.training import trainer
+    from kernelnn.training.plugins import kan_grids
 
     calls = []
-    original = trainer.update_grids
-    monkeypatch.setattr(trainer, "update_grids", lambda model, x: calls.append(1) or original(model, x))
+    original = kan_grids.update_grids
+    monkeypatch.setattr(kan_grids, "update_grids", lambda model, x: calls.append(1) or original(model, x))
     # 1 step per epoch; stages start at steps 0, 3, 6; updates at stage steps 0 and 2 (every 2, until 4)
     run(kan_fit(), output_dir=tmp_path)
     assert len(calls) == 3 * 2
@@ -55,21 +55,21 @@ def test_resume_after_refinement_continues_exactly(tmp_path):
 
 
 def test_float64_training(tmp_path):
-    summary = run(kan_fit("trainer.precision=float64", "trainer.epochs=2", "trainer.grid_refine.epochs=[]",
-                          "trainer.grid_refine.sizes=[]"), output_dir=tmp_path)
+    summary = run(kan_fit("trainer.precision=float64", "trainer.epochs=2", "plugins.kan_grids.refine_epochs=[]",
+                          "plugins.kan_grids.refine_sizes=[]"), output_dir=tmp_path)
     state = load_checkpoint(summary["last_checkpoint"])["model"]
     assert all(v.dtype == torch.float64 for v in state.values() if v.is_floating_point())
 
 
 def test_kan_neurons_in_mlp_and_fno_channel_mlp(tmp_path):
     cfg = compose_config("experiment=spirals_mlp", "data.n_train=100", "trainer.epochs=1", "model.neuron=kan",
-                         "model.hidden=[8]", "trainer.grid_update.every=1", *QUIET_TRAINER)
+                         "model.hidden=[8]", "plugins.kan_grids.update_every=1", *QUIET_TRAINER)
     assert run(cfg, output_dir=tmp_path / "mlp")["epochs"] == 1
     cfg = compose_config("experiment=spirals_mlp", "data.n_train=100", "trainer.epochs=1", "model.neuron=trukan",
                          "model.hidden=[8]", *QUIET_TRAINER)
     assert run(cfg, output_dir=tmp_path / "trukan")["epochs"] == 1
     cfg = compose_config(*TINY_DARCY, "model.channel_mlp.neuron=kan", "model.channel_mlp.expansion=0.5",
-                         "trainer.grid_update.every=2", *QUIET_TRAINER)
+                         "plugins.kan_grids.update_every=2", *QUIET_TRAINER)
     summary = run(cfg, output_dir=tmp_path / "fno")
     assert summary["epochs"] == 1
     state = load_checkpoint(summary["last_checkpoint"])["model"]
@@ -78,16 +78,15 @@ def test_kan_neurons_in_mlp_and_fno_channel_mlp(tmp_path):
 
 def test_kan_convolutions_in_the_cnn(tmp_path):
     cfg = compose_config("model=cnn", "data=digits", "model.conv=kan", "model.channels=[4]", "trainer.epochs=1",
-                         "trainer.batch_size=64", "trainer.grid_update.every=5", *QUIET_TRAINER)
+                         "trainer.batch_size=64", "plugins.kan_grids.update_every=5", *QUIET_TRAINER)
     assert run(cfg, output_dir=tmp_path)["epochs"] == 1
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (("trainer.grid_refine.epochs=[3]", "trainer.grid_refine.sizes=[8,12]"), "must have the same length"),
-    (("trainer.grid_refine.epochs=[6,3]", "trainer.grid_refine.sizes=[8,12]"), "must be increasing"),
-    (("trainer.grid_update.every=-1",), "trainer.grid_update.every=-1 must be an integer >= 0"),
-    (("trainer.grad_accum=2",), "L-BFGS re-evaluates its batch"),
-    (("trainer.precision=float16",), "trainer.precision='float16' is not valid"),
+    (("plugins.kan_grids.refine_epochs=[3]", "plugins.kan_grids.refine_sizes=[8,12]"), "must have the same length"),
+    (("plugins.kan_grids.refine_epochs=[6,3]", "plugins.kan_grids.refine_sizes=[8,12]"), "must be increasing"),
+    (("plugins.kan_grids.update_every=-1",), "plugins.kan_grids.update_every=-1 must be an integer >= 0"),
+    (("trainer.grad_accum=2",), "LBFGS re-evaluates its batch"),
     (("trainer.precision=float64", "trainer.amp=bf16"), "lowers the precision"),
 ])
 def test_bad_kan_training_configs(tmp_path, overrides, message):
@@ -96,6 +95,6 @@ def test_bad_kan_training_configs(tmp_path, overrides, message):
 
 
 def test_grid_schedules_need_kan_layers(tmp_path):
-    cfg = compose_config("experiment=spirals_mlp", "trainer.grid_update.every=5", *QUIET_TRAINER)
+    cfg = compose_config("experiment=spirals_mlp", "plugins.kan_grids.update_every=5", *QUIET_TRAINER)
     with pytest.raises(ConfigError, match="has no KAN layer"):
         run(cfg, output_dir=tmp_path)

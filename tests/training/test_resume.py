@@ -7,16 +7,18 @@ import torch
 
 from kernelnn.training import ConfigError, NonFiniteLossError, run
 from kernelnn.training.checkpoint import load_checkpoint
+from kernelnn.training.plugins import TrainingPlugin
 
 
 class Crash(Exception):
     pass
 
 
-class CrashAfter:
+class CrashAfter(TrainingPlugin):
     """Simulates the process dying right after epoch ``n`` was checkpointed."""
 
     def __init__(self, n):
+        super().__init__()
         self.n = n
 
     def on_epoch_end(self, trainer, epoch, row):
@@ -32,7 +34,7 @@ def test_resume_auto_reproduces_the_uninterrupted_run_exactly(tiny_darcy, tmp_pa
     overrides = ("trainer.epochs=4", "trainer.deterministic=true", "scheduler=cosine")
     full = run(tiny_darcy(*overrides), output_dir=tmp_path / "full")
     with pytest.raises(Crash):
-        run(tiny_darcy(*overrides), output_dir=tmp_path / "broken", callbacks=[CrashAfter(2)])
+        run(tiny_darcy(*overrides), output_dir=tmp_path / "broken", plugins=[CrashAfter(2)])
     assert load_checkpoint(tmp_path / "broken" / "checkpoints" / "last.pt")["epoch"] == 2
     resumed = run(tiny_darcy(*overrides, "trainer.resume=auto"), output_dir=tmp_path / "broken")
     assert resumed["epochs_run"] == 2
@@ -45,7 +47,7 @@ def test_resume_auto_reproduces_the_uninterrupted_run_exactly(tiny_darcy, tmp_pa
 
 def test_resume_auto_finds_the_latest_sibling_run(tiny_darcy, tmp_path):
     with pytest.raises(Crash):
-        run(tiny_darcy("trainer.epochs=3"), output_dir=tmp_path / "run1", callbacks=[CrashAfter(1)])
+        run(tiny_darcy("trainer.epochs=3"), output_dir=tmp_path / "run1", plugins=[CrashAfter(1)])
     resumed = run(tiny_darcy("trainer.epochs=3", "trainer.resume=auto"), output_dir=tmp_path / "run2")
     assert resumed["epochs_run"] == 2 and resumed["epochs"] == 3
     history = load_checkpoint(resumed["last_checkpoint"])["history"]
@@ -56,8 +58,9 @@ def test_resume_auto_finds_the_latest_sibling_run(tiny_darcy, tmp_path):
     assert other["epochs_run"] == 1
 
 
-class PoisonAt:
+class PoisonAt(TrainingPlugin):
     def __init__(self, epoch):
+        super().__init__()
         self.epoch = epoch
 
     def on_epoch_start(self, trainer, epoch):
@@ -69,7 +72,7 @@ class PoisonAt:
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_darcy, tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"training loss became nan in epoch 3 .* last good checkpoint .* "
                                                  r"\(epoch 2\) is intact; resume with trainer.resume=auto"):
-        run(tiny_darcy("trainer.epochs=3"), output_dir=tmp_path, callbacks=[PoisonAt(2)])
+        run(tiny_darcy("trainer.epochs=3"), output_dir=tmp_path, plugins=[PoisonAt(2)])
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ckpt["epoch"] == 2
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())

@@ -101,9 +101,10 @@ def test_unlocking_modes_keeps_the_function_and_freezes_the_rest():
 
 def test_refine_step_trains_only_the_last_spectral_conv(tmp_path):
     cfg = compose_config("data=burgers", *TINY_DATA["burgers"], "model.n_modes=4", "model.hidden_channels=8",
-                         "trainer.epochs=2", "trainer.batch_size=4", "trainer.refine.epochs=2", *QUIET_TRAINER)
+                         "trainer.epochs=2", "trainer.batch_size=4", "plugins.spectral_refiner.epochs=2",
+                         *QUIET_TRAINER)
     summary = run(cfg, output_dir=tmp_path)
-    refined = summary["refine"]
+    refined = summary["spectral_refiner"]
     assert refined["epochs"] == 2 and refined["n_modes"] == [16]  # a 32-point grid keeps |k| < 16
     before, after = load_checkpoint(summary["best_checkpoint"]), load_checkpoint(refined["best_checkpoint"])
     assert after["monitor"] == "val/negative_sobolev"
@@ -143,11 +144,11 @@ def test_patching_needs_2d_fields(tmp_path):
 
 
 def test_relinear_groups_and_shrinkage_from_config(tmp_path):
-    """``trainer.quadratic_lr`` puts the quadratic terms in their own group: at lr 0 they keep ReLinear's start
+    """``plugins.relinear.quadratic_lr`` puts the quadratic terms in their own group: at lr 0 they keep ReLinear's start
     while the linear paths train; a layer's ``regularization()`` (ReLinear's shrinkage) is added to the loss."""
     common = ["experiment=spirals_mlp", "model.neuron=quadratic", "data.n_train=64", "trainer.epochs=2",
               "scheduler=constant", *QUIET_TRAINER]
-    summary = run(compose_config(*common, "trainer.quadratic_lr=0"), output_dir=tmp_path / "frozen")
+    summary = run(compose_config(*common, "plugins.relinear.quadratic_lr=0"), output_dir=tmp_path / "frozen")
     ckpt = load_checkpoint(summary["last_checkpoint"])
     assert [g["name"] for g in ckpt["optimizer"]["param_groups"]] == ["linear", "quadratic"]
     assert [g["lr"] for g in ckpt["optimizer"]["param_groups"]] == [3e-3, 0.0]  # the recipe's optim.lr
@@ -169,8 +170,8 @@ def test_relinear_groups_and_shrinkage_from_config(tmp_path):
 
 
 def test_quadratic_lr_needs_quadratic_neurons(tmp_path):
-    with pytest.raises(ConfigError, match="trainer.quadratic_lr=1e-05 sets ReLinear's learning rate .* has none"):
-        run(compose_config("experiment=spirals_mlp", "trainer.quadratic_lr=1e-5", *QUIET_TRAINER),
+    with pytest.raises(ConfigError, match="plugins.relinear.quadratic_lr=1e-05 sets ReLinear's learning rate .* none"):
+        run(compose_config("experiment=spirals_mlp", "plugins.relinear.quadratic_lr=1e-5", *QUIET_TRAINER),
             output_dir=tmp_path)
 
 
