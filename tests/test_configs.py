@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from kernelnn.testing import assert_state_dict_round_trip
 from kernelnn.training.assemble import check_model_on_data, fill_model_config, patched_model_config
 from tests.conftest import CONFIG_DIR, TINY_DATA, TINY_MODEL, TINY_SIZES, compose_config
 
@@ -40,10 +41,44 @@ def build_and_forward(cfg) -> None:
     assert torch.isfinite(out).all()
     if bundle.task == "operator":
         assert out.shape == y.shape
+    out.square().mean().backward()  # backward reaches the parameters, finitely
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None for g in grads) and all(torch.isfinite(g).all() for g in grads if g is not None)
+    assert_state_dict_round_trip(lambda: instantiate(OmegaConf.create(model_cfg)), x, rtol=1e-6, atol=1e-6)
 
 
 def test_config_groups_are_not_empty():
     assert MODELS and DATAS and EXPERIMENTS and OPTIMS and SCHEDULERS
+
+
+GROUP_TESTS = {"model": "test_model_configs", "data": "test_data_configs", "experiment": "test_experiment_configs",
+               "optim": "test_optim_and_scheduler_configs", "scheduler": "test_optim_and_scheduler_configs",
+               "trainer": "test_trainer_plugins_and_patching_configs",
+               "plugins": "test_trainer_plugins_and_patching_configs",
+               "patching": "test_trainer_plugins_and_patching_configs"}
+
+
+def test_every_config_group_is_tested():
+    """A new config group must get a test here; a new file in a group is picked up by that group's test."""
+    groups = sorted(d.name for d in CONFIG_DIR.iterdir() if d.is_dir())
+    assert groups == sorted(GROUP_TESTS), f"config groups without a test: {sorted(set(groups) - set(GROUP_TESTS))}"
+    assert all(name in globals() for name in GROUP_TESTS.values())
+
+
+@pytest.mark.parametrize("group,option", [(g, p.stem) for g in ("trainer", "plugins", "patching")
+                                          for p in sorted((CONFIG_DIR / g).glob("*.yaml"))])
+def test_trainer_plugins_and_patching_configs(group, option, tmp_path):
+    """Each option composes and passes the checks run() applies: the typed trainer, the plugin sections, patching."""
+    from kernelnn.training.config import TrainerConfig, typed
+    from kernelnn.training.plugins import build_plugins
+
+    cfg = compose_config(f"{group}={option}", *TINY_DATA["darcy"], *TINY_MODEL["fno"])
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(typed(container["trainer"], TrainerConfig, "trainer"), TrainerConfig)
+    build_plugins(container["plugins"])  # every section typed and valid (disabled ones are dropped)
+    bundle = instantiate(cfg.data)
+    model_cfg = patched_model_config(fill_model_config(container["model"], bundle), container["patching"], bundle)
+    check_model_on_data(instantiate(OmegaConf.create(model_cfg)), bundle)
 
 
 @pytest.mark.parametrize("model", MODELS)
