@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kernelnn.protocols import DataInitialized, layers_with
+
 
 @torch.no_grad()
 def data_dependent_init(model: nn.Module, x: torch.Tensor, seed: int = 0) -> int:
@@ -25,9 +27,8 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor, seed: int = 0) -> int
     >>> data_dependent_init(model, torch.randn(16, 1, 12, 12))
     1
     """
-    layers = [m for m in model.modules() if callable(getattr(m, "init_from_data", None))]
     placed = 0
-    for layer in layers:
+    for layer in layers_with(model, DataInitialized).values():
         seen = layer_input(model, layer, x)
         if seen is not None:  # a layer the forward never reaches keeps its initialisation
             placed += bool(layer.init_from_data(seen, seed=seed))

@@ -40,6 +40,7 @@ from kernelnn.layers.bspline import (
 )
 from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
 from kernelnn.layers.data_init import layer_input
+from kernelnn.protocols import GridAdaptive, layers_with
 from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS, NEURONS
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -419,7 +420,7 @@ def update_grids(model: nn.Module, x: torch.Tensor, margin: float = 0.01) -> int
     pykan's ``update_grid_from_samples``). Returns how many layers were updated.
     """
     updated = 0
-    for layer in [m for m in model.modules() if isinstance(m, _KANEdges)]:
+    for layer in layers_with(model, GridAdaptive).values():
         seen = layer_input(model, layer, x)
         if seen is not None:
             layer.update_grid(seen, margin=margin)

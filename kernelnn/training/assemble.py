@@ -16,9 +16,9 @@ from torch import nn
 from kernelnn.data.bundle import DataBundle
 from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
+from kernelnn.protocols import InputChecked
 from kernelnn.training import distributed as D
 from kernelnn.training.errors import ConfigError
-from kernelnn.training.protocols import InputChecked
 
 log = logging.getLogger("kernelnn.training")
 

@@ -6,7 +6,7 @@ import torch
 from kernelnn.layers import GlobalTucker, SpectralConv, spectral_parameter_counts
 from kernelnn.models import TFNO
 from kernelnn.testing import assert_state_dict_round_trip
-from kernelnn.training.refine import unlock_last_spectral_conv
+from kernelnn.training.plugins.spectral_refiner import unlock_last_spectral_conv
 
 
 def tiny_global_tfno(**kwargs):

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from kernelnn.protocols import SparsityPenalized, layers_with
 from kernelnn.training import run
 from kernelnn.training.checkpoint import load_checkpoint
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins import TrainingPlugin
-from kernelnn.training.protocols import SparsityPenalized, layers_with
 from tests.conftest import QUIET_TRAINER, TINY_DATA, TINY_MODEL, compose_config
 
 

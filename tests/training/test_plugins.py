@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from kernelnn.protocols import Regularized, layers_with
 from kernelnn.training import ConfigError, TrainingPlugin, run
 from kernelnn.training.checkpoint import load_checkpoint
 from kernelnn.training.config import require
-from kernelnn.training.protocols import Regularized, layers_with
 from tests.conftest import QUIET_TRAINER, ROOT, compose_config
 
 

@@ -86,7 +86,7 @@ def test_other_data_and_schedulers_train(tmp_path):
 
 def test_unlocking_modes_keeps_the_function_and_freezes_the_rest():
     from kernelnn.models import FNO
-    from kernelnn.training.refine import unlock_last_spectral_conv
+    from kernelnn.training.plugins.spectral_refiner import unlock_last_spectral_conv
 
     torch.manual_seed(0)
     model = FNO(1, 1, n_modes=(3, 3), hidden_channels=6, n_layers=3, domain_padding=0.25).double()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kernelnn.layers.data_init import data_dependent_init
+from kernelnn.protocols import DataInitialized, layers_with
 from kernelnn.training.config import require
 from kernelnn.training.plugins.base import TrainingPlugin
-from kernelnn.training.protocols import DataInitialized, layers_with
 
 
 @dataclass
@@ -21,7 +21,7 @@ class DataInitConfig:
 
 class DataInit(TrainingPlugin):
     """Before training, :func:`~kernelnn.layers.data_dependent_init` places every
-    :class:`~kernelnn.training.protocols.DataInitialized` layer on the first ``samples`` training inputs, each on
+    :class:`~kernelnn.protocols.DataInitialized` layer on the first ``samples`` training inputs, each on
     the activations the layers before it produce (deterministic for the run's seed, so DDP ranks agree).
     A resumed run then loads its trained weights over them."""
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
+from kernelnn.protocols import SparsityPenalized, describe, layers_with
 from kernelnn.training import distributed as D
 from kernelnn.training.config import require
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import TrainingPlugin
-from kernelnn.training.protocols import SparsityPenalized, describe, layers_with
 
 
 @dataclass
@@ -23,7 +23,7 @@ class DeltaSparsityConfig:
 
 
 class DeltaSparsity(TrainingPlugin):
-    """Adds ``rate * sum(sparsity_loss())`` of every :class:`~kernelnn.training.protocols.SparsityPenalized` layer
+    """Adds ``rate * sum(sparsity_loss())`` of every :class:`~kernelnn.protocols.SparsityPenalized` layer
     (loss term ``delta_sparsity``), and logs each layer's share of zero deltas over the training epoch as
     ``train/delta_sparsity/<layer>`` (counts summed over DDP ranks)."""
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kernelnn.layers.kan import update_grids
+from kernelnn.protocols import GridAdaptive, describe, layers_with
 from kernelnn.training.config import require
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import TrainingPlugin
-from kernelnn.training.protocols import GridAdaptive, describe, layers_with
 
 
 @dataclass
@@ -36,7 +36,7 @@ class KANGridsConfig:
 
 
 class KANGrids(TrainingPlugin):
-    """Runs the schedules on every :class:`~kernelnn.training.protocols.GridAdaptive` layer. Grid updates gather
+    """Runs the schedules on every :class:`~kernelnn.protocols.GridAdaptive` layer. Grid updates gather
     samples across DDP ranks (``update_grid`` does), so every rank moves to the same grid."""
 
     name = "kan_grids"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from kernelnn.protocols import Regularized, layers_with
 from kernelnn.training.plugins.base import TrainingPlugin
-from kernelnn.training.protocols import Regularized, layers_with
 
 
 @dataclass
@@ -17,7 +17,7 @@ class RegularizationConfig:
 
 
 class Regularization(TrainingPlugin):
-    """Adds ``sum of layer.regularization()`` over :class:`~kernelnn.training.protocols.Regularized` layers whose
+    """Adds ``sum of layer.regularization()`` over :class:`~kernelnn.protocols.Regularized` layers whose
     penalty is on (``regularization_active``, default true) as the loss term ``regularization``."""
 
     name = "regularization"

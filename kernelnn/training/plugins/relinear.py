@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from kernelnn.layers.quadratic import relinear_param_groups
+from kernelnn.protocols import TwoSpeed, describe, layers_with
 from kernelnn.training.config import require
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import TrainingPlugin
-from kernelnn.training.protocols import TwoSpeed, describe, layers_with
 
 
 @dataclass
@@ -24,7 +24,7 @@ class RelinearConfig:
 
 
 class ReLinear(TrainingPlugin):
-    """Two optimizer groups: ``"quadratic"`` (every :class:`~kernelnn.training.protocols.TwoSpeed` layer's
+    """Two optimizer groups: ``"quadratic"`` (every :class:`~kernelnn.protocols.TwoSpeed` layer's
     ``quadratic_parameters()``) at ``quadratic_lr``, ``"linear"`` (the rest) at the optimizer's rate."""
 
     name = "relinear"

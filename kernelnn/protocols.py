@@ -4,16 +4,12 @@ Each protocol is ``runtime_checkable``; :func:`layers_with` is the one way a plu
 offer a hook. A layer joins simply by having the methods (no base class, no registration): a user's own
 layer with ``regularization()`` is penalised like kernelnn's.
 
-==========================  ==========================================================  =======================
-protocol                    methods                                                      kernelnn layers
-==========================  ==========================================================  =======================
-:class:`InputChecked`       ``check_input(x)``: a clear error for input it cannot take  models, most layers
-:class:`Regularized`        ``regularization()`` (``regularization_active``)         RBF, KAN, quadratic
-:class:`DataInitialized`    ``init_from_data(x, seed)``                                 RBF, kernel convs
-:class:`GridAdaptive`       ``update_grid(x)``, ``refine(grid_size)``                   KAN (B-spline) layers
-:class:`SparsityPenalized`  ``sparsity_loss()``, ``reset_statistics()``, ``statistics()``  delta activations
-:class:`TwoSpeed`           ``quadratic_parameters()``                                  quadratic neurons
-==========================  ==========================================================  =======================
+- :class:`InputChecked`: ``check_input(x)``, a clear error for input it cannot take (models, most layers);
+- :class:`Regularized`: ``regularization()`` and optionally ``regularization_active`` (RBF, KAN, quadratic);
+- :class:`DataInitialized`: ``init_from_data(x, seed)`` (RBF layers, kernel / distance convolutions);
+- :class:`GridAdaptive`: ``update_grid(x)``, ``refine(grid_size)`` (B-spline KAN layers);
+- :class:`SparsityPenalized`: ``sparsity_loss()``, ``reset_statistics()``, ``statistics()`` (delta activations);
+- :class:`TwoSpeed`: ``quadratic_parameters()`` (quadratic neurons, for ReLinear).
 """
 
 from __future__ import annotations
