@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from kernelnn.protocols import TwoSpeed, layers_with
 from kernelnn.registry import CONVOLUTIONS, NEURONS
 
 
@@ -198,7 +199,7 @@ def relinear_param_groups(model: nn.Module, lr: float | None, quadratic_lr: floa
     if (lr is not None and lr <= 0) or quadratic_lr < 0:
         raise ValueError(f"relinear_param_groups: lr={lr} must be > 0 (or None) and quadratic_lr={quadratic_lr} "
                          ">= 0")
-    quadratic = {id(p): p for m in model.modules() if isinstance(m, _Quadratic)
+    quadratic = {id(p): p for m in layers_with(model, TwoSpeed).values()
                  for p in m.quadratic_parameters() if p.requires_grad}
     if not quadratic:
         raise ValueError(f"relinear_param_groups: {type(model).__name__} has no quadratic layer")

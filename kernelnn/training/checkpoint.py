@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,16 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not zipfile.is_zipfile(tmp):  # torch.save writes a zip archive; anything else is a broken write
+            raise OSError(f"checkpoint {str(path)!r}: the written file is not a complete torch archive")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -108,11 +114,37 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     return model.to(map_location).eval()
 
 
+# Config keys a resumed run may change: how long it trains, how it reports, where it runs. Anything else (model, data,
+# optimizer, schedule, seed, plugins, ...) would make the resumed run a different training than its checkpoint.
+RESUMABLE_CHANGES = ("trainer.resume", "trainer.epochs", "trainer.early_stopping_patience", "trainer.grad_clip",
+                     "trainer.device", "trainer.num_workers", "trainer.eval_batch_size", "trainer.test_every",
+                     "trainer.log_every", "trainer.progress_bar", "trainer.tensorboard", "trainer.plots",
+                     "trainer.plot_samples", "imports")
+
+
+def resume_identity(model_config: dict[str, Any], normalization: Any, config: dict[str, Any],
+                    stage: str | None = None) -> dict[str, Any]:
+    """What a checkpoint must share with a run that resumes from it."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for key in RESUMABLE_CHANGES:
+        group, _, name = key.partition(".")
+        if name:
+            config.get(group, {}).pop(name, None)
+        else:
+            config.pop(group, None)
+    return {"model_config": model_config, "normalization": normalization, "config": config, "stage": stage}
+
+
+def checkpoint_identity(ckpt: dict[str, Any]) -> dict[str, Any]:
+    return resume_identity(ckpt.get("model_config"), ckpt.get("normalization"), ckpt.get("config") or {},
+                           ckpt.get("stage"))
+
+
 def find_resume_checkpoint(resume: str | None, output_dir: Path,
                            identity: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
     """The checkpoint to resume from and its contents: ``PATH`` (a file or a run folder); or for ``auto`` this
-    run's ``last.pt``, else the newest ``last.pt`` of a sibling run (same parent folder) trained with the same
-    model and data config. Each file is read once."""
+    run's ``last.pt``, else the newest ``last.pt`` of a sibling run (same parent folder) with the same
+    :func:`resume_identity`. Each file is read once."""
     from kernelnn.training.errors import ConfigError
 
     if not resume:
@@ -128,27 +160,33 @@ def find_resume_checkpoint(resume: str | None, output_dir: Path,
         except ValueError as err:
             raise ConfigError(f"trainer.resume={resume!r}: {err}") from err
     own = output_dir / "checkpoints" / "last.pt"
-    candidates = [own] if own.is_file() else sorted(output_dir.parent.glob("*/checkpoints/last.pt"),
-                                                    key=lambda p: p.stat().st_mtime, reverse=True)
+    if own.is_file():
+        try:
+            return own, load_checkpoint(own)
+        except ValueError as err:  # never start afresh over this run's own (damaged) checkpoint
+            raise ConfigError(f"trainer.resume=auto: this run's checkpoint cannot be resumed: {err}") from err
+    candidates = sorted(output_dir.parent.glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
     for path in candidates:
         try:
             ckpt = load_checkpoint(path)
         except (ValueError, FileNotFoundError):
             continue
-        if path == own or not config_diff({k: ckpt.get(k) for k in identity}, identity):
+        if not config_diff(checkpoint_identity(ckpt), identity):
             return path, ckpt
     if candidates:
         logging.getLogger("kernelnn.training").info(
-            "trainer.resume=auto: %d earlier run(s) under %s used another model/data config; starting fresh",
+            "trainer.resume=auto: %d earlier run(s) under %s trained another config; starting fresh",
             len(candidates), output_dir.parent)
     return None
 
 
 def check_resume_identity(path: Path, ckpt: dict[str, Any], identity: dict[str, Any]) -> None:
-    """A resumed run must train the same model on the same data as the checkpoint did."""
+    """A resumed run must continue the same training as the checkpoint's (only :data:`RESUMABLE_CHANGES`)."""
     from kernelnn.training.errors import ConfigError
 
-    diff = config_diff({k: ckpt.get(k) for k in identity}, identity)
+    diff = config_diff(checkpoint_identity(ckpt), identity)
     if diff:
-        raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} does not match this run's config "
-                          "(checkpoint -> now):\n  " + "\n  ".join(diff))
+        raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} was trained with another config (checkpoint "
+                          "-> now):\n  " + "\n  ".join(diff) + "\nA resumed run may change only "
+                          f"{', '.join(RESUMABLE_CHANGES)}; start a new run for anything else")

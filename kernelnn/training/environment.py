@@ -20,10 +20,19 @@ def select_device(name: str, info: D.DistInfo) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise ConfigError(f"trainer.device={name!r} is not a device name (auto, cpu, cuda, cuda:0, ...)") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name!r} but CUDA is not available here; use trainer.device=auto or cpu")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device(f"cuda:{info.local_rank}")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"trainer.device={name!r}: kernelnn trains on auto, cpu or cuda[:index]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={name!r} but CUDA is not available here; use trainer.device=auto "
+                              "or cpu")
+        if device.index is not None and info.enabled:
+            raise ConfigError(f"trainer.device={name!r} names one GPU, but under torchrun each process takes "
+                              "cuda:LOCAL_RANK; use trainer.device=cuda or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"trainer.device={name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+        if device.index is None:
+            device = torch.device(f"cuda:{info.local_rank}")
     return device
 
 

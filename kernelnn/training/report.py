@@ -23,6 +23,11 @@ def log_start(bundle: DataBundle, model_target: str, sizes: dict, device, info: 
                  f"{sizes['spectral_stored']:,}", f"{sizes['spectral_dense']:,}", sizes["spectral_compression"])
 
 
+def format_metric(metrics: dict[str, float], metric: str) -> str:
+    """``"test_32 0.0237, test_64 0.0442"``: one metric over the sets of ``{"<set>/<metric>": value}``."""
+    return ", ".join(f"{k.split('/')[0]} {v:.4g}" for k, v in metrics.items() if k.endswith("/" + metric))
+
+
 def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, epochs_run: int) -> dict[str, Any]:
     """Test the best weights, draw the plots (rank 0, ``trainer.plots``), log and return the summary."""
     out, ckpt_dir, opts = trainer.output_dir, trainer.checkpoint_dir, trainer.options
@@ -39,21 +44,24 @@ def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, ep
         "epochs": trainer.state.epoch,
         "epochs_run": epochs_run,
         "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / epochs_run if epochs_run else float("nan"),
+        "seconds_per_epoch": train_seconds / epochs_run if epochs_run else None,
         **sizes,
         "test": test_metrics,
         "plots": plot_run(trainer, bundle) if trainer.dist.is_main and opts.plots else [],
     }
     if trainer.dist.is_main:
         main = trainer.task.main_metric
-        tests = ", ".join(f"{k.split('/')[0]} {v:.4g}" for k, v in test_metrics.items() if k.endswith("/" + main))
+        ran = (f"Finished {epochs_run} epoch(s) in {train_seconds:.1f} s ({summary['seconds_per_epoch']:.2f} s/epoch)"
+               if epochs_run else f"No epochs to run (the checkpoint had reached trainer.epochs={opts.epochs})")
+        written = [name for name in ("best.pt", "last.pt") if (ckpt_dir / name).exists()]
         lines = [
-            f"Finished {epochs_run} epoch(s) in {train_seconds:.1f} s ({summary['seconds_per_epoch']:.2f} s/epoch); "
-            f"best {trainer.monitor} at epoch {trainer.state.best_epoch}.",
-            f"Test {main} (best weights): {tests or '(no test sets)'}",
-            f"Checkpoints: {ckpt_dir} ({'best.pt, ' if best.exists() else ''}last.pt)",
-            f"Metrics:     {summary['metrics_csv']}",
+            f"{ran}; best {trainer.monitor} at epoch {trainer.state.best_epoch}.",
+            f"Test {main} (best weights): {format_metric(test_metrics, main) or '(no test sets)'}",
         ]
+        if written:
+            lines.append(f"Checkpoints: {ckpt_dir} ({', '.join(written)})")
+        if (out / "metrics.csv").exists():
+            lines.append(f"Metrics:     {summary['metrics_csv']}")
         if summary["plots"]:
             lines.append(f"Plots:       {Path(summary['plots'][0]).parent}")
         log.info("\n".join(lines))

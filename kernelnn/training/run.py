@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from kernelnn.training import distributed as D
-from kernelnn.training import report
+from kernelnn.training import report, run_folder
 from kernelnn.training.assemble import (
     build_data,
     build_model,
@@ -28,7 +28,12 @@ from kernelnn.training.assemble import (
     normalization_record,
     normalizing_wrapper,
 )
-from kernelnn.training.checkpoint import check_resume_identity, find_resume_checkpoint
+from kernelnn.training.checkpoint import (
+    check_resume_identity,
+    find_resume_checkpoint,
+    load_checkpoint,
+    resume_identity,
+)
 from kernelnn.training.config import TrainerConfig, typed
 from kernelnn.training.environment import seed_everything, select_device
 from kernelnn.training.errors import ConfigError
@@ -48,9 +53,9 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"config could not be resolved: {err}") from err
 
 
-def import_user_modules(modules: list[str]) -> None:
+def import_user_modules(modules: list[str] | str) -> None:
     """Import the modules named by the config's ``imports``: a user's registrations (layers, models, plugins)."""
-    for name in modules:
+    for name in [modules] if isinstance(modules, str) else modules:
         try:
             importlib.import_module(name)
         except ImportError as err:
@@ -100,28 +105,40 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     check_model_on_data(model, bundle)
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
 
-    identity = {"model_config": model_cfg, "data_config": container["data"],
-                "normalization": normalization_record(model)}
-    trainer = Trainer(
-        model, task, bundle.train, bundle.eval_sets(),
-        make_optimizer=instantiate_config(cfg.optim, "optim"),
-        make_scheduler=instantiate_config(cfg.scheduler, "scheduler"),
-        options=opts, output_dir=out, device=device, dist=info, seed=seed,
-        checkpoint_meta={**identity, "config": container}, plugins=plugins, data=bundle, test_sets=list(bundle.tests),
-    )
-    resume = find_resume_checkpoint(opts.resume, out, identity)
-    if resume is not None:
-        check_resume_identity(*resume, identity)
-        trainer.resume_from(resume[1], resume[0])
+    meta = {"model_config": model_cfg, "normalization": normalization_record(model), "config": container}
+    with run_folder.claim(out, opts.resume, info):
+        trainer = Trainer(
+            model, task, bundle.train, bundle.eval_sets(),
+            make_optimizer=instantiate_config(cfg.optim, "optim"),
+            make_scheduler=instantiate_config(cfg.scheduler, "scheduler"),
+            options=opts, output_dir=out, device=device, dist=info, seed=seed, checkpoint_meta=meta,
+            plugins=plugins, data=bundle, test_sets=list(bundle.tests),
+        )
+        resume = resume_checkpoint(opts.resume, out, resume_identity(**meta), info)
+        if resume is not None:
+            trainer.resume_from(resume[1], resume[0])
 
-    sizes = model_sizes(model)
-    report.log_start(bundle, model_cfg.get("_target_"), sizes, device, info, out)
-    start, epochs_before = time.perf_counter(), trainer.state.epoch
-    trainer.fit()
-    summary = report.summarize(trainer, bundle, sizes, time.perf_counter() - start,
-                               trainer.state.epoch - epochs_before)
-    for plugin in trainer.plugins:
-        stage = plugin.after_fit(trainer)
-        if stage is not None:
-            summary[plugin.name] = stage
+        sizes = model_sizes(model)
+        report.log_start(bundle, model_cfg.get("_target_"), sizes, device, info, out)
+        start, epochs_before = time.perf_counter(), trainer.state.epoch
+        trainer.fit()
+        summary = report.summarize(trainer, bundle, sizes, time.perf_counter() - start,
+                                   trainer.state.epoch - epochs_before)
+        summary["plugins"] = {}
+        for plugin in trainer.plugins:
+            stage = plugin.after_fit(trainer)
+            if stage is not None:
+                summary["plugins"][plugin.name] = stage
     return summary
+
+
+def resume_checkpoint(resume: str | None, out: Path, identity: dict[str, Any],
+                      info: D.DistInfo) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from, chosen by rank 0 (so all ranks agree), checked against this run."""
+    found = find_resume_checkpoint(resume, out, identity) if info.is_main else None
+    path = D.broadcast_object(None if found is None else str(found[0]), info)
+    if path is None:
+        return None
+    ckpt = found[1] if found is not None else load_checkpoint(path)  # read once per rank
+    check_resume_identity(Path(path), ckpt, identity)
+    return Path(path), ckpt

@@ -74,6 +74,8 @@ class ShardSampler(Sampler[int]):
 def takes_closure(optimizer: torch.optim.Optimizer) -> bool:
     """Whether ``optimizer.step`` must be given a closure that re-evaluates the objective (L-BFGS and the like):
     such optimizers run whole steps, so they cannot accumulate micro-batches or step through a GradScaler."""
+    if isinstance(optimizer, torch.optim.LBFGS):
+        return True
     closure = inspect.signature(optimizer.step).parameters.get("closure")
     return closure is not None and closure.default is inspect.Parameter.empty
 
@@ -158,6 +160,15 @@ class Trainer:
         self.monitor, self.monitor_higher = self._monitor(eval_sets)
         self.state = TrainState()
 
+        names = []
+        for plugin in self.plugins:
+            plugin.name = plugin.name or type(plugin).__name__
+            if plugin.name in names:
+                raise ConfigError(f"two training plugins are named {plugin.name!r}; names must be unique (they key "
+                                  "the plugins' states in checkpoints and their results in the summary)")
+            names.append(plugin.name)
+        for plugin in self.plugins:  # every check before any (possibly slow) set-up
+            plugin.check(self)
         for plugin in self.plugins:
             plugin.setup(self)
         self._wrap_model()
@@ -208,9 +219,18 @@ class Trainer:
         name = self.options.monitor
         if name == "auto":
             name = f"val/{self.task.main_metric}" if "val" in eval_sets else "train/loss"
-        if name != "train/loss" and name.split("/")[0] not in eval_sets:
-            raise ConfigError(f"trainer.monitor={name!r} names no evaluation set; sets: {list(eval_sets)}")
-        metric = name.rsplit("/", 1)[-1]
+        split, _, metric = name.partition("/")
+        if name != "train/loss":
+            if split not in eval_sets:
+                raise ConfigError(f"trainer.monitor={name!r} names no evaluation set; sets: {list(eval_sets)}")
+            metrics = [*self.task.metric_names, *getattr(self.task, "derived_metrics", {})]
+            if metric not in metrics:
+                raise ConfigError(f"trainer.monitor={name!r}: the {split} set has no metric {metric!r}; metrics: "
+                                  f"{metrics} (or monitor train/loss)")
+            if split in self.test_sets and self.options.test_every != 1:
+                raise ConfigError(f"trainer.monitor={name!r} is a test set, evaluated every trainer.test_every="
+                                  f"{self.options.test_every} epochs; monitor val/{metric}, or set "
+                                  "trainer.test_every=1")
         mode = self.options.monitor_mode.value
         higher = (not self.task.lower_is_better.get(metric, True)) if mode == "auto" else mode == "max"
         return name, higher
@@ -357,6 +377,8 @@ class Trainer:
             if self.options.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
             losses.append(loss.detach())
+            if self.dist.enabled:  # DDP averages the gradients: every rank's line search must see one objective
+                return D.all_reduce_sum(objective.detach().clone(), self.dist) / self.dist.world_size
             return objective
 
         self.optimizer.step(closure)
@@ -374,10 +396,11 @@ class Trainer:
         if D.all_reduce_sum(bad, self.dist).item() > 0:
             last = self.checkpoint_dir / "last.pt"
             where = (f"the last good checkpoint {str(last)!r} (epoch {self.state.epoch}) is intact; resume with "
-                     "trainer.resume=auto" if last.exists() else "no checkpoint was written yet")
+                     "trainer.resume=auto and trainer.grad_clip set, or" if last.exists()
+                     else "no checkpoint was written yet;")
             raise NonFiniteLossError(
                 f"training loss became {mean_loss.item()} in epoch {epoch + 1} (optimizer step {self.state.step}); "
-                f"{where}, after lowering optim.lr or setting trainer.grad_clip"
+                f"{where} start a new run with a lower optim.lr"
             )
         return mean_loss.item()
 
@@ -429,8 +452,8 @@ class Trainer:
     def _track_best(self, row: dict[str, float]) -> bool:
         value = row.get(self.monitor)
         if value is None:
-            raise KeyError(f"trainer.monitor={self.monitor!r} is not a logged metric; logged: "
-                           f"{[k for k in row if '/' in k]}")
+            raise ConfigError(f"trainer.monitor={self.monitor!r} is not a logged metric; logged: "
+                              f"{[k for k in row if '/' in k]}")
         best = self.state.best
         improved = best is None or (value > best if self.monitor_higher else value < best)
         if improved:
@@ -442,8 +465,8 @@ class Trainer:
     def weights_state(self) -> dict[str, Any]:
         """What inference and best-tracking need (``best.pt``): the weights, where training stood, the meta data."""
         s = self.state
-        return {"format": WEIGHTS_FORMAT, "model": self.model.state_dict(), "epoch": s.epoch, "step": s.step,
-                "best": s.best, "best_epoch": s.best_epoch, "monitor": self.monitor, **self.meta}
+        return {**self.meta, "format": WEIGHTS_FORMAT, "model": self.model.state_dict(), "epoch": s.epoch,
+                "step": s.step, "best": s.best, "best_epoch": s.best_epoch, "monitor": self.monitor}
 
     def checkpoint_state(self, rng_states: list) -> dict[str, Any]:
         """Everything a resumed run needs (``last.pt``)."""
@@ -470,31 +493,42 @@ class Trainer:
 
     def resume_from(self, ckpt: dict[str, Any], path: Path) -> None:
         """Restore model, optimizer, scheduler, scaler, progress, plugin and RNG states from the training
-        checkpoint ``ckpt`` (loaded from ``path``)."""
+        checkpoint ``ckpt`` (loaded from ``path``). Resumed into another folder, the run's ``best.pt`` is carried
+        over and its ``last.pt`` and ``metrics.csv`` are written there at once."""
         if ckpt.get("format") != TRAINING_FORMAT:
             raise ConfigError(f"trainer.resume: {str(path)!r} is not a kernelnn training checkpoint (best.pt holds "
                               "the best weights only; resume from last.pt)")
+        params = [id(p) for p in self.model.parameters()]
         self.model.load_state_dict(ckpt["model"])  # a layer resized in training adopts its saved size here
         self.state = TrainState(epoch=ckpt["epoch"], step=ckpt["step"], best=ckpt["best"],
                                 best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
                                 history=list(ckpt["history"]), steps=list(ckpt.get("steps", [])))
-        self._wrap_model()
-        for plugin in self.plugins:
-            plugin.on_load_checkpoint(self, ckpt)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
         saved = ckpt.get("plugins", {})
         for plugin in self.plugins:
             if plugin.name in saved:
                 plugin.load_state_dict(saved[plugin.name])
+        if [id(p) for p in self.model.parameters()] != params:
+            self.new_stage(self.options.epochs)  # loading replaced parameters: the optimizer must hold the new ones
+        else:
+            self._wrap_model()
+        for plugin in self.plugins:
+            plugin.on_load_checkpoint(self, ckpt)
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"trainer.resume: the optimizer / schedule state in {str(path)!r} does not fit this "
+                              f"run's optimizer ({type(err).__name__}: {err})") from err
         rngs = ckpt["rng"]
         set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
         source_dir = Path(path).resolve().parent
-        if self.dist.is_main and source_dir != self.checkpoint_dir.resolve():
-            # Carry the run's best weights into this run's folder so best.pt stays meaningful.
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            if (source_dir / "best.pt").exists():
+        if source_dir != self.checkpoint_dir.resolve():
+            if self.dist.is_main and (source_dir / "best.pt").exists():
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source_dir / "best.pt", self.checkpoint_dir / "best.pt")
+            self._save(best=False)
+            if self.metrics_log is not None:
+                self.metrics_log.write(self.state.history)
         D.barrier(self.dist)
         self.log(f"resumed from {path} at epoch {self.state.epoch} (step {self.state.step})")

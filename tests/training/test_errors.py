@@ -47,6 +47,15 @@ def test_unknown_key_is_refused():
         ("model.out_channels=2", r"model.out_channels=2 does not match data darcy"),
         ("model.activation=swish", r"activation='swish' is not a known activation; valid: gelu"),
         ("trainer.monitor=holdout/l2", r"trainer.monitor='holdout/l2' names no evaluation set"),
+        ("trainer.monitor=val/accuracy", r"trainer.monitor='val/accuracy': the val set has no metric 'accuracy'"),
+        ("trainer.monitor=test_16/l2", r"trainer.monitor='test_16/l2' is a test set, evaluated every "
+                                       r"trainer.test_every=5 epochs"),
+        ("trainer.device=meta", r"trainer.device='meta': kernelnn trains on auto, cpu or cuda"),
+        ("trainer.device=gpu7", r"trainer.device='gpu7' is not a device name"),
+        ("plugins.relinear=5", r"plugins.relinear=5 must be a mapping of the plugin's options \(or null: off\)"),
+        ("plugins.kan_grids.refine_epochs=[1]", r"plugins.kan_grids.refine_epochs=\[1\] and "
+                                                r"plugins.kan_grids.refine_sizes=\[\] must have the same length"),
+        ("imports=[no_such_module]", r"imports: module 'no_such_module' could not be imported"),
         ("trainer.resume=/no/such/ckpt.pt", r"trainer.resume='/no/such/ckpt.pt': no checkpoint at"),
         ("data.test_resolutions=[16,24]", r"data.solve_resolution=24 .* \[16\] do not"),
         ("+patching.overlap=2", r"unknown patching key\(s\) \['overlap'\]; valid: \['levels', 'padding'\]"),

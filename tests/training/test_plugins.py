@@ -77,9 +77,9 @@ def spirals(*overrides):
 
 def test_a_users_plugin_from_the_config_sees_every_hook_and_keeps_its_state(tmp_path):
     summary = run(spirals(TARGET, "+plugins.counting.weight=0.5"), output_dir=tmp_path / "a")
-    assert summary["counting"]["events"] == ["setup", "fit_start", "epoch_start 0", "epoch_end 0", "epoch_start 1",
-                                             "epoch_end 1", "after_fit"]
-    assert summary["counting"]["steps"] == 4  # 64 samples / 32 per step, 2 epochs
+    assert summary["plugins"]["counting"]["events"] == ["setup", "fit_start", "epoch_start 0", "epoch_end 0",
+                                                        "epoch_start 1", "epoch_end 1", "after_fit"]
+    assert summary["plugins"]["counting"]["steps"] == 4  # 64 samples / 32 per step, 2 epochs
     ckpt = load_checkpoint(summary["last_checkpoint"])
     assert ckpt["plugins"]["counting"] == {"steps": 4}
     assert [row["train/plugin_steps"] for row in ckpt["history"]] == [2.0, 4.0]
@@ -90,7 +90,7 @@ def test_a_users_plugin_from_the_config_sees_every_hook_and_keeps_its_state(tmp_
     assert norm["shrunk"] < norm["plain"]
     # Resuming restores its state: the counter goes on from 4.
     resumed = run(spirals(TARGET, "trainer.epochs=3", f"trainer.resume={tmp_path / 'b'}"), output_dir=tmp_path / "c")
-    assert resumed["counting"]["steps"] == 6
+    assert resumed["plugins"]["counting"]["steps"] == 6
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

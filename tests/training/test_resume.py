@@ -82,7 +82,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_darcy, tmp_path)
 
 def test_checkpoint_of_another_model_is_refused(tiny_darcy, tmp_path):
     first = run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path / "a")
-    expected = r"does not match this run's config .*\n  model_config.hidden_channels: 8 -> 12"
+    expected = r"was trained with another config .*\n  config.model.hidden_channels: 8 -> 12"
     with pytest.raises(ConfigError, match=expected):
         run(tiny_darcy("trainer.epochs=2", "model.hidden_channels=12", f"trainer.resume={first['last_checkpoint']}"),
             output_dir=tmp_path / "b")
@@ -96,3 +96,60 @@ def test_checkpoint_contents_load_weights_only(tiny_darcy, tmp_path):
     assert isinstance(ckpt["rng"][0]["torch"], torch.Tensor)
     assert ckpt["config"]["trainer"]["epochs"] == 1
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_resume_refuses_a_checkpoint_of_another_training(tiny_darcy, tmp_path):
+    """Only how long and how visibly a run trains may change on resume; another optimizer, rate, schedule or seed
+    would be a different training reported under the checkpoint's history."""
+    first = run(tiny_darcy("trainer.epochs=1", "optim.lr=0.01"), output_dir=tmp_path / "a")
+    for override, diff in [("optim.lr=0.5", r"config.optim.lr: 0.01 -> 0.5"),
+                           ("optim=sgd", r"config.optim._target_: 'torch.optim.Adam' -> 'torch.optim.SGD'"),
+                           ("scheduler=onecycle", r"config.scheduler._target_"), ("seed=7", r"config.seed: 0 -> 7")]:
+        with pytest.raises(ConfigError, match=rf"(?s)was trained with another config.*{diff}.*may change only"):
+            run(tiny_darcy("trainer.epochs=2", "optim.lr=0.01", override, f"trainer.resume={first['last_checkpoint']}"),
+                output_dir=tmp_path / "b")
+    # resume=auto never picks a sibling trained otherwise: it starts fresh
+    fresh = run(tiny_darcy("trainer.epochs=1", "optim.lr=0.5", "trainer.resume=auto"), output_dir=tmp_path / "c")
+    assert fresh["epochs_run"] == 1
+    # ... and more epochs, other reporting are fine
+    more = run(tiny_darcy("trainer.epochs=2", "optim.lr=0.01", "trainer.test_every=1",
+                          f"trainer.resume={first['last_checkpoint']}"), output_dir=tmp_path / "d")
+    assert more["epochs_run"] == 1 and (tmp_path / "d" / "metrics.csv").is_file()
+
+
+def test_a_finished_run_resumed_elsewhere_names_only_files_that_exist(tiny_darcy, tmp_path):
+    first = run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path / "a")
+    again = run(tiny_darcy("trainer.epochs=1", f"trainer.resume={tmp_path / 'a'}"), output_dir=tmp_path / "b")
+    assert again["epochs_run"] == 0 and again["seconds_per_epoch"] is None
+    for name in ("checkpoints/last.pt", "checkpoints/best.pt", "metrics.csv"):
+        assert (tmp_path / "b" / name).is_file(), name
+    assert again["test"] == first["test"]
+
+
+def test_two_runs_never_share_a_folder(tiny_darcy, tmp_path):
+    run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path)
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run .* trainer.resume=auto, or give this run another"):
+        run(tiny_darcy("trainer.epochs=2"), output_dir=tmp_path)
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    # A live run's lock keeps others out; a dead run's lock is stale and taken over.
+    import os
+    import socket
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".kernelnn-run.lock").write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process
+    with pytest.raises(ConfigError, match=r"is in use by another run \(host .*, pid"):
+        run(tiny_darcy("trainer.epochs=1"), output_dir=other)
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    (dead / ".kernelnn-run.lock").write_text(f"{socket.gethostname()} 999999999\n")
+    assert run(tiny_darcy("trainer.epochs=1"), output_dir=dead)["epochs"] == 1
+    assert not (dead / ".kernelnn-run.lock").exists()  # released at the end
+
+
+def test_a_damaged_own_checkpoint_is_not_silently_replaced(tiny_darcy, tmp_path):
+    run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path)
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="this run's checkpoint cannot be resumed"):
+        run(tiny_darcy("trainer.epochs=2", "trainer.resume=auto"), output_dir=tmp_path)

@@ -104,7 +104,7 @@ def test_refine_step_trains_only_the_last_spectral_conv(tmp_path):
                          "trainer.epochs=2", "trainer.batch_size=4", "plugins.spectral_refiner.epochs=2",
                          *QUIET_TRAINER)
     summary = run(cfg, output_dir=tmp_path)
-    refined = summary["spectral_refiner"]
+    refined = summary["plugins"]["spectral_refiner"]
     assert refined["epochs"] == 2 and refined["n_modes"] == [16]  # a 32-point grid keeps |k| < 16
     before, after = load_checkpoint(summary["best_checkpoint"]), load_checkpoint(refined["best_checkpoint"])
     assert after["monitor"] == "val/negative_sobolev"

@@ -46,9 +46,17 @@ def plugin_class(name: str, target: str | None) -> type[TrainingPlugin]:
 
 def build_plugins(sections: dict[str, Any] | None) -> list[TrainingPlugin]:
     """The enabled plugins of a ``plugins`` config node (``{name: section}``), in config order."""
+    if sections is None:
+        return []
+    if not isinstance(sections, dict):
+        raise ConfigError(f"plugins={sections!r} must be a mapping of sections (plugins.<name>.<key>=...)")
     plugins = []
-    for name, section in (sections or {}).items():
-        section = dict(section or {})
+    for name, section in sections.items():
+        if section is None:  # plugins.<name>=null switches the plugin off
+            continue
+        if not isinstance(section, dict):
+            raise ConfigError(f"plugins.{name}={section!r} must be a mapping of the plugin's options (or null: off)")
+        section = dict(section)
         cls = plugin_class(name, section.pop("_target_", None))
         plugin = cls(typed(section, cls.Config, f"plugins.{name}"))
         plugin.name = name  # summary key and messages use the section's name

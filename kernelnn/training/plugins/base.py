@@ -6,10 +6,13 @@ order (``trainer`` is the :class:`~kernelnn.training.trainer.Trainer`):
 ==========================================  ====================================================================
 hook                                        when
 ==========================================  ====================================================================
-``setup(trainer)``                          model on its device, before DDP/compile wrappers and the optimizer;
-                                            check the model (raise ``ConfigError``), place weights
+``check(trainer)``                          model on its device: raise ``ConfigError`` if the plugin cannot serve
+                                            this model or data (every plugin's check runs before any set-up)
+``setup(trainer)``                          before DDP/compile wrappers and the optimizer: place weights, find
+                                            layers
 ``param_groups(model)``                     building the optimizer: return groups, or ``None`` for the default
-``on_load_checkpoint(trainer, state)``      resuming: after the weights, before optimizer/scheduler states
+``on_load_checkpoint(trainer, state)``      resuming: after the weights and plugin states, before the
+                                            optimizer/scheduler states
 ``on_fit_start(trainer)``                   ``fit()`` begins
 ``on_epoch_start(trainer, epoch)``          before each epoch (0-based ``epoch``)
 ``on_step_start(trainer, x)``               before each optimizer step, with its (first micro-)batch input
@@ -48,7 +51,7 @@ class NoOptions:
 class TrainingPlugin:
     """Base class of training plugins; see the module docstring for the hooks and their order."""
 
-    name: ClassVar[str] = ""  # the config section: plugins.<name>
+    name: str = ""  # the config section plugins.<name> (default: the class name)
     Config: ClassVar[type] = NoOptions
 
     def __init__(self, config: Any = None) -> None:
@@ -59,6 +62,9 @@ class TrainingPlugin:
         return True
 
     # ------------------------------------------------------------------------------------------ setup
+    def check(self, trainer: Trainer) -> None:
+        pass
+
     def setup(self, trainer: Trainer) -> None:
         pass
 

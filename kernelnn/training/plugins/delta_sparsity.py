@@ -30,12 +30,14 @@ class DeltaSparsity(TrainingPlugin):
     name = "delta_sparsity"
     Config = DeltaSparsityConfig
 
-    def setup(self, trainer) -> None:
-        self.layers = layers_with(trainer.model, SparsityPenalized)
-        if self.config.rate > 0 and not self.layers:
+    def check(self, trainer) -> None:
+        if self.config.rate > 0 and not layers_with(trainer.model, SparsityPenalized):
             raise ConfigError(f"plugins.delta_sparsity.rate={self.config.rate} penalises delta activations, but "
                               f"{describe(trainer.model)} has no DeltaActivation layer (try model=frame_cnn "
                               "model.delta=true)")
+
+    def setup(self, trainer) -> None:
+        self.layers = layers_with(trainer.model, SparsityPenalized)
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         for layer in self.layers.values():

@@ -46,11 +46,17 @@ class KANGrids(TrainingPlugin):
     def enabled(self) -> bool:
         return self.config.update_every > 0 or bool(self.config.refine_epochs)
 
-    def setup(self, trainer) -> None:
-        self.layers = list(layers_with(trainer.model, GridAdaptive).values())
-        if not self.layers:
+    def check(self, trainer) -> None:
+        if not layers_with(trainer.model, GridAdaptive):
             raise ConfigError(f"plugins.kan_grids schedules KAN grids, but {describe(trainer.model)} has no KAN "
                               "layer (try model=kan or model.neuron=kan)")
+
+    def setup(self, trainer) -> None:
+        self.layers = list(layers_with(trainer.model, GridAdaptive).values())
+        late = [e for e in self.config.refine_epochs if e >= trainer.options.epochs]
+        if late:  # not an error: a run resumed with more epochs reaches them
+            trainer.log(f"plugins.kan_grids.refine_epochs {late} lie at or beyond trainer.epochs="
+                        f"{trainer.options.epochs}: they happen only if the run is resumed with more epochs")
 
     def _stage_start_epoch(self, epoch: int) -> int:
         """The epoch at which the grid stage containing ``epoch`` began."""

@@ -34,7 +34,7 @@ class ReLinear(TrainingPlugin):
     def enabled(self) -> bool:
         return self.config.quadratic_lr is not None
 
-    def setup(self, trainer) -> None:
+    def check(self, trainer) -> None:
         if not layers_with(trainer.model, TwoSpeed):
             raise ConfigError(f"plugins.relinear.quadratic_lr={self.config.quadratic_lr} sets ReLinear's learning "
                               f"rate of quadratic neurons, but {describe(trainer.model)} has none (try "

@@ -16,6 +16,7 @@ from kernelnn.layers.spectral import SpectralConv, max_modes
 from kernelnn.training.config import require
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import TrainingPlugin
+from kernelnn.training.report import format_metric
 from kernelnn.training.tasks import OperatorTask
 
 
@@ -27,15 +28,16 @@ def last_spectral_conv(model: nn.Module) -> tuple[str, SpectralConv]:
     return found[-1]
 
 
-def conv_input_shape(model: nn.Module, conv: nn.Module, x) -> tuple[int, ...]:
-    """The spatial shape that reaches ``conv`` when ``model`` runs on ``x`` (domain padding included)."""
+def conv_input_shape(model: nn.Module, conv: nn.Module, x) -> tuple[int, ...] | None:
+    """The spatial shape that reaches ``conv`` when ``model`` runs on ``x`` (domain padding included); ``None`` if
+    the forward never calls it."""
     seen: list[tuple[int, ...]] = []
     handle = conv.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[2:])))
     try:
         model(x)
     finally:
         handle.remove()
-    return seen[0]
+    return seen[0] if seen else None
 
 
 def unlock_last_spectral_conv(model: nn.Module, x) -> tuple[str, tuple[int, ...]]:
@@ -45,6 +47,8 @@ def unlock_last_spectral_conv(model: nn.Module, x) -> tuple[str, tuple[int, ...]
     """
     name, conv = last_spectral_conv(model)
     spatial = conv_input_shape(model, conv, x)
+    if spatial is None:
+        raise ValueError(f"Spectral-Refiner: the model's forward never reaches its last SpectralConv ({name})")
     for p in model.parameters():
         p.requires_grad_(False)
     conv.n_modes = [max_modes(n) for n in spatial]
@@ -80,9 +84,12 @@ class SpectralRefiner(TrainingPlugin):
     def enabled(self) -> bool:
         return self.config.epochs > 0
 
-    def setup(self, trainer) -> None:
+    def check(self, trainer) -> None:
         data = trainer.data
-        if data is None or data.task != "operator":
+        if data is None:
+            raise ConfigError("plugins.spectral_refiner needs the run's DataBundle (Trainer(..., data=bundle)) for "
+                              "the loss's boundary and dimension")
+        if data.task != "operator":
             raise ConfigError("plugins.spectral_refiner applies to operator learning only")
         try:
             last_spectral_conv(trainer.model)
@@ -102,11 +109,11 @@ class SpectralRefiner(TrainingPlugin):
             make_optimizer=make_optimizer,
             options=dataclasses.replace(trainer.options, epochs=self.config.epochs, early_stopping_patience=None),
             output_dir=trainer.output_dir / "refine",
+            checkpoint_meta={**trainer.meta, "stage": self.name},  # not resumable as the main run
         )
         refiner.fit()
         test = refiner.test_best()
-        tests = ", ".join(f"{k.split('/')[0]} {v:.4g}" for k, v in test.items() if k.endswith("/l2"))
         trainer.log(f"Spectral-Refiner: {refiner.state.epoch} epoch(s) on {module} with n_modes={list(modes)}; test "
-                    f"l2 after refinement: {tests}; checkpoints {refiner.checkpoint_dir}")
+                    f"l2 after refinement: {format_metric(test, 'l2')}; checkpoints {refiner.checkpoint_dir}")
         return {"test": test, "best_checkpoint": str(refiner.checkpoint_dir / "best.pt"), "module": module,
                 "n_modes": list(modes), "epochs": refiner.state.epoch, "seconds": time.perf_counter() - start}

@@ -1,0 +1,76 @@
+"""One run per folder: a run claims its output folder for as long as it writes there.
+
+A second run pointed at a folder that a live run holds, or at a folder holding a finished or interrupted run it
+was not asked to resume, stops before writing anything of its own (Hydra's own ``.hydra/`` and log files are
+written before kernelnn runs; the checkpoints, metrics and plots are not touched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from kernelnn.training import distributed as D
+from kernelnn.training.errors import ConfigError
+
+LOCK = ".kernelnn-run.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder(lock: Path) -> tuple[str, int] | None:
+    """``(host, pid)`` of the run holding ``lock`` if it is still running (a lock of a dead run is stale)."""
+    try:
+        host, pid = lock.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None
+    if host == socket.gethostname() and not _alive(pid):
+        return None
+    return host, pid
+
+
+@contextlib.contextmanager
+def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
+    """Hold ``out`` for this run (rank 0 takes the lock; every rank learns whether it got it)."""
+    error = None
+    lock = out / LOCK
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume is None and (out / "checkpoints" / "last.pt").exists():
+            error = (f"{out} already holds a run (checkpoints/last.pt); continue it with trainer.resume=auto, or "
+                     "give this run another folder (hydra.run.dir=...)")
+        else:
+            for _ in range(2):  # a stale lock (its run died) is removed once, then taken
+                try:
+                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    holder = _holder(lock)
+                    if holder is not None:
+                        error = (f"{out} is in use by another run (host {holder[0]}, pid {holder[1]}); give this "
+                                 "run another folder (hydra.run.dir=...)")
+                        break
+                    lock.unlink(missing_ok=True)
+                    continue
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+                break
+    error = D.broadcast_object(error, info)
+    if error:
+        raise ConfigError(error)
+    try:
+        yield
+    finally:
+        if info.is_main:
+            lock.unlink(missing_ok=True)
