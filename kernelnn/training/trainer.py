@@ -520,6 +520,12 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as err:
             raise ConfigError(f"trainer.resume: the optimizer / schedule state in {str(path)!r} does not fit this "
                               f"run's optimizer ({type(err).__name__}: {err})") from err
+        planned = getattr(self.scheduler, "total_steps", None)  # schedules of a fixed length (one-cycle)
+        if planned is not None and planned < (self.options.epochs - self.state.epoch) * self.steps_per_epoch \
+                + self.scheduler.last_epoch:
+            raise ConfigError(f"trainer.resume: the checkpoint's {type(self.scheduler).__name__} was planned for "
+                              f"{planned} steps and cannot run to trainer.epochs={self.options.epochs}; resume with "
+                              "the epochs it was planned for, or start a new run")
         rngs = ckpt["rng"]
         set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
         source_dir = Path(path).resolve().parent

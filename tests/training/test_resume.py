@@ -153,3 +153,10 @@ def test_a_damaged_own_checkpoint_is_not_silently_replaced(tiny_darcy, tmp_path)
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="this run's checkpoint cannot be resumed"):
         run(tiny_darcy("trainer.epochs=2", "trainer.resume=auto"), output_dir=tmp_path)
+
+
+def test_a_fixed_length_schedule_cannot_be_stretched_on_resume(tiny_darcy, tmp_path):
+    first = run(tiny_darcy("trainer.epochs=1", "scheduler=onecycle"), output_dir=tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"OneCycleLR was planned for 4 steps and cannot run to trainer.epochs=2"):
+        run(tiny_darcy("trainer.epochs=2", "scheduler=onecycle", f"trainer.resume={first['last_checkpoint']}"),
+            output_dir=tmp_path / "b")
