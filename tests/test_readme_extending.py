@@ -32,8 +32,11 @@ def test_readme_extending_examples_run_as_written(tmp_path):
             files += 1
         elif language == "bash":
             commands += [line for line in code.splitlines() if line.strip()]
-    assert files == 3 and len(commands) == 2
+    assert files == 4 and len(commands) == 2
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    checks = subprocess.run([sys.executable, "check_my_layer.py"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert checks.returncode == 0, checks.stderr[-3000:]
     for i, command in enumerate(commands):
         prefix, args = command.split(" python train.py ")
         assert prefix == "PYTHONPATH=."
