@@ -485,10 +485,10 @@ class Trainer:
     def _save(self, best: bool) -> None:
         """Write ``last.pt`` (and the slim ``best.pt`` when the monitored metric improved)."""
         states = D.gather_objects(rng_state(), self.dist)  # every rank's RNG, so each resumes its own
-        if self.dist.is_main:
-            save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / "last.pt")
+        if self.dist.is_main:  # best.pt first: last.pt never points to a best epoch whose weights are not on disk
             if best:
                 save_checkpoint(self.weights_state(), self.checkpoint_dir / "best.pt")
+            save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / "last.pt")
         D.barrier(self.dist)
 
     def resume_from(self, ckpt: dict[str, Any], path: Path) -> None:

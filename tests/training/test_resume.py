@@ -160,3 +160,11 @@ def test_a_fixed_length_schedule_cannot_be_stretched_on_resume(tiny_darcy, tmp_p
     with pytest.raises(ConfigError, match=r"OneCycleLR was planned for 4 steps and cannot run to trainer.epochs=2"):
         run(tiny_darcy("trainer.epochs=2", "scheduler=onecycle", f"trainer.resume={first['last_checkpoint']}"),
             output_dir=tmp_path / "b")
+
+
+def test_temporary_files_of_a_killed_save_are_cleaned(tiny_darcy, tmp_path):
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / ".last.pt.tmp999999999").write_bytes(b"half a checkpoint")  # its writer is gone
+    run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path)
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["best.pt", "last.pt"]
