@@ -55,6 +55,21 @@ def check_modes_fit(n_modes: Sequence[int], spatial_shape: Sequence[int], owner:
         )
 
 
+def check_field_input(x: torch.Tensor, owner: str, in_channels: int, dim: int, n_modes: Sequence[int]) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``owner`` unless ``x`` is a float tensor ``(batch, in_channels,
+    *spatial)`` with ``dim`` spatial sizes that resolve ``n_modes``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{owner}: input must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != dim + 2:
+        raise ValueError(f"{owner}: input must have shape (batch, {in_channels}, {', '.join('n' * dim)}) for "
+                         f"dim={dim}, got shape {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        raise ValueError(f"{owner}: input has {x.shape[1]} channels, in_channels={in_channels}")
+    if not x.is_floating_point():
+        raise TypeError(f"{owner}: input dtype must be floating point, got {x.dtype}")
+    check_modes_fit(n_modes, x.shape[2:], owner)
+
+
 def autocast_output_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype a layer should return: the autocast dtype when autocast is on, else ``x.dtype``."""
     if torch.is_autocast_enabled(x.device.type):
@@ -182,19 +197,7 @@ class SpectralConv(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}{extra}"
 
     def check_input(self, x: torch.Tensor) -> None:
-        name = type(self).__name__
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != self.dim + 2:
-            raise ValueError(
-                f"{name}: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}) "
-                f"for dim={self.dim}, got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{name}: input has {x.shape[1]} channels, in_channels={self.in_channels}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
-        check_modes_fit(self.n_modes, x.shape[2:], name)
+        check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes)
 
     def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
         self.check_input(x)

@@ -12,7 +12,7 @@ from torch import nn
 from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
-from kernelnn.layers.spectral import SpectralConv, _as_modes, check_modes_fit
+from kernelnn.layers.spectral import SpectralConv, _as_modes, check_field_input, check_modes_fit
 from kernelnn.registry import ACTIVATIONS
 
 
@@ -174,19 +174,7 @@ class FNO(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
         with ``dim`` spatial sizes that resolve ``n_modes`` (``n_modes <= (N + 1) // 2``)."""
-        name = type(self).__name__
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != self.dim + 2:
-            raise ValueError(
-                f"{name}: input must have shape (batch, {self.in_channels}, {', '.join('n' * self.dim)}) "
-                f"for dim={self.dim}, got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{name}: input has {x.shape[1]} channels, in_channels={self.in_channels}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
-        check_modes_fit(self.n_modes, x.shape[2:], name)
+        check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes)
 
     def _padding(self, spatial: Sequence[int]) -> list[int]:
         return [round(frac * n) for frac, n in zip(self.domain_padding, spatial, strict=True)]
