@@ -52,7 +52,11 @@ class LpLoss(nn.Module):
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         # Sum over channels, mean over the grid (the domain has measure 1); fields are (batch, channels, ...).
         grid_points = x[0, 0].numel() if x.dim() > 2 else 1
-        return (x.abs().pow(self.p).flatten(1).sum(1) / grid_points).pow(1.0 / self.p)
+        power = x.abs().pow(self.p).flatten(1).sum(1) / grid_points
+        # s^(1/p) has an infinite slope at 0: at exactly zero error the gradient would be NaN; it is 0 (the minimum).
+        # (NaN and inf pass through unchanged.)
+        zero = power == 0
+        return torch.where(zero, 0.0, torch.where(zero, torch.ones_like(power), power).pow(1.0 / self.p))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_pair("LpLoss", pred, target)

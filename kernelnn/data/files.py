@@ -110,6 +110,10 @@ def load_files(
     def load(p: str) -> tuple[torch.Tensor, torch.Tensor]:
         arrays = read_arrays(p, [input_key, output_key])
         x, y = arrays[input_key], arrays[output_key]
+        for key, t in ((input_key, x), (output_key, y)):
+            if t.is_complex():  # a cast to float would drop the imaginary part
+                raise DataFileError(f"data file {p!r}: {key!r} holds complex values; give real and imaginary parts "
+                                    "as two channels")
         if len(x) != len(y):
             raise DataFileError(f"data file {p!r}: {input_key!r} has {len(x)} samples but {output_key!r} has {len(y)}")
         if task == "operator":

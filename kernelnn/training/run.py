@@ -7,6 +7,7 @@ own module (:mod:`.assemble`, :mod:`.trainer`, :mod:`.plugins`, :mod:`.checkpoin
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from kernelnn.data.checks import check_bundle
 from kernelnn.training import distributed as D
 from kernelnn.training import report, run_folder
 from kernelnn.training.assemble import (
@@ -62,6 +64,16 @@ def import_user_modules(modules: list[str] | str) -> None:
             raise ConfigError(f"imports: module {name!r} could not be imported ({err}); is it on PYTHONPATH?") from err
 
 
+def check_optim(optim: dict[str, Any]) -> None:
+    """The settings every optimizer shares: a finite rate >= 0 and a finite weight decay >= 0."""
+    for key in ("lr", "weight_decay"):
+        value = optim.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"optim.{key}={value!r} must be a finite number >= 0")
+
+
 def run_dir(output_dir: str | Path | None, info: D.DistInfo) -> Path:
     """``output_dir``, or the Hydra run's output folder; rank 0's on every rank."""
     if output_dir is None:
@@ -90,13 +102,17 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     if opts.batch_size % info.world_size:
         raise ConfigError(f"trainer.batch_size={opts.batch_size} is the global batch and must be divisible by the "
                           f"number of processes ({info.world_size})")
-    seed = int(container.get("seed", 0))
+    seed = container.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed={seed!r} must be an integer")
+    check_optim(container.get("optim") or {})
     seed_everything(seed, opts.deterministic)
     device = select_device(opts.device, info)
 
     bundle = build_data(cfg, info)
     try:
         task = build_task(bundle.task, opts.loss, bundle.periodic, bundle.dim, loss_weights=bundle.loss_weights)
+        check_bundle(bundle, relative_loss=getattr(task, "relative", False))
     except ValueError as err:
         raise ConfigError(str(err)) from err
     model_cfg = model_config(container, bundle)

@@ -29,6 +29,7 @@ class OperatorTask:
         self._metrics = per_sample
         self.metric_names = sorted(per_sample)
         self.main_metric = loss
+        self.relative = True  # every loss is relative to the target's norm: all-zero targets are refused
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self._metrics[self.loss_name](pred, target).mean()

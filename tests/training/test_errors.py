@@ -56,6 +56,11 @@ def test_unknown_key_is_refused():
         ("plugins.kan_grids.refine_epochs=[1]", r"plugins.kan_grids.refine_epochs=\[1\] and "
                                                 r"plugins.kan_grids.refine_sizes=\[\] must have the same length"),
         ("imports=[no_such_module]", r"imports: module 'no_such_module' could not be imported"),
+        ("optim.lr=nan", r"optim.lr=nan must be a finite number >= 0"),
+        ("optim.lr=-0.1", r"optim.lr=-0.1 must be a finite number >= 0"),
+        ("optim.weight_decay=-1", r"optim.weight_decay=-1 must be a finite number >= 0"),
+        ("seed=abc", r"seed='abc' must be an integer"),
+        ("trainer.grad_clip=nan", r"trainer.grad_clip=nan must be a positive number or null"),
         ("trainer.resume=/no/such/ckpt.pt", r"trainer.resume='/no/such/ckpt.pt': no checkpoint at"),
         ("data.test_resolutions=[16,24]", r"data.solve_resolution=24 .* \[16\] do not"),
         ("+patching.overlap=2", r"unknown patching key\(s\) \['overlap'\]; valid: \['levels', 'padding'\]"),
@@ -96,7 +101,8 @@ def test_corrupt_data_file_is_named_with_reason(tmp_path):
 
 def test_data_file_with_wrong_channels(tmp_path):
     path = tmp_path / "two_channel.npz"
-    np.savez(path, x=np.zeros((10, 2, 8, 8), np.float32), y=np.zeros((10, 8, 8), np.float32))
+    rng = np.random.default_rng(0)
+    np.savez(path, x=np.zeros((10, 2, 8, 8), np.float32), y=rng.standard_normal((10, 8, 8)).astype(np.float32))
     cfg = compose_config("data=files", f"data.path={path}", "model.in_channels=1", "model.n_modes=3")
     with pytest.raises(ConfigError, match="model.in_channels=1 does not match data files, which has 2"):
         run(cfg, output_dir=tmp_path)

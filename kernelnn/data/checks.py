@@ -1,0 +1,53 @@
+"""Data is checked once, when it is loaded: what would make training fail late, or report a wrong number."""
+
+from __future__ import annotations
+
+import torch
+
+from kernelnn.data.bundle import DataBundle
+
+
+class DataCheckError(ValueError):
+    """The data cannot be trained on as it is; the message names the data, the split, the sample and the count."""
+
+
+def _first_bad(mask: torch.Tensor) -> int:
+    return int(mask.flatten(1).any(1).nonzero()[0, 0]) if mask.dim() > 1 else int(mask.nonzero()[0, 0])
+
+
+def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
+    """Raise :class:`DataCheckError` for empty splits, complex or non-finite values, constant training targets,
+    all-zero targets under a relative loss (``relative_loss``), and class labels that are not ``0..C-1``."""
+    name = bundle.name
+    splits = {"train": bundle.train, **bundle.eval_sets()}
+    for split, ds in splits.items():
+        x, y = ds.tensors[0], ds.tensors[1]
+        if len(x) == 0:
+            raise DataCheckError(f"data {name}: the {split} split is empty (check the sample counts / fractions)")
+        for what, t in (("inputs", x), ("targets", y)):
+            if t.is_complex():
+                raise DataCheckError(f"data {name}: {split} {what} are complex; give real and imaginary parts as two "
+                                     "channels")
+            if t.is_floating_point():
+                bad = ~torch.isfinite(t)
+                if bad.any():
+                    raise DataCheckError(f"data {name}: {split} {what} hold {int(bad.sum())} non-finite value(s) (NaN "
+                                         f"or inf), the first in sample {_first_bad(bad)}")
+        if bundle.task == "classification":
+            labels = y
+            if labels.is_floating_point() or (labels < 0).any() or (labels >= bundle.out_channels).any():
+                raise DataCheckError(f"data {name}: {split} labels must be integers in [0, {bundle.out_channels}), "
+                                     f"got values in [{labels.min().item()}, {labels.max().item()}]")
+        elif relative_loss and y.is_floating_point():
+            zero = y.flatten(1).abs().amax(1) == 0
+            if zero.any():
+                raise DataCheckError(f"data {name}: {int(zero.sum())} {split} target(s) are all zero (the first is "
+                                     f"sample {int(zero.nonzero()[0, 0])}); a relative loss divides by their norm")
+    y = bundle.train.tensors[1]
+    if bundle.task == "classification":
+        seen = torch.unique(y).numel()
+        if bundle.out_channels > max(2 * seen, seen + 10):
+            raise DataCheckError(f"data {name}: labels go up to {bundle.out_channels - 1} but only {seen} distinct "
+                                 "classes occur in the training set; relabel them 0..C-1")
+    elif len(y) > 1 and y.is_floating_point() and (y == y[:1]).all():
+        raise DataCheckError(f"data {name}: every training target is the same; there is nothing to learn")
