@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,16 @@ def _writer_alive(pid: str) -> bool:
     return True
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+def previous(path: Path) -> Path:
+    """Where :func:`save_checkpoint` keeps the file it replaced (``last.pt`` -> ``last.prev.pt``)."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: bool = False) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
 
-    A crash mid-write leaves the previous checkpoint intact.
+    A crash mid-write leaves the previous checkpoint intact. With ``keep_previous`` the replaced file stays as
+    :func:`previous` (a hard link, so no copy), the fallback when the newest file turns out damaged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,19 +74,38 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        if not zipfile.is_zipfile(tmp):  # torch.save writes a zip archive; anything else is a broken write
-            raise OSError(f"checkpoint {str(path)!r}: the written file is not a complete torch archive")
+        verify(tmp)
+        if keep_previous and path.exists():
+            kept = previous(path).with_name(previous(path).name + f".tmp{os.getpid()}")
+            try:
+                os.link(path, kept)
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, kept)
+            os.replace(kept, previous(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
+def verify(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is a whole torch archive whose every entry matches its stored CRC-32
+    (torch itself loads a bit-flipped tensor silently)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"checkpoint {str(path)!r} is not a complete torch archive ({err})") from None
+    if damaged is not None:
+        raise ValueError(f"checkpoint {str(path)!r} is damaged: entry {damaged!r} does not match its checksum")
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint (tensors and plain Python only); errors name the file."""
+    """Load a checkpoint (tensors and plain Python only) after :func:`verify`; errors name the file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    verify(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
@@ -177,6 +203,16 @@ def find_resume_checkpoint(resume: str | None, output_dir: Path,
         try:
             return own, load_checkpoint(own)
         except ValueError as err:  # never start afresh over this run's own (damaged) checkpoint
+            fallback = previous(own)
+            if fallback.is_file():
+                try:
+                    ckpt = load_checkpoint(fallback)
+                except ValueError:
+                    pass
+                else:
+                    logging.getLogger("kernelnn.training").warning(
+                        "%s; resuming from the previous checkpoint %s (epoch %s)", err, fallback, ckpt.get("epoch"))
+                    return fallback, ckpt
             raise ConfigError(f"trainer.resume=auto: this run's checkpoint cannot be resumed: {err}") from err
     candidates = sorted(output_dir.parent.glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime,
                         reverse=True)

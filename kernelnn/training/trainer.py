@@ -488,7 +488,7 @@ class Trainer:
         if self.dist.is_main:  # best.pt first: last.pt never points to a best epoch whose weights are not on disk
             if best:
                 save_checkpoint(self.weights_state(), self.checkpoint_dir / "best.pt")
-            save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / "last.pt")
+            save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / "last.pt", keep_previous=True)
         D.barrier(self.dist)
 
     def resume_from(self, ckpt: dict[str, Any], path: Path) -> None:

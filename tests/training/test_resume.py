@@ -168,3 +168,28 @@ def test_temporary_files_of_a_killed_save_are_cleaned(tiny_darcy, tmp_path):
     (ckpt_dir / ".last.pt.tmp999999999").write_bytes(b"half a checkpoint")  # its writer is gone
     run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path)
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["best.pt", "last.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_last_checkpoint_falls_back_to_the_previous_one(tiny_darcy, tmp_path, damage, caplog):
+    """last.pt is verified on load (the CRC-32 of every archive entry; torch alone loads a flipped tensor); resume
+    then falls back to last.prev.pt with a warning and repeats the lost epoch, ending where the full run ends."""
+    overrides = ("trainer.epochs=3", "trainer.deterministic=true")
+    full = run(tiny_darcy(*overrides), output_dir=tmp_path / "full")
+    with pytest.raises(Crash):
+        run(tiny_darcy(*overrides), output_dir=tmp_path / "run", plugins=[CrashAfter(2)])
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    data = bytearray(last.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged|not a complete torch archive"):
+        load_checkpoint(last)
+    with caplog.at_level("WARNING", logger="kernelnn.training"):
+        resumed = run(tiny_darcy(*overrides, "trainer.resume=auto"), output_dir=tmp_path / "run")
+    assert "resuming from the previous checkpoint" in caplog.text and resumed["epochs_run"] == 2
+    a, b = load_checkpoint(full["last_checkpoint"]), load_checkpoint(resumed["last_checkpoint"])
+    for key, value in a["model"].items():
+        assert torch.equal(b["model"][key], value), key
