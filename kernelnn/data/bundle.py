@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
+from kernelnn.archive import verify_archive
+
 log = logging.getLogger(__name__)
 
 TASKS = ("operator", "classification", "regression", "energy_forces")
@@ -80,28 +82,51 @@ def cache_key(name: str, params: dict) -> str:
 
 def cached(
     name: str, params: dict, build: Callable[[], dict[str, torch.Tensor]], cache_dir: str | Path | None = None,
-    use_cache: bool = True,
+    use_cache: bool = True, version: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Return ``build()``, stored at ``cache_dir/<name>-<hash(params)>.pt`` and reused on the next call.
 
-    Writes are atomic (temporary file then ``os.replace``), so concurrent readers never see half a file;
-    an unreadable cache file is logged and regenerated.
+    The file holds the tensors with a manifest (the generator's ``name``, ``version`` and ``params``, the tensor
+    names). It is reused only if it is a whole archive whose entries match their checksums and whose manifest
+    matches this call; anything else (a damaged file, an older generator version) is regenerated with a warning.
+    Writes are atomic (temporary file then ``os.replace``), so concurrent readers never see half a file. Bump a
+    generator's ``version`` when its output changes.
     """
     if not use_cache:
         return build()
     directory = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     path = directory / f"{cache_key(name, params)}.pt"
+    manifest = {"name": name, "version": version, "params": json.loads(json.dumps(params, default=str))}
     if path.exists():
         try:
-            return torch.load(path, weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
-            log.warning("cache file %s is unreadable (%s); regenerating", path, err)
+            tensors = _read_cache(path, manifest)
+        except ValueError as err:
+            log.warning("data cache %s cannot be used (%s); regenerating", path, err)
+        else:
+            return tensors
     log.info("generating %s data (%s); cached at %s", name, ", ".join(f"{k}={v}" for k, v in params.items()), path)
     tensors = build()
     directory.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(tensors, tmp)
+    torch.save({"manifest": {**manifest, "keys": sorted(tensors)}, "tensors": tensors}, tmp)
     os.replace(tmp, path)
+    return tensors
+
+
+def _read_cache(path: Path, manifest: dict) -> dict[str, torch.Tensor]:
+    verify_archive(path, "data cache")
+    try:
+        stored = torch.load(path, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
+        raise ValueError(f"unreadable: {err}") from None
+    if not isinstance(stored, dict) or "manifest" not in stored:
+        raise ValueError("no manifest (written by an older kernelnn)")
+    saved, tensors = stored["manifest"], stored.get("tensors")
+    expected = {k: saved.get(k) for k in manifest}
+    if expected != manifest:
+        raise ValueError(f"its manifest {expected} does not match {manifest}")
+    if not isinstance(tensors, dict) or sorted(tensors) != saved.get("keys"):
+        raise ValueError(f"it holds {sorted(tensors or {})}, its manifest lists {saved.get('keys')}")
     return tensors
 
 

@@ -7,13 +7,14 @@ import logging
 import os
 import random
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from kernelnn.archive import verify_archive
 
 
 def rng_state() -> dict[str, Any]:
@@ -89,15 +90,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: bool
 
 
 def verify(path: Path) -> None:
-    """Raise ``ValueError`` unless ``path`` is a whole torch archive whose every entry matches its stored CRC-32
-    (torch itself loads a bit-flipped tensor silently)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f"checkpoint {str(path)!r} is not a complete torch archive ({err})") from None
-    if damaged is not None:
-        raise ValueError(f"checkpoint {str(path)!r} is damaged: entry {damaged!r} does not match its checksum")
+    """Raise ``ValueError`` unless ``path`` is a whole torch archive whose every entry matches its stored CRC-32."""
+    verify_archive(path, "checkpoint")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
