@@ -99,7 +99,9 @@ def load_files(
     ``path`` holds the training data (split into train / val / test by the fractions, shuffled with
     ``seed``, unless ``test_paths`` is given: then each ``name: file`` there is a test set, e.g. other
     resolutions). For ``task="operator"`` arrays are fields ``(n, [channels,] *spatial)`` with ``dim`` spatial
-    dims; for ``"classification"`` inputs are ``(n, features)`` (``dim=0``) or fields, outputs integer labels.
+    dims; for ``"classification"`` inputs are ``(n, features)`` (``dim=0``) or fields, outputs integer labels; for
+    ``"regression"`` ``(n, features)`` in and ``(n, outputs)`` (or ``(n,)``) out; for ``"energy_forces"`` positions
+    ``(n, atoms, 3)`` in and ``[energy, forces.flatten()]`` ``(n, 1 + 3 atoms)`` out.
     """
     if task not in TASKS:
         raise ValueError(f"files: data.task={task!r} is not one of {TASKS}")
@@ -118,6 +120,18 @@ def load_files(
             raise DataFileError(f"data file {p!r}: {input_key!r} has {len(x)} samples but {output_key!r} has {len(y)}")
         if task == "operator":
             return _as_fields(x, dim, p, input_key), _as_fields(y, dim, p, output_key)
+        if task == "regression":  # vectors in, vectors out
+            if x.dim() != 2 or y.dim() not in (1, 2) or not y.is_floating_point():
+                raise DataFileError(f"data file {p!r}: regression needs {input_key!r} (n, features) and float "
+                                    f"{output_key!r} (n, outputs) or (n,), got {tuple(x.shape)} and {y.dtype} "
+                                    f"{tuple(y.shape)}")
+            return x.float(), (y if y.dim() == 2 else y[:, None]).float()
+        if task == "energy_forces":  # positions (n, atoms, 3) -> [energy, forces.flatten()] (n, 1 + 3 atoms)
+            if x.dim() != 3 or x.shape[2] != 3 or y.shape != (len(x), 1 + 3 * x.shape[1]):
+                raise DataFileError(f"data file {p!r}: energy_forces needs {input_key!r} positions (n, atoms, 3) and "
+                                    f"{output_key!r} = [energy, forces.flatten()] (n, 1 + 3 atoms), got "
+                                    f"{tuple(x.shape)} and {tuple(y.shape)}")
+            return x.float(), y.float()
         x = x.float() if dim == 0 else _as_fields(x, dim, p, input_key)
         if y.dim() != 1 or y.is_floating_point():
             raise DataFileError(f"data file {p!r}: labels {output_key!r} must be integers of shape (n,), got "
@@ -137,11 +151,15 @@ def load_files(
     tests = {k: TensorDataset(*load(p)) for k, p in (test_paths or {}).items()}
     if not tests:
         tests = {"test": TensorDataset(x[n_tr + n_val: n_tr + n_val + n_test], y[n_tr + n_val: n_tr + n_val + n_test])}
-    channel_axis = -1 if (task == "classification" and dim == 0) else 1
+    vectors = task in ("regression", "energy_forces") or (task == "classification" and dim == 0)
+    if task == "classification":
+        out_channels = int(y.max()) + 1 if len(y) else 0
+    else:
+        out_channels = 1 if task == "energy_forces" else y.shape[1]
     return DataBundle(
         name=name, task=task, train=TensorDataset(x[:n_tr], y[:n_tr]),
         val=TensorDataset(x[n_tr: n_tr + n_val], y[n_tr: n_tr + n_val]) if n_val else None,
-        tests=tests, in_channels=x.shape[channel_axis],
-        out_channels=int(y.max()) + 1 if task == "classification" else y.shape[1],
-        dim=dim, periodic=periodic, info={"path": str(path)},
+        tests=tests, in_channels=x.shape[-1] if vectors else x.shape[1], out_channels=out_channels,
+        dim=0 if task in ("regression", "energy_forces") else dim, periodic=periodic, info={"path": str(path)},
+        geometric=task == "energy_forces",
     )

@@ -95,8 +95,8 @@ class DeltaActivation(nn.Module):
                  learn_threshold: bool = True, output: str = "delta", time_dim: int = 1, fan_out: float = 1.0,
                  min_threshold: float = 1e-6) -> None:
         super().__init__()
-        if not threshold > 0:
-            raise ValueError(f"DeltaActivation: threshold={threshold!r} must be > 0")
+        if not (isinstance(threshold, int | float) and 0 < threshold < float("inf")):
+            raise ValueError(f"DeltaActivation: threshold={threshold!r} must be a finite number > 0")
         if not 0 < min_threshold < threshold:
             raise ValueError(f"DeltaActivation: min_threshold={min_threshold!r} must be in (0, threshold)")
         if threshold_shape not in THRESHOLD_SHAPES:
@@ -159,6 +159,9 @@ class DeltaActivation(nn.Module):
 
     # ------------------------------------------------------------------------------------ sequence mode
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"DeltaActivation: input must be a floating-point tensor, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
         if x.dim() < 3:
             raise ValueError(f"DeltaActivation: input must be (batch, time, ...) with at least one feature "
                              f"dimension, got shape {tuple(x.shape)}; for one frame use step()")

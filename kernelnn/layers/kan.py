@@ -133,6 +133,9 @@ class _KANEdges(nn.Module):
         samples = gather_samples(self._samples(x).detach())
         if len(samples) < 2:
             raise ValueError(f"{type(self).__name__}.update_grid: needs at least 2 samples, got {len(samples)}")
+        if not torch.isfinite(samples).all():  # one NaN would move every knot to NaN
+            raise ValueError(f"{type(self).__name__}.update_grid: the samples hold "
+                             f"{int((~torch.isfinite(samples)).sum())} non-finite value(s); the grid is kept")
         new_grid = adaptive_grid(samples.to(self.grid.dtype), self.grid_size, self.spline_order, self.grid_eps,
                                  margin)
         self._replace_grid(samples, new_grid)

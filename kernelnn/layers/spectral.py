@@ -23,7 +23,18 @@ from torch import nn
 from kernelnn.layers.spectral_weights import SPECTRAL_WEIGHTS, SpectralWeight
 
 
+def _integral(m) -> bool:
+    if isinstance(m, bool):
+        return False
+    return hasattr(m, "__index__") or (isinstance(m, float) and m.is_integer())
+
+
 def _as_modes(n_modes: int | Sequence[int], dim: int | None, owner: str) -> tuple[int, ...]:
+    entries = list(n_modes) if isinstance(n_modes, Sequence) and not isinstance(n_modes, str) else [n_modes]
+    if isinstance(n_modes, str) or not all(_integral(m) for m in entries):  # "12" is not (1, 2); 4.9 is not 4
+        raise ValueError(f"{owner}: n_modes={n_modes!r} must be an int or a sequence of ints")
+    if not isinstance(n_modes, Sequence):
+        n_modes = int(n_modes)
     if isinstance(n_modes, int):
         if dim is None:
             raise ValueError(f"{owner}: n_modes={n_modes} is an int, so dim (1, 2 or 3) must be given")

@@ -70,3 +70,11 @@ def test_relative_loss_has_a_zero_gradient_at_zero_error():
     LpLoss()(pred, y).backward()
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().max() == 0
     assert LpLoss()(torch.full_like(y, float("nan")), y).isnan()  # a NaN prediction is never a zero error
+
+
+def test_files_can_hold_regression_data(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    y = np.stack([x[:, 0] * x[:, 1], np.sin(x[:, 2])], 1).astype(np.float32)
+    summary = files_run(tmp_path, x, y, "data.task=regression", model=("model=mlp", "model.hidden=[16]"))
+    assert summary["monitor"] == "val/mse" and np.isfinite(summary["test"]["test/mse"])

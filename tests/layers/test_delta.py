@@ -215,8 +215,9 @@ def test_replace_activations_wraps_each_chosen_activation_once():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"threshold": 0.0}, "threshold=0.0 must be > 0"),
-    ({"threshold": -0.1}, "threshold=-0.1 must be > 0"),
+    ({"threshold": 0.0}, "threshold=0.0 must be a finite number > 0"),
+    ({"threshold": -0.1}, "threshold=-0.1 must be a finite number > 0"),
+    ({"threshold": float("inf")}, "threshold=inf must be a finite number > 0"),
     ({"threshold_shape": "pixel"}, "threshold_shape='pixel'"),
     ({"threshold_shape": "channel"}, "needs features="),
     ({"threshold_shape": "channel", "features": (3, 4)}, "features=<channels>"),
@@ -240,3 +241,8 @@ def test_bad_inputs():
         DeltaActivation(time_dim=3)(torch.randn(2, 5, 4))
     with pytest.raises(RuntimeError, match="run a forward pass first"):
         DeltaActivation().sparsity_loss()
+
+
+def test_integer_input_is_refused_not_turned_into_nan():
+    with pytest.raises(TypeError, match="DeltaActivation: input must be a floating-point tensor, got torch.int64"):
+        DeltaActivation()(torch.ones(2, 3, 4, dtype=torch.long))

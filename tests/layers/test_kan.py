@@ -232,3 +232,13 @@ def test_compiled_basis_and_its_backward_match_the_eager_recursion(order):
     (eager_grad,) = torch.autograd.grad((eager * weights).sum(), x_eager)
     torch.testing.assert_close(fast, eager)
     torch.testing.assert_close(fast_grad, eager_grad)
+
+
+def test_update_grid_refuses_non_finite_samples_and_keeps_the_grid():
+    layer = KANLinear(2, 3)
+    grid = layer.grid.clone()
+    x = torch.randn(10, 2)
+    x[3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"KANLinear.update_grid: the samples hold 1 non-finite value"):
+        layer.update_grid(x)
+    assert torch.equal(layer.grid, grid)

@@ -204,3 +204,9 @@ def test_one_adam_step_changes_a_factorized_weight_moderately(factorization):
     optimizer.step()
     change = (conv.weight.reconstruct().detach() - before).norm() / before.norm()
     assert change < 0.5
+
+
+@pytest.mark.parametrize("n_modes", ["12", (4.9, 4), True, (4, None)])
+def test_n_modes_must_be_integers(n_modes):
+    with pytest.raises(ValueError, match=r"SpectralConv: n_modes=.* must be an int or a sequence of ints"):
+        SpectralConv(3, 8, n_modes=n_modes, dim=2)
