@@ -122,7 +122,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
 
     meta = {"model_config": model_cfg, "normalization": normalization_record(model), "config": container}
-    with run_folder.claim(out, opts.resume, info):
+    with run_folder.claim(out, opts.resume, info, cfg):
         trainer = Trainer(
             model, task, bundle.train, bundle.eval_sets(),
             make_optimizer=instantiate_config(cfg.optim, "optim"),

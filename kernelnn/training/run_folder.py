@@ -42,8 +42,9 @@ def _holder(lock: Path) -> tuple[str, int] | None:
 
 
 @contextlib.contextmanager
-def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
-    """Hold ``out`` for this run (rank 0 takes the lock; every rank learns whether it got it)."""
+def claim(out: Path, resume: str | None, info: D.DistInfo, config=None) -> Iterator[None]:
+    """Hold ``out`` for this run (rank 0 takes the lock; every rank learns whether it got it); then record the
+    composed ``config`` in ``out/.hydra/`` inside a Hydra app."""
     error = None
     lock = out / LOCK
     if info.is_main:
@@ -70,7 +71,26 @@ def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
     if error:
         raise ConfigError(error)
     try:
+        if info.is_main:
+            write_hydra_record(out, config)
         yield
     finally:
         if info.is_main:
             lock.unlink(missing_ok=True)
+
+
+def write_hydra_record(out: Path, config) -> None:
+    """``out/.hydra/{config,hydra,overrides}.yaml``, as Hydra writes them, once the folder is this run's (Hydra's
+    own writing is off: ``hydra.output_subdir: null``). Nothing outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    folder = out / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        OmegaConf.save(config, folder / "config.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), folder / "hydra.yaml", resolve=False)
+    OmegaConf.save(list(hydra_cfg.overrides.task), folder / "overrides.yaml")

@@ -72,3 +72,14 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         for key in [k for k in row_a if k.startswith(("train/", "val/", "test_"))]:
             # Sharded evaluation (eval batch 3 over 2 ranks) counts every sample exactly once.
             assert abs(row_a[key] - row_b[key]) <= 1e-4 * abs(row_a[key]), key
+
+
+def test_a_second_run_on_the_same_folder_leaves_the_first_untouched(tmp_path):
+    out = tmp_path / "run"
+    first = train(*TINY, *QUIET_TRAINER, "trainer.epochs=1", f"hydra.run.dir={out}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = {p: p.read_bytes() for p in [out / ".hydra" / "config.yaml", out / "checkpoints" / "last.pt",
+                                        out / "metrics.csv"]}
+    second = train(*TINY, *QUIET_TRAINER, "trainer.epochs=2", "model.hidden_channels=6", f"hydra.run.dir={out}")
+    assert second.returncode == 2 and "already holds a run" in second.stderr and "Traceback" not in second.stderr
+    assert all(p.read_bytes() == data for p, data in kept.items())
