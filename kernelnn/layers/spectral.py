@@ -219,6 +219,8 @@ class SpectralConv(nn.Module):
             if len(spatial_out) != self.dim:
                 raise ValueError(f"{type(self).__name__}: output_shape={list(spatial_out)} needs {self.dim} entries")
             check_modes_fit(self.n_modes, spatial_out, type(self).__name__, what="output_shape")
+        if x.shape[0] == 0:  # MKL's FFT refuses an empty batch ("Inconsistent configuration parameters")
+            return x.new_zeros(0, self.out_channels, *spatial_out, dtype=out_dtype)
         fft_dims = tuple(range(-self.dim, 0))
         with torch.autocast(x.device.type, enabled=False):
             x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -210,3 +210,8 @@ def test_one_adam_step_changes_a_factorized_weight_moderately(factorization):
 def test_n_modes_must_be_integers(n_modes):
     with pytest.raises(ValueError, match=r"SpectralConv: n_modes=.* must be an int or a sequence of ints"):
         SpectralConv(3, 8, n_modes=n_modes, dim=2)
+
+
+def test_an_empty_batch_gives_an_empty_output():
+    conv = SpectralConv(3, 8, n_modes=(4, 4))
+    assert conv(torch.randn(0, 3, 16, 16)).shape == (0, 8, 16, 16)
