@@ -5,6 +5,8 @@ data, and the normalising wrapper."""
 from __future__ import annotations
 
 import logging
+import types
+import typing
 from typing import Any
 
 import torch
@@ -37,8 +39,43 @@ def instantiate_config(node: DictConfig | dict, what: str, **kwargs: Any):
         raise ConfigError(f"{what}: {cause}") from err
 
 
+_SIMPLE = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _fits(value: Any, hint: Any) -> bool | None:
+    """Whether ``value`` has the simple type ``hint`` (int, float, bool, str, or a union of them with None);
+    ``None`` when the hint is not one of those (not checked)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if not all(o in _SIMPLE or o is type(None) for o in options):
+        return None
+    if value is None:
+        return type(None) in options
+    if isinstance(value, bool):
+        return bool in options
+    if isinstance(value, int):
+        return int in options or float in options
+    return any(isinstance(value, o) for o in options if o in _SIMPLE)
+
+
+def check_arguments(group: str, node: dict[str, Any]) -> None:
+    """Each key of a config node whose ``_target_`` function annotates it as a simple type (int, float, bool, str)
+    must hold that type: ``data.n_train=abc`` fails here, naming the key, not deep inside the builder."""
+    from hydra.utils import get_method
+
+    try:
+        hints = typing.get_type_hints(get_method(node["_target_"]))
+    except Exception:  # noqa: BLE001 - no target, not importable, or unresolvable hints: instantiate reports it
+        return
+    for key, value in node.items():
+        if key in hints and _fits(value, hints[key]) is False:
+            options = typing.get_args(hints[key]) or (hints[key],)
+            allowed = " or ".join(_SIMPLE.get(o, "null") for o in options)
+            raise ConfigError(f"{group}.{key}={value!r} must be {allowed} ({node['_target_']} takes {key})")
+
+
 def build_data(cfg: DictConfig, info: D.DistInfo) -> DataBundle:
     """Rank 0 generates (and caches) the data first; the other ranks then read the cache."""
+    check_arguments("data", OmegaConf.to_container(cfg.data, resolve=True))
     bundle = None
     if info.is_main:
         bundle = instantiate_config(cfg.data, "data")
@@ -151,6 +188,7 @@ def build_model(model_cfg: dict[str, Any], normalization: dict[str, Any] | None 
     ``trusted=False`` (a description read from a file) builds registered kernelnn models only.
     """
     if trusted:
+        check_arguments("model", model_cfg)
         model = instantiate_config(OmegaConf.create(model_cfg), f"model ({model_cfg.get('_target_')})")
     else:
         try:

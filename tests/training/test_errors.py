@@ -60,6 +60,8 @@ def test_unknown_key_is_refused():
         ("optim.lr=-0.1", r"optim.lr=-0.1 must be a finite number >= 0"),
         ("optim.weight_decay=-1", r"optim.weight_decay=-1 must be a finite number >= 0"),
         ("seed=abc", r"seed='abc' must be an integer"),
+        ("data.n_train=abc", r"data.n_train='abc' must be an integer \(kernelnn.data.make_darcy takes n_train\)"),
+        ("model.hidden_channels=2.5", r"FNO: hidden_channels=2.5 must be a positive int"),
         ("trainer.grad_clip=nan", r"trainer.grad_clip=nan must be a positive number or null"),
         ("trainer.resume=/no/such/ckpt.pt", r"trainer.resume='/no/such/ckpt.pt': no checkpoint at"),
         ("data.test_resolutions=[16,24]", r"data.solve_resolution=24 .* \[16\] do not"),
