@@ -75,7 +75,8 @@ def test_errors_print_one_line_and_exit_2(checkpoint, tmp_path, capsys):
         "unknown option 'batchsize'; options: checkpoint, input, output": [*base, "batchsize=4"],
         "missing output=...": base[:2],
         "batch_size: Value 'many' of type 'str' could not be converted to Integer": [*base, "batch_size=many"],
-        "the model does not take the input of shape (2, 2, 16, 16): FNO: input has 2 channels, in_channels=1":
+        "the model does not take the input of shape (2, 2, 16, 16): Normalized(FNO): FNO: input has 2 channels, "
+        "in_channels=1":
             [*base, "input_key=wide"],
         "FNO: n_modes=[4, 4] exceeds the Nyquist limit of a 6x6 input": [*base, "input_key=coarse"],
     }

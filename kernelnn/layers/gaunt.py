@@ -305,7 +305,16 @@ def gaunt_tensor_product(x: torch.Tensor, y: torch.Tensor, L_out: int, *, normal
                          method: str = "auto") -> torch.Tensor:
     """Gaunt tensor product of ``x (..., (L1+1)^2)`` and ``y (..., (L2+1)^2)`` (leading dims broadcast):
     ``(..., (L_out+1)^2)``, the coefficients of the point-wise product of the two spherical functions up to degree
-    ``L_out`` (module docstring). Any float dtype; any degrees."""
+    ``L_out`` (module docstring). Any float dtype (the ``"fourier"`` method computes float16 / bfloat16 in
+    float32, MKL's FFT having no half types, and returns the input dtype); any degrees."""
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"gaunt_tensor_product: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():  # ValueError, as before (tests/layers/test_gaunt.py)
+            raise ValueError(f"gaunt_tensor_product: {name} must be floating point (float16, bfloat16, float32, "
+                            f"float64), got {t.dtype}")
+        if t.dim() < 1:
+            raise ValueError(f"gaunt_tensor_product: {name} must have shape (..., (L+1)^2), got a 0-d tensor")
     L1 = degree_of_dim(x.shape[-1], "gaunt_tensor_product", "x")
     L2 = degree_of_dim(y.shape[-1], "gaunt_tensor_product", "y")
     if isinstance(L_out, bool) or not isinstance(L_out, int) or L_out < 0:
@@ -314,11 +323,17 @@ def gaunt_tensor_product(x: torch.Tensor, y: torch.Tensor, L_out: int, *, normal
         raise ValueError(f"gaunt_tensor_product: normalization={normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
     if method not in METHODS:
         raise ValueError(f"gaunt_tensor_product: method={method!r}; valid: {', '.join(METHODS)}")
-    if not (x.is_floating_point() and y.is_floating_point()):
-        raise ValueError(f"gaunt_tensor_product: x and y must be floating point, got {x.dtype} and {y.dtype}")
+    try:
+        lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"gaunt_tensor_product: the leading dims of x {tuple(x.shape[:-1])} and y "
+                         f"{tuple(y.shape[:-1])} do not broadcast") from None
     dtype = torch.promote_types(x.dtype, y.dtype)
-    x, y = x.to(dtype), y.to(dtype)
+    if math.prod(lead) == 0:  # MKL's FFT refuses empty arrays; every method returns this
+        return x.new_zeros(*lead, (L_out + 1) ** 2, dtype=dtype)
     if method == "auto":
         method = choose_method(L1, L2, L_out, x.device)
-    out = _IMPLEMENTATIONS[method](x, y, L1, L2, L_out)
+    compute = torch.float32 if method == "fourier" and dtype in (torch.float16, torch.bfloat16) else dtype
+    x, y = x.to(compute), y.to(compute)
+    out = _IMPLEMENTATIONS[method](x, y, L1, L2, L_out).to(dtype)
     return out * math.sqrt(4 * math.pi) if normalization == "component" else out

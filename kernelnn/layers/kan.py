@@ -40,6 +40,7 @@ from kernelnn.layers.bspline import (
 )
 from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
 from kernelnn.layers.data_init import layer_input
+from kernelnn.layers.input_checks import check_float_tensor
 from kernelnn.protocols import GridAdaptive, layers_with
 from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS, NEURONS
 
@@ -274,9 +275,13 @@ class KANLinear(_KANEdges):
         w = self.spline_weight
         return w if self.spline_scaler is None else w * self.spline_scaler.unsqueeze(-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        check_float_tensor(x, "KANLinear")
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"KANLinear: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)
         base = self.base_activation(flat)
@@ -361,10 +366,14 @@ class KANConv(_KANEdges):
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         return pad(x, [(p, p) for p in self.padding], self.padding_mode)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        check_float_tensor(x, type(self).__name__)
         if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__}: input must have shape (batch, {self.in_channels}, "
                              f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         # Pad first so padded pixels go through the edge functions like any other (a KAN on padded patches).
         xp = self._pad(x)
         channels_last = xp.movedim(1, -1)  # (N, *S, C)

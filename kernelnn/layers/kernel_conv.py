@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
+from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor
 from kernelnn.layers.lp_distance import BACKENDS, CHUNK_ELEMENTS, lp_distance
 from kernelnn.registry import CONVOLUTIONS, NEURONS
 
@@ -233,6 +234,9 @@ class KernelConv(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         name = type(self).__name__
+        check_float_tensor(x, name)
+        if self.kernel not in ("l1", "lp"):  # the l1/lp distance promotes dtypes itself; the others are F.conv
+            check_dtype_matches(x, self, name)
         if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, "
                              f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
@@ -341,10 +345,16 @@ class KernelLinear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.conv = KernelConv1d(in_features, out_features, 1, bias=bias, kernel=kernel, **options)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        check_float_tensor(x, name)
+        if self.conv.kernel not in ("l1", "lp"):
+            check_dtype_matches(x, self, name)
         if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: input must have shape (..., {self.in_features}), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(f"{name}: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         lead = x.shape[:-1]
         return self.conv(x.reshape(-1, self.in_features, 1)).reshape(*lead, self.out_features)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_float_input
 from kernelnn.protocols import TwoSpeed, layers_with
 from kernelnn.registry import CONVOLUTIONS, NEURONS
 
@@ -109,6 +110,7 @@ class QuadraticLinear(_Quadratic):
         self._build(lambda: nn.Linear(in_features, out_features), compact, shrinkage)
 
     def check_input(self, x: torch.Tensor) -> None:
+        check_float_input(x, self, "QuadraticLinear")
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"QuadraticLinear: input must have shape (..., {self.in_features}), got "
                              f"{tuple(x.shape)}")
@@ -155,6 +157,7 @@ class QuadraticConv(_Quadratic):
         self._build(make, compact, shrinkage)
 
     def check_input(self, x: torch.Tensor) -> None:
+        check_float_input(x, self, type(self).__name__)
         if x.dim() not in (self.dim + 1, self.dim + 2) or x.shape[-self.dim - 1] != self.in_channels:
             raise ValueError(f"{type(self).__name__}: input must have shape (batch, {self.in_channels}, "
                              f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")

@@ -27,8 +27,11 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor, parameter_dtype
 from kernelnn.layers.spectral import autocast_output_dtype
 from kernelnn.registry import NEURONS
+
+_HALF = (torch.float16, torch.bfloat16)
 
 PRECISIONS = ("full", "diagonal", "scalar")
 
@@ -230,14 +233,26 @@ class RBFLayer(nn.Module):
                 parts.append(_per_centre_distance(*args))
         return torch.cat(parts, dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        """A float tensor ``(..., in_features)``; half inputs run in the parameters' dtype, which must be float32
+        or float64 (exp of a difference of large terms); float32 / float64 inputs must match the parameters."""
+        check_float_tensor(x, "RBFLayer")
+        dtype = parameter_dtype(self)
+        if dtype in _HALF:
+            raise TypeError(f"RBFLayer: parameters in {dtype} are not supported, only float32 or float64 (the "
+                            "Gaussian of a difference of large terms); keep the layer in float32, use torch.autocast")
+        if x.dtype not in _HALF:
+            check_dtype_matches(x, self, "RBFLayer")
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"RBFLayer: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         out_dtype = autocast_output_dtype(x)
         lead = x.shape[:-1]
         with torch.autocast(x.device.type, enabled=False):  # exp of a difference of large terms: float32 at least
             flat = x.reshape(-1, self.in_features)
-            flat = flat.float() if flat.dtype in (torch.float16, torch.bfloat16) else flat
+            flat = flat.to(self.centers.dtype) if flat.dtype in _HALF else flat
             phi = torch.exp(-0.5 * self.squared_distances(flat))
             out = phi if self.linear is None else self.linear(phi)
         return out.reshape(*lead, out.shape[-1]).to(out_dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_float_tensor
 from kernelnn.registry import SKIPS
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -19,7 +20,15 @@ class SoftGating(nn.Module):
         self.weight = nn.Parameter(torch.ones(1, channels, *([1] * dim)))
         self.bias = nn.Parameter(torch.zeros(1, channels, *([1] * dim))) if bias else None
 
+    def check_input(self, x: torch.Tensor) -> None:
+        check_float_tensor(x, "SoftGating")
+        channels, dim = self.weight.shape[1], self.weight.dim() - 2
+        if x.dim() != dim + 2 or x.shape[1] != channels:
+            raise ValueError(f"SoftGating: input must have shape (batch, {channels}, {', '.join('n' * dim)}), got "
+                             f"{tuple(x.shape)}")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         y = self.weight * x
         return y if self.bias is None else y + self.bias
 

@@ -102,6 +102,8 @@ class SphericalConv(nn.Module):
             if self.n_modes > isht.lmax:
                 raise ValueError(f"{type(self).__name__}: n_modes={self.n_modes} exceeds the {isht.lmax} degrees of "
                                  f"the output grid {nlat_out}x{nlon_out}")
+            if x.shape[0] == 0:  # MKL's FFT refuses an empty batch ("Inconsistent configuration parameters")
+                return x.new_zeros(0, self.out_channels, nlat_out, nlon_out, dtype=out_dtype)
             coeffs = sht(x)[..., : self.n_modes, : self.n_modes]
             m = coeffs.shape[-1]
             if self.operator_type == "driscoll-healy":

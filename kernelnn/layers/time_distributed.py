@@ -27,4 +27,4 @@ class TimeDistributed(nn.Module):
             raise ValueError(f"TimeDistributed({type(self.module).__name__}): input must be (batch, time, ...), "
                              f"got shape {tuple(x.shape)}")
         out = self.module(rearrange(x, "b t ... -> (b t) ..."))
-        return rearrange(out, "(b t) ... -> b t ...", b=x.shape[0])
+        return out.reshape(x.shape[0], x.shape[1], *out.shape[1:])  # not einops: it divides by b, 0 when empty

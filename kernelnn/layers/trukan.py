@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from kernelnn.layers.input_checks import check_float_tensor
 from kernelnn.registry import NEURONS
 
 CHUNK_ELEMENTS = 2**22  # elements of one (batch, outputs, inputs, knots) block for individual knots
@@ -104,9 +105,13 @@ class TruKANLinear(nn.Module):
             return (x > knots).to(x.dtype)
         return shifted if self.order == 1 else shifted**self.order
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        check_float_tensor(x, "TruKANLinear")
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"TruKANLinear: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)
         powers = torch.stack([flat**p for p in range(self.order + 1)], dim=-1)  # (N, in, k + 1)

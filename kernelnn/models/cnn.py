@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.registry import ACTIVATIONS, CONVOLUTIONS
 
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -96,6 +97,7 @@ class CNN(nn.Module):
                              f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"CNN: input dtype must be floating point, got {x.dtype}")
+        check_dtype_matches(x, self, "CNN")
         stages = sum(isinstance(m, tuple(_MAX_POOL.values())) for m in self.features)
         if any(n // self.pool**stages < 1 for n in x.shape[2:]):
             raise ValueError(f"CNN: images of size {tuple(x.shape[2:])} are too small for {stages} pooling stages "

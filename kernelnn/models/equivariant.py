@@ -48,6 +48,7 @@ from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.gate import Gate
 from kernelnn.layers.gaunt import sphere_grid_plan
 from kernelnn.layers.gaunt_layer import GauntTensorProduct
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.radial import BesselBasis, PolynomialCutoff
 from kernelnn.layers.spherical_harmonics import spherical_harmonics
 
@@ -229,6 +230,7 @@ class EquivariantNet(nn.Module):
                              f"{tuple(positions.shape)}")
         if not positions.is_floating_point():
             raise TypeError(f"EquivariantNet: positions must be floating point, got {positions.dtype}")
+        check_dtype_matches(positions, self, "EquivariantNet", "positions")
         if mask is not None and (not isinstance(mask, torch.Tensor) or mask.shape != positions.shape[:2]
                                  or mask.dtype != torch.bool):
             got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__

@@ -10,6 +10,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from kernelnn.layers.global_tucker import GlobalTucker
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spectral import SpectralConv, _as_modes, check_field_input, check_modes_fit
@@ -175,6 +176,7 @@ class FNO(nn.Module):
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
         with ``dim`` spatial sizes that resolve ``n_modes`` (``n_modes <= (N + 1) // 2``)."""
         check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes)
+        check_dtype_matches(x, self, type(self).__name__)
 
     def _padding(self, spatial: Sequence[int]) -> list[int]:
         return [round(frac * n) for frac, n in zip(self.domain_padding, spatial, strict=True)]
@@ -241,6 +243,7 @@ class SpatioTemporalFNO(nn.Module):
             raise ValueError(f"{name}: input must have shape (batch, {self.in_steps}, X, Y), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+        check_dtype_matches(x, self, name)
         check_modes_fit(self.fno.n_modes, (x.shape[2], x.shape[3], self.out_steps), name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

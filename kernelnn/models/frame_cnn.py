@@ -9,6 +9,7 @@ from torch import nn
 
 from kernelnn.layers.delta import DeltaActivation
 from kernelnn.layers.delta_accumulate import DeltaConv2d, DeltaLinear
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.time_distributed import TimeDistributed
 
 
@@ -99,6 +100,7 @@ class FrameCNN(nn.Module):
                              f"{tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"FrameCNN: input dtype must be floating point, got {x.dtype}")
+        check_dtype_matches(x, self, "FrameCNN")
         if any(n // self.pool**self.n_pools < 1 for n in x.shape[3:]):
             raise ValueError(f"FrameCNN: frames of size {tuple(x.shape[3:])} are too small for {self.n_pools} "
                              f"pooling stages of factor {self.pool}")

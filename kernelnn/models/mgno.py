@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.multigrid import MgConv, check_multigrid_input
 from kernelnn.registry import ACTIVATIONS
 
@@ -45,6 +46,7 @@ class MgNO(nn.Module):
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
         with each spatial size divisible by ``2 ** (levels - 1)``."""
         check_multigrid_input(x, self.in_channels, self.dim, self.mg[0].levels, "MgNO")
+        check_dtype_matches(x, self, "MgNO")
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)

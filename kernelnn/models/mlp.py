@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.registry import ACTIVATIONS, NEURONS
 
 
@@ -73,6 +74,7 @@ class MLP(nn.Module):
             raise ValueError(f"MLP: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"MLP: input dtype must be floating point, got {x.dtype}")
+        check_dtype_matches(x, self, "MLP")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_float_tensor
+
 
 class Normalized(nn.Module):
     """``decode(model(encode(x)))`` with per-channel statistics stored as (persistent) buffers.
@@ -36,16 +38,22 @@ class Normalized(nn.Module):
         return stat.to(x.dtype).view(-1, *([1] * (x.dim() - 2)))
 
     def check_input(self, x: torch.Tensor) -> None:
-        """The wrapped model's input check, after the channel count the statistics were taken over."""
-        if self.in_mean is not None and isinstance(x, torch.Tensor) and x.dim() >= 2 \
+        """A float tensor, with the channel count the statistics were taken over, then the wrapped model's input
+        check (its errors re-raised naming ``Normalized`` too)."""
+        check_float_tensor(x, "Normalized")
+        if self.in_mean is not None and x.dim() >= 2 and self.in_mean.numel() > 1 \
                 and x.shape[self.channel_dim] != self.in_mean.numel():
             raise ValueError(f"Normalized: input has {x.shape[self.channel_dim]} channels along dim "
                              f"{self.channel_dim}; its statistics are for {self.in_mean.numel()}")
         check = getattr(self.model, "check_input", None)
         if callable(check):
-            check(x)
+            try:
+                check(x)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"Normalized({type(self.model).__name__}): {error}") from error
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         if self.in_mean is not None:
             x = (x - self._shape(self.in_mean, x)) / self._shape(self.in_std, x)
         y = self.model(x)

@@ -13,6 +13,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from kernelnn.layers.input_checks import check_dtype_matches
+
 
 class MGPatching(nn.Module):
     """Wrap ``model`` so it sees ``2^levels x 2^levels`` patches with multi-resolution context.
@@ -45,6 +47,7 @@ class MGPatching(nn.Module):
                             f"{getattr(x, 'dtype', type(x).__name__)}")
         if x.dim() != 4:
             raise ValueError(f"MGPatching: input must be (batch, channels, H, W), got shape {tuple(x.shape)}")
+        check_dtype_matches(x, self, "MGPatching")
         n = 2**self.levels
         height, width = x.shape[2:]
         if height % (n * n) or width % (n * n):
@@ -80,4 +83,12 @@ class MGPatching(nn.Module):
         return rearrange(y, "(b i j) c y x -> b c (i y) (j x)", b=batch, i=n, j=n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stitch(self.model(self.patches(x)), x.shape[0])
+        patches = self.patches(x)
+        try:
+            y = self.model(patches)
+        except (TypeError, ValueError) as error:  # name the wrapper too: the patches carry levels + 1 copies of C
+            if "MGPatching" in str(error):
+                raise
+            raise type(error)(f"MGPatching (levels={self.levels}: the wrapped {type(self.model).__name__} sees "
+                              f"{patches.shape[1]} channels, {self.levels + 1} per input channel): {error}") from error
+        return self.stitch(y, x.shape[0])

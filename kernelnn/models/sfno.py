@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spherical import SphericalConv
@@ -48,6 +49,7 @@ class SphericalFNO(nn.Module):
                              f"got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"SphericalFNO: input dtype must be floating point, got {x.dtype}")
+        check_dtype_matches(x, self, "SphericalFNO")
         self.spectral[0].check_grid(x.shape[2], x.shape[3])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
