@@ -49,24 +49,24 @@ def claim(out: Path, resume: str | None, info: D.DistInfo, config=None) -> Itera
     lock = out / LOCK
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        if resume is None and (out / "checkpoints" / "last.pt").exists():
-            error = (f"{out} already holds a run (checkpoints/last.pt); continue it with trainer.resume=auto, or "
-                     "give this run another folder (hydra.run.dir=...)")
-        else:
-            for _ in range(2):  # a stale lock (its run died) is removed once, then taken
-                try:
-                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                except FileExistsError:
-                    holder = _holder(lock)
-                    if holder is not None:
-                        error = (f"{out} is in use by another run (host {holder[0]}, pid {holder[1]}); give this "
-                                 "run another folder (hydra.run.dir=...)")
-                        break
-                    lock.unlink(missing_ok=True)
-                    continue
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-                break
+        for _ in range(2):  # a stale lock (its run died) is removed once, then taken
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = _holder(lock)
+                if holder is not None:
+                    error = (f"{out} is in use by another run (host {holder[0]}, pid {holder[1]}); give this run "
+                             "another folder (hydra.run.dir=...)")
+                    break
+                lock.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+            if resume is None and (out / "checkpoints" / "last.pt").exists():
+                lock.unlink()
+                error = (f"{out} already holds a run (checkpoints/last.pt); continue it with trainer.resume=auto, "
+                         "or give this run another folder (hydra.run.dir=...)")
+            break
     error = D.broadcast_object(error, info)
     if error:
         raise ConfigError(error)

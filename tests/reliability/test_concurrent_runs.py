@@ -1,0 +1,35 @@
+"""Two runs started on one folder at once: the second stops at once, naming the folder and the first run's pid; the
+first finishes untouched."""
+
+import os
+import subprocess
+import sys
+import time
+
+from kernelnn.training.checkpoint import load_checkpoint
+from tests.conftest import QUIET_TRAINER, ROOT, TINY_DATA, TINY_MODEL
+
+ARGS = [*TINY_DATA["darcy"], *TINY_MODEL["fno"], *QUIET_TRAINER, "data.n_train=200", "trainer.batch_size=4",
+        "trainer.epochs=30"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_a_second_run_on_a_busy_folder_stops_and_the_first_is_untouched(tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *ARGS, f"hydra.run.dir={out}"], env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lock = out / ".kernelnn-run.lock"
+    deadline = time.monotonic() + 120
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), "the first run never took its folder"
+    second = subprocess.run([sys.executable, str(ROOT / "train.py"), *ARGS, "model.hidden_channels=6",
+                             f"hydra.run.dir={out}"], env=ENV, capture_output=True, text=True, timeout=300)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert f"is in use by another run (host {os.uname().nodename}, pid {first.pid})" in second.stderr, second.stderr
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["epoch"] == 30 and ckpt["config"]["model"]["hidden_channels"] == 8
+    assert "hidden_channels: 8" in (out / ".hydra" / "config.yaml").read_text()
+    assert not lock.exists()
