@@ -15,7 +15,7 @@ from kernelnn.training.checkpoint import load_checkpoint
 from tests.conftest import QUIET_TRAINER, ROOT, TINY_DATA, TINY_MODEL
 
 ARGS = [*TINY_DATA["darcy"], *TINY_MODEL["fno"], *QUIET_TRAINER, "data.n_train=200", "trainer.batch_size=4",
-        "trainer.epochs=40", "trainer.deterministic=true", "trainer.test_every=5"]
+        "trainer.epochs=60", "trainer.deterministic=true", "trainer.test_every=5"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -35,24 +35,26 @@ def test_random_kills_then_resume_match_the_uninterrupted_run(tmp_path):
     assert full.returncode == 0, err[-3000:]
     rng = random.Random(0)
     out, kills = tmp_path / "killed" / "run", 0
-    for _ in range(15):
+    last = out / "checkpoints" / "last.pt"
+    for _ in range(6):  # each try writes at least one new checkpoint, then dies a moment later
+        before = last.stat().st_mtime_ns if last.exists() else None
         proc = start(out, "trainer.resume=auto")
-        time.sleep(rng.uniform(2.0, 6.0))  # start-up takes ~3 s: kills land in training, evaluation and saving
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        _, err = proc.communicate()
-        assert proc.returncode == 0, err[-3000:]
-        break
-    else:  # every try was killed: one last run to the end
-        last = start(out, "trainer.resume=auto")
-        _, err = last.communicate(timeout=600)
-        assert last.returncode == 0, err[-3000:]
-    assert kills >= 2
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and (
+                not last.exists() or last.stat().st_mtime_ns == before):
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            break
+        time.sleep(rng.uniform(0.0, 0.4))  # inside an epoch, an evaluation or the next checkpoint write
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    final = start(out, "trainer.resume=auto")
+    _, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err[-3000:]
+    assert kills >= 3
     a, b = load_checkpoint(tmp_path / "full/run/checkpoints/last.pt"), load_checkpoint(out / "checkpoints/last.pt")
-    assert b["epoch"] == a["epoch"] == 40
+    assert b["epoch"] == a["epoch"] == 60
     for key, value in a["model"].items():
         assert torch.equal(b["model"][key], value), key
     assert comparable(b["history"]) == comparable(a["history"])
