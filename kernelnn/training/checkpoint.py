@@ -58,6 +58,11 @@ def previous(path: Path) -> Path:
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
+def _temporary(path: Path) -> Path:
+    """This process's temporary name for ``path``: hidden, and carrying the pid so a later run can tell a stale one."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: bool = False) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
 
@@ -66,10 +71,10 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: bool
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a process killed mid-write
+    for stale in path.parent.glob(".*.tmp*"):  # any file's, left by a process killed mid-write
         if not _writer_alive(stale.name.rsplit(".tmp", 1)[-1]):
             stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp, kept = _temporary(path), _temporary(previous(path))
     try:
         with open(tmp, "wb") as fh:
             torch.save(state, fh)
@@ -77,7 +82,6 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: bool
             os.fsync(fh.fileno())
         verify(tmp)
         if keep_previous and path.exists():
-            kept = previous(path).with_name(previous(path).name + f".tmp{os.getpid()}")
             try:
                 os.link(path, kept)
             except OSError:  # a file system without hard links
@@ -86,6 +90,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: bool
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)
     return path
 
 

@@ -165,7 +165,8 @@ def test_a_fixed_length_schedule_cannot_be_stretched_on_resume(tiny_darcy, tmp_p
 def test_temporary_files_of_a_killed_save_are_cleaned(tiny_darcy, tmp_path):
     ckpt_dir = tmp_path / "checkpoints"
     ckpt_dir.mkdir(parents=True)
-    (ckpt_dir / ".last.pt.tmp999999999").write_bytes(b"half a checkpoint")  # its writer is gone
+    for name in (".last.pt.tmp999999999", ".last.prev.pt.tmp999999999", ".best.pt.tmp999999999"):
+        (ckpt_dir / name).write_bytes(b"half a checkpoint")  # their writer is gone
     run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path)
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["best.pt", "last.pt"]
 
