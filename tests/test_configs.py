@@ -55,7 +55,8 @@ GROUP_TESTS = {"model": "test_model_configs", "data": "test_data_configs", "expe
                "optim": "test_optim_and_scheduler_configs", "scheduler": "test_optim_and_scheduler_configs",
                "trainer": "test_trainer_plugins_and_patching_configs",
                "plugins": "test_trainer_plugins_and_patching_configs",
-               "patching": "test_trainer_plugins_and_patching_configs"}
+               "patching": "test_trainer_plugins_and_patching_configs",
+               "hydra": "test_hydra_job_logging_opens_no_file"}
 
 
 def test_every_config_group_is_tested():
@@ -63,6 +64,20 @@ def test_every_config_group_is_tested():
     groups = sorted(d.name for d in CONFIG_DIR.iterdir() if d.is_dir())
     assert groups == sorted(GROUP_TESTS), f"config groups without a test: {sorted(set(groups) - set(GROUP_TESTS))}"
     assert all(name in globals() for name in GROUP_TESTS.values())
+
+
+def test_hydra_job_logging_opens_no_file():
+    """train.yaml selects configs/hydra/job_logging/kernelnn.yaml, which logs to the console only: train.log is
+    opened by kernelnn once the run holds its folder (tests/reliability/test_concurrent_runs.py runs it)."""
+    from hydra import compose, initialize_config_dir
+
+    from kernelnn.training.launch import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    handlers = OmegaConf.to_container(cfg.hydra.job_logging.handlers)
+    assert handlers and all(h["class"] == "logging.StreamHandler" for h in handlers.values()), handlers
 
 
 @pytest.mark.parametrize("group,option", [(g, p.stem) for g in ("trainer", "plugins", "patching")

@@ -111,20 +111,28 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"checkpoint {str(path)!r} could not be read: {err}") from err
 
 
-def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Human-readable differences between two nested config containers (``key: old -> new``)."""
+def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every leaf where two nested config containers differ."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(set(old) | set(new), key=str):
             name = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old:
-                out.append(f"{name}: (absent) -> {new[key]!r}")
-            elif key not in new:
-                out.append(f"{name}: {old[key]!r} -> (absent)")
-            else:
-                out.extend(config_diff(old[key], new[key], name))
+            out.extend(differences(old.get(key, ABSENT), new.get(key, ABSENT), name))
         return out
-    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+    return [] if old == new else [(prefix, old, new)]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested config containers (``key: old -> new``)."""
+    return [f"{key}: {a!r} -> {b!r}" for key, a, b in differences(old, new, prefix)]
 
 
 # ---------------------------------------------------------------------------------------------- formats
@@ -153,16 +161,20 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
 
 
 # Config keys a resumed run may change: how long it trains, how it reports, where it runs. Anything else (model, data,
-# optimizer, schedule, seed, plugins, ...) would make the resumed run a different training than its checkpoint.
+# seed, plugins, ...) would make the resumed run a different training than its checkpoint.
 RESUMABLE_CHANGES = ("trainer.resume", "trainer.epochs", "trainer.early_stopping_patience", "trainer.grad_clip",
                      "trainer.device", "trainer.num_workers", "trainer.eval_batch_size", "trainer.test_every",
                      "trainer.log_every", "trainer.progress_bar", "trainer.tensorboard", "trainer.plots",
                      "trainer.plot_samples", "imports")
+# Config groups whose changes a resumed run applies, and records: the optimizer's settings (its moments are kept, so
+# its class may not change) and the learning-rate schedule, which is rebuilt and replayed to the checkpoint's step.
+APPLIED_ON_RESUME = ("optim", "scheduler")
+KEPT_ON_RESUME = ("optim._target_",)
 
 
 def resume_identity(model_config: dict[str, Any], normalization: Any, config: dict[str, Any],
                     stage: str | None = None) -> dict[str, Any]:
-    """What a checkpoint must share with a run that resumes from it."""
+    """What a checkpoint must share with a run that resumes from it (apart from :data:`APPLIED_ON_RESUME`)."""
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
     for key in RESUMABLE_CHANGES:
         group, _, name = key.partition(".")
@@ -171,6 +183,12 @@ def resume_identity(model_config: dict[str, Any], normalization: Any, config: di
         else:
             config.pop(group, None)
     return {"model_config": model_config, "normalization": normalization, "config": config, "stage": stage}
+
+
+def _applied(key: str) -> bool:
+    """Whether a difference at ``key`` (of :func:`resume_identity`) is one a resumed run applies."""
+    return key not in [f"config.{k}" for k in KEPT_ON_RESUME] and any(
+        key == f"config.{group}" or key.startswith(f"config.{group}.") for group in APPLIED_ON_RESUME)
 
 
 def checkpoint_identity(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -229,12 +247,16 @@ def find_resume_checkpoint(resume: str | None, output_dir: Path,
     return None
 
 
-def check_resume_identity(path: Path, ckpt: dict[str, Any], identity: dict[str, Any]) -> None:
-    """A resumed run must continue the same training as the checkpoint's (only :data:`RESUMABLE_CHANGES`)."""
+def check_resume_identity(path: Path, ckpt: dict[str, Any], identity: dict[str, Any]) -> list[str]:
+    """A resumed run must continue the same training as the checkpoint's: only :data:`RESUMABLE_CHANGES` may
+    differ, and :data:`APPLIED_ON_RESUME`, whose differences are returned (``key: old -> new``) to be applied."""
     from kernelnn.training.errors import ConfigError
 
-    diff = config_diff(checkpoint_identity(ckpt), identity)
-    if diff:
+    found = differences(checkpoint_identity(ckpt), identity)
+    refused = [f"{key}: {a!r} -> {b!r}" for key, a, b in found if not _applied(key)]
+    if refused:
         raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} was trained with another config (checkpoint "
-                          "-> now):\n  " + "\n  ".join(diff) + "\nA resumed run may change only "
-                          f"{', '.join(RESUMABLE_CHANGES)}; start a new run for anything else")
+                          "-> now):\n  " + "\n  ".join(refused) + "\nA resumed run may change only "
+                          f"{', '.join(RESUMABLE_CHANGES)}, and the settings of {' and '.join(APPLIED_ON_RESUME)} "
+                          f"(not {', '.join(KEPT_ON_RESUME)}); start a new run for anything else")
+    return [f"{key.removeprefix('config.')}: {a!r} -> {b!r}" for key, a, b in found]

@@ -43,6 +43,7 @@ def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, ep
         "monitor": trainer.monitor,
         "epochs": trainer.state.epoch,
         "epochs_run": epochs_run,
+        "resumes": trainer.state.resumes,  # each resume that changed optimizer or schedule settings, and how
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / epochs_run if epochs_run else None,
         **sizes,
@@ -58,6 +59,8 @@ def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, ep
             f"{ran}; best {trainer.monitor} at epoch {trainer.state.best_epoch}.",
             f"Test {main} (best weights): {format_metric(test_metrics, main) or '(no test sets)'}",
         ]
+        for resumed in trainer.state.resumes:
+            lines.append(f"Resumed at epoch {resumed['epoch']} with changed settings: {'; '.join(resumed['changes'])}")
         if written:
             lines.append(f"Checkpoints: {ckpt_dir} ({', '.join(written)})")
         if (out / "metrics.csv").exists():

@@ -122,7 +122,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
 
     meta = {"model_config": model_cfg, "normalization": normalization_record(model), "config": container}
-    with run_folder.claim(out, opts.resume, info, cfg):
+    with run_folder.claim(out, opts.resume, info):
         trainer = Trainer(
             model, task, bundle.train, bundle.eval_sets(),
             make_optimizer=instantiate_config(cfg.optim, "optim"),
@@ -132,7 +132,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
         )
         resume = resume_checkpoint(opts.resume, out, resume_identity(**meta), info)
         if resume is not None:
-            trainer.resume_from(resume[1], resume[0])
+            trainer.resume_from(*resume)
+        if info.is_main:  # once the run is known to be this folder's (a refused resume leaves the record as it was)
+            run_folder.write_hydra_record(out, cfg)
 
         sizes = model_sizes(model)
         report.log_start(bundle, model_cfg.get("_target_"), sizes, device, info, out)
@@ -149,12 +151,13 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
 
 
 def resume_checkpoint(resume: str | None, out: Path, identity: dict[str, Any],
-                      info: D.DistInfo) -> tuple[Path, dict[str, Any]] | None:
-    """The checkpoint to resume from, chosen by rank 0 (so all ranks agree), checked against this run."""
+                      info: D.DistInfo) -> tuple[dict[str, Any], Path, list[str]] | None:
+    """The checkpoint to resume from (chosen by rank 0, so all ranks agree), its path, and the settings this run
+    changes (checked against this run: only those a resume may change)."""
     found = find_resume_checkpoint(resume, out, identity) if info.is_main else None
     path = D.broadcast_object(None if found is None else str(found[0]), info)
     if path is None:
         return None
     ckpt = found[1] if found is not None else load_checkpoint(path)  # read once per rank
-    check_resume_identity(Path(path), ckpt, identity)
-    return Path(path), ckpt
+    changes = check_resume_identity(Path(path), ckpt, identity)
+    return ckpt, Path(path), changes

@@ -1,13 +1,14 @@
 """One run per folder: a run claims its output folder for as long as it writes there.
 
 A second run pointed at a folder that a live run holds, or at a folder holding a finished or interrupted run it
-was not asked to resume, stops before writing anything of its own (Hydra's own ``.hydra/`` and log files are
-written before kernelnn runs; the checkpoints, metrics and plots are not touched).
+was not asked to resume, stops before writing anything: kernelnn, not Hydra, writes ``.hydra/`` and ``train.log``,
+after the folder is this run's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -42,9 +43,9 @@ def _holder(lock: Path) -> tuple[str, int] | None:
 
 
 @contextlib.contextmanager
-def claim(out: Path, resume: str | None, info: D.DistInfo, config=None) -> Iterator[None]:
-    """Hold ``out`` for this run (rank 0 takes the lock; every rank learns whether it got it); then record the
-    composed ``config`` in ``out/.hydra/`` inside a Hydra app."""
+def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
+    """Hold ``out`` for this run (rank 0 takes the lock; every rank learns whether it got it), logging to
+    ``out/train.log`` meanwhile."""
     error = None
     lock = out / LOCK
     if info.is_main:
@@ -70,13 +71,25 @@ def claim(out: Path, resume: str | None, info: D.DistInfo, config=None) -> Itera
     error = D.broadcast_object(error, info)
     if error:
         raise ConfigError(error)
+    log_file = None
     try:
         if info.is_main:
-            write_hydra_record(out, config)
+            log_file = _log_to(out / "train.log")
         yield
     finally:
+        if log_file is not None:
+            logging.getLogger().removeHandler(log_file)
+            log_file.close()
         if info.is_main:
             lock.unlink(missing_ok=True)
+
+
+def _log_to(path: Path) -> logging.Handler:
+    """Append the run's log records to ``path`` (what Hydra's file handler did, but only once the folder is ours)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
 
 
 def write_hydra_record(out: Path, config) -> None:

@@ -14,6 +14,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class TrainState:
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch (metrics.csv)
     steps: list[dict[str, Any]] = field(default_factory=list)  # training loss every log_every steps (plots)
+    resumes: list[dict[str, Any]] = field(default_factory=list)  # each resume: its epoch and the settings it changed
 
 
 class ShardSampler(Sampler[int]):
@@ -395,13 +397,12 @@ class Trainer:
         bad = torch.tensor([0.0 if torch.isfinite(mean_loss) else 1.0], device=self.device)
         if D.all_reduce_sum(bad, self.dist).item() > 0:
             last = self.checkpoint_dir / "last.pt"
-            where = (f"the last good checkpoint {str(last)!r} (epoch {self.state.epoch}) is intact; resume with "
-                     "trainer.resume=auto and trainer.grad_clip set, or" if last.exists()
-                     else "no checkpoint was written yet;")
-            raise NonFiniteLossError(
-                f"training loss became {mean_loss.item()} in epoch {epoch + 1} (optimizer step {self.state.step}); "
-                f"{where} start a new run with a lower optim.lr"
-            )
+            advice = (f"the last good checkpoint (epoch {self.state.epoch}) is intact: continue with "
+                      f"trainer.resume={last} and a lower optim.lr or trainer.grad_clip set" if last.exists()
+                      else "no checkpoint was written yet: start a new run with a lower optim.lr or "
+                      "trainer.grad_clip set")
+            raise NonFiniteLossError(f"training loss became {mean_loss.item()} in epoch {epoch + 1} (optimizer step "
+                                     f"{self.state.step}); {advice}")
         return mean_loss.item()
 
     # ----------------------------------------------------------------------------------- evaluation
@@ -477,7 +478,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "bad_epochs": s.bad_epochs, "history": s.history, "steps": s.steps,
+            "bad_epochs": s.bad_epochs, "history": s.history, "steps": s.steps, "resumes": s.resumes,
             "world_size": self.dist.world_size, "rng": rng_states,
             "plugins": {p.name: p.state_dict() for p in self.plugins},
         }
@@ -491,18 +492,27 @@ class Trainer:
             save_checkpoint(self.checkpoint_state(states), self.checkpoint_dir / "last.pt", keep_previous=True)
         D.barrier(self.dist)
 
-    def resume_from(self, ckpt: dict[str, Any], path: Path) -> None:
+    def resume_from(self, ckpt: dict[str, Any], path: Path, changes: Sequence[str] = ()) -> None:
         """Restore model, optimizer, scheduler, scaler, progress, plugin and RNG states from the training
         checkpoint ``ckpt`` (loaded from ``path``). Resumed into another folder, the run's ``best.pt`` is carried
-        over and its ``last.pt`` and ``metrics.csv`` are written there at once."""
+        over and its ``last.pt`` and ``metrics.csv`` are written there at once.
+
+        The optimizer keeps its saved state (moments, step counts) but takes its settings (rate, decay, betas, ...)
+        from this run's config, and the schedule is rebuilt for this run's ``epochs`` and replayed to the saved step:
+        so a resumed run with a new rate, schedule or length trains as configured. ``changes`` (``key: old -> new``)
+        are recorded in the checkpoint's ``resumes`` and logged."""
         if ckpt.get("format") != TRAINING_FORMAT:
             raise ConfigError(f"trainer.resume: {str(path)!r} is not a kernelnn training checkpoint (best.pt holds "
                               "the best weights only; resume from last.pt)")
+        if ckpt["epoch"] > self.options.epochs:
+            raise ConfigError(f"trainer.epochs={self.options.epochs}: the checkpoint {str(path)!r} has trained "
+                              f"{ckpt['epoch']} epochs already; resume with trainer.epochs >= {ckpt['epoch']}")
         params = [id(p) for p in self.model.parameters()]
         self.model.load_state_dict(ckpt["model"])  # a layer resized in training adopts its saved size here
         self.state = TrainState(epoch=ckpt["epoch"], step=ckpt["step"], best=ckpt["best"],
                                 best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
-                                history=list(ckpt["history"]), steps=list(ckpt.get("steps", [])))
+                                history=list(ckpt["history"]), steps=list(ckpt.get("steps", [])),
+                                resumes=list(ckpt.get("resumes", [])))
         saved = ckpt.get("plugins", {})
         for plugin in self.plugins:
             if plugin.name in saved:
@@ -513,19 +523,15 @@ class Trainer:
             self._wrap_model()
         for plugin in self.plugins:
             plugin.on_load_checkpoint(self, ckpt)
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.scaler.load_state_dict(ckpt["scaler"])
-        except (KeyError, ValueError, RuntimeError) as err:
-            raise ConfigError(f"trainer.resume: the optimizer / schedule state in {str(path)!r} does not fit this "
-                              f"run's optimizer ({type(err).__name__}: {err})") from err
-        planned = getattr(self.scheduler, "total_steps", None)  # schedules of a fixed length (one-cycle)
-        if planned is not None and planned < (self.options.epochs - self.state.epoch) * self.steps_per_epoch \
-                + self.scheduler.last_epoch:
-            raise ConfigError(f"trainer.resume: the checkpoint's {type(self.scheduler).__name__} was planned for "
-                              f"{planned} steps and cannot run to trainer.epochs={self.options.epochs}; resume with "
-                              "the epochs it was planned for, or start a new run")
+        self._restore_optimization(ckpt, path)
+        planned = (ckpt.get("config") or {}).get("trainer", {}).get("epochs")
+        if isinstance(planned, int) and planned != self.options.epochs:
+            changes = [*changes, f"trainer.epochs: {planned} -> {self.options.epochs} (the schedule re-planned for "
+                                 "the new length)"]
+        if changes:
+            self.state.resumes.append({"epoch": self.state.epoch, "changes": list(changes)})
+            self.log(f"resumed with changed settings, applied from epoch {self.state.epoch + 1}: "
+                     + "; ".join(changes))
         rngs = ckpt["rng"]
         set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
         source_dir = Path(path).resolve().parent
@@ -538,3 +544,28 @@ class Trainer:
                 self.metrics_log.write(self.state.history)
         D.barrier(self.dist)
         self.log(f"resumed from {path} at epoch {self.state.epoch} (step {self.state.step})")
+
+    def _restore_optimization(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Optimizer state from ``ckpt`` with this run's settings; the schedule replayed to the saved step."""
+        configured = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        saved_schedule = ckpt["scheduler"]
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            if not isinstance(saved_schedule.get("last_epoch"), int):  # not a step-counting LRScheduler
+                self.scheduler.load_state_dict(saved_schedule)
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"trainer.resume: the optimizer / schedule state in {str(path)!r} does not fit this "
+                              f"run's optimizer ({type(err).__name__}: {err})") from err
+        for group, settings in zip(self.optimizer.param_groups, configured, strict=True):
+            group.update(settings)  # the rate, decay, ... this run is configured with (as at step 0 of its schedule)
+        if isinstance(saved_schedule.get("last_epoch"), int):
+            steps = saved_schedule["last_epoch"]
+            with warnings.catch_warnings():  # stepping a schedule without optimizer steps is the point here
+                warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+                try:
+                    for _ in range(steps):
+                        self.scheduler.step()
+                except ValueError as err:  # a fixed-length schedule (one-cycle) shorter than the steps taken
+                    raise ConfigError(f"trainer.resume: the schedule cannot be replayed to the checkpoint's step "
+                                      f"{steps}: {err}") from err

@@ -32,4 +32,22 @@ def test_a_second_run_on_a_busy_folder_stops_and_the_first_is_untouched(tmp_path
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["epoch"] == 30 and ckpt["config"]["model"]["hidden_channels"] == 8
     assert "hidden_channels: 8" in (out / ".hydra" / "config.yaml").read_text()
+    log = (out / "train.log").read_text()
+    assert "epoch 30/30" in log and "in use by another run" not in log and "hidden_channels=6" not in log
     assert not lock.exists()
+
+
+def test_a_refused_resume_leaves_the_folder_s_record_as_it_was(tmp_path):
+    """A resume refused for another config (here another model) writes neither .hydra/ nor train.log."""
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *ARGS, "trainer.epochs=1", f"hydra.run.dir={out}"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = {p.name: p.read_bytes() for p in (out / ".hydra").iterdir()}
+    log = (out / "train.log").read_bytes()
+    refused = subprocess.run([sys.executable, str(ROOT / "train.py"), *ARGS, "trainer.epochs=2",
+                              "model.hidden_channels=6", "trainer.resume=auto", f"hydra.run.dir={out}"], env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "was trained with another config" in refused.stderr, refused.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in (out / ".hydra").iterdir()} == record
+    assert (out / "train.log").read_bytes() == log

@@ -70,14 +70,20 @@ class PoisonAt(TrainingPlugin):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_darcy, tmp_path):
-    with pytest.raises(NonFiniteLossError, match=r"training loss became nan in epoch 3 .* last good checkpoint .* "
-                                                 r"\(epoch 2\) is intact; resume with trainer.resume=auto"):
+    """The message's advice works as written: resuming from the named checkpoint with a lower rate applies it."""
+    last = tmp_path / "checkpoints" / "last.pt"
+    with pytest.raises(NonFiniteLossError, match=r"training loss became nan in epoch 3 .* last good checkpoint "
+                       rf"\(epoch 2\) is intact: continue with trainer.resume={last} and a lower optim.lr"):
         run(tiny_darcy("trainer.epochs=3"), output_dir=tmp_path, plugins=[PoisonAt(2)])
-    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    ckpt = load_checkpoint(last)
     assert ckpt["epoch"] == 2
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
-    resumed = run(tiny_darcy("trainer.epochs=3", "trainer.resume=auto"), output_dir=tmp_path)
+    resumed = run(tiny_darcy("trainer.epochs=3", "optim.lr=0.0005", f"trainer.resume={last}"), output_dir=tmp_path)
     assert resumed["epochs"] == 3 and math.isfinite(resumed["test"]["test_16/l2"])
+    assert resumed["resumes"] == [{"epoch": 2, "changes": ["optim.lr: 0.001 -> 0.0005"]}]
+    planned = run(tiny_darcy("trainer.epochs=3", "optim.lr=0.0005"), output_dir=tmp_path / "planned")
+    rates = [row["lr"] for row in load_checkpoint(planned["last_checkpoint"])["history"]]
+    assert load_checkpoint(last)["history"][-1]["lr"] == rates[-1]  # the new rate's schedule at epoch 3
 
 
 def test_checkpoint_of_another_model_is_refused(tiny_darcy, tmp_path):
@@ -96,25 +102,6 @@ def test_checkpoint_contents_load_weights_only(tiny_darcy, tmp_path):
     assert isinstance(ckpt["rng"][0]["torch"], torch.Tensor)
     assert ckpt["config"]["trainer"]["epochs"] == 1
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))  # no temporary files left behind
-
-
-def test_resume_refuses_a_checkpoint_of_another_training(tiny_darcy, tmp_path):
-    """Only how long and how visibly a run trains may change on resume; another optimizer, rate, schedule or seed
-    would be a different training reported under the checkpoint's history."""
-    first = run(tiny_darcy("trainer.epochs=1", "optim.lr=0.01"), output_dir=tmp_path / "a")
-    for override, diff in [("optim.lr=0.5", r"config.optim.lr: 0.01 -> 0.5"),
-                           ("optim=sgd", r"config.optim._target_: 'torch.optim.Adam' -> 'torch.optim.SGD'"),
-                           ("scheduler=onecycle", r"config.scheduler._target_"), ("seed=7", r"config.seed: 0 -> 7")]:
-        with pytest.raises(ConfigError, match=rf"(?s)was trained with another config.*{diff}.*may change only"):
-            run(tiny_darcy("trainer.epochs=2", "optim.lr=0.01", override, f"trainer.resume={first['last_checkpoint']}"),
-                output_dir=tmp_path / "b")
-    # resume=auto never picks a sibling trained otherwise: it starts fresh
-    fresh = run(tiny_darcy("trainer.epochs=1", "optim.lr=0.5", "trainer.resume=auto"), output_dir=tmp_path / "c")
-    assert fresh["epochs_run"] == 1
-    # ... and more epochs, other reporting are fine
-    more = run(tiny_darcy("trainer.epochs=2", "optim.lr=0.01", "trainer.test_every=1",
-                          f"trainer.resume={first['last_checkpoint']}"), output_dir=tmp_path / "d")
-    assert more["epochs_run"] == 1 and (tmp_path / "d" / "metrics.csv").is_file()
 
 
 def test_a_finished_run_resumed_elsewhere_names_only_files_that_exist(tiny_darcy, tmp_path):
@@ -153,13 +140,6 @@ def test_a_damaged_own_checkpoint_is_not_silently_replaced(tiny_darcy, tmp_path)
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="this run's checkpoint cannot be resumed"):
         run(tiny_darcy("trainer.epochs=2", "trainer.resume=auto"), output_dir=tmp_path)
-
-
-def test_a_fixed_length_schedule_cannot_be_stretched_on_resume(tiny_darcy, tmp_path):
-    first = run(tiny_darcy("trainer.epochs=1", "scheduler=onecycle"), output_dir=tmp_path / "a")
-    with pytest.raises(ConfigError, match=r"OneCycleLR was planned for 4 steps and cannot run to trainer.epochs=2"):
-        run(tiny_darcy("trainer.epochs=2", "scheduler=onecycle", f"trainer.resume={first['last_checkpoint']}"),
-            output_dir=tmp_path / "b")
 
 
 def test_temporary_files_of_a_killed_save_are_cleaned(tiny_darcy, tmp_path):
