@@ -38,7 +38,9 @@ class DataBundle:
     coordinates, which are never standardised per axis (that would break rotation equivariance);
     ``model_fill`` offers model settings the data implies (filled only where the model config leaves them null);
     ``loss_weights`` are weights of the task's loss terms (e.g. ``{"energy": 1, "forces": 1}``). ``info`` holds
-    anything else, for people (solver settings, the raw sequences, ...).
+    anything else, for people (solver settings, the raw sequences, ...). ``sources`` says where each split's
+    samples come from in a user's file, ``{split: (path, the file's index of each sample)}``, so that errors name
+    the sample a user can find.
     """
 
     name: str
@@ -54,6 +56,7 @@ class DataBundle:
     model_fill: dict[str, Any] = field(default_factory=dict)
     loss_weights: dict[str, float] | None = None
     info: dict = field(default_factory=dict)
+    sources: dict[str, tuple[str, torch.Tensor]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -11,8 +11,17 @@ class DataCheckError(ValueError):
     """The data cannot be trained on as it is; the message names the data, the split, the sample and the count."""
 
 
-def _first_bad(mask: torch.Tensor) -> int:
-    return int(mask.flatten(1).any(1).nonzero()[0, 0]) if mask.dim() > 1 else int(mask.nonzero()[0, 0])
+def _bad_samples(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the samples (first dim) where ``mask`` holds anything."""
+    return (mask.flatten(1).any(1) if mask.dim() > 1 else mask).nonzero()[:, 0]
+
+
+def _sample(bundle: DataBundle, split: str, index: int) -> str:
+    """``sample i`` of a split, and where a user finds it in their file."""
+    if split not in bundle.sources:
+        return f"sample {index}"
+    path, origin = bundle.sources[split]
+    return f"sample {int(origin[index])} of {path!r} ({split} sample {index})"
 
 
 def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
@@ -31,23 +40,30 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
             if t.is_floating_point():
                 bad = ~torch.isfinite(t)
                 if bad.any():
+                    samples = _bad_samples(bad)
                     raise DataCheckError(f"data {name}: {split} {what} hold {int(bad.sum())} non-finite value(s) (NaN "
-                                         f"or inf), the first in sample {_first_bad(bad)}")
+                                         f"or inf) in {len(samples)} sample(s), the first in "
+                                         f"{_sample(bundle, split, int(samples[0]))}")
         if bundle.task == "classification":
             labels = y
-            if labels.is_floating_point() or (labels < 0).any() or (labels >= bundle.out_channels).any():
+            outside = (labels < 0) | (labels >= bundle.out_channels)
+            if labels.is_floating_point() or outside.any():
+                first = (f", the first outside in {_sample(bundle, split, int(outside.nonzero()[0, 0]))}"
+                         if outside.any() else "")
                 raise DataCheckError(f"data {name}: {split} labels must be integers in [0, {bundle.out_channels}), "
-                                     f"got values in [{labels.min().item()}, {labels.max().item()}]")
+                                     f"got values in [{labels.min().item()}, {labels.max().item()}]{first}")
         elif relative_loss and y.is_floating_point():
             zero = y.flatten(1).abs().amax(1) == 0
             if zero.any():
-                raise DataCheckError(f"data {name}: {int(zero.sum())} {split} target(s) are all zero (the first is "
-                                     f"sample {int(zero.nonzero()[0, 0])}); a relative loss divides by their norm")
+                raise DataCheckError(f"data {name}: {int(zero.sum())} {split} target(s) are all zero, the first is "
+                                     f"{_sample(bundle, split, int(zero.nonzero()[0, 0]))}; a relative loss divides "
+                                     "by their norm")
     y = bundle.train.tensors[1]
     if bundle.task == "classification":
         seen = torch.unique(y).numel()
         if bundle.out_channels > max(2 * seen, seen + 10):
-            raise DataCheckError(f"data {name}: labels go up to {bundle.out_channels - 1} but only {seen} distinct "
-                                 "classes occur in the training set; relabel them 0..C-1")
+            top = _sample(bundle, "train", int(y.argmax()))
+            raise DataCheckError(f"data {name}: labels go up to {bundle.out_channels - 1}, in {top}, but only "
+                                 f"{seen} distinct classes occur in the training set; relabel them 0..C-1")
     elif len(y) > 1 and y.is_floating_point() and (y == y[:1]).all():
         raise DataCheckError(f"data {name}: every training target is the same; there is nothing to learn")

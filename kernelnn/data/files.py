@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ class DataFileError(ValueError):
 
 def _check_file(path: str | Path) -> tuple[Path, str]:
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise DataFileError(f"data file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise DataFileError(f"data file {str(path)!r} is not a file")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataFileError(f"data file {str(path)!r}: unsupported suffix {suffix!r}; supported: {SUFFIXES}")
@@ -48,14 +51,25 @@ def _read(path: str | Path, keys: list[str] | None) -> tuple[list[str], dict[str
             missing = [k for k in keys or [] if k not in available]
             if missing:
                 raise DataFileError(f"data file {str(path)!r} has no key(s) {missing}; available keys: {available}")
-            # h5py datasets are read with [()]; .pt and .npz entries are arrays already.
-            arrays = {k: torch.as_tensor(np.asarray(content[k][()] if suffix in (".h5", ".hdf5") else content[k]))
-                      for k in keys or []}
+            arrays = {k: _array(content[k], path, k) for k in keys or []}
     except DataFileError:
         raise
     except Exception as err:  # noqa: BLE001 - report any reader failure with the file's name
-        raise DataFileError(f"data file {str(path)!r} could not be read as {suffix}: {err}") from err
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        reason = (f"it holds a {unsafe.group(1)} object; data files are read with torch.load(weights_only=True), "
+                  "which loads tensors, numbers, strings, lists and dicts only" if unsafe else str(err))
+        raise DataFileError(f"data file {str(path)!r} could not be read as {suffix}: {reason}") from err
     return available, arrays
+
+
+def _array(entry, path: Path, key: str) -> torch.Tensor:
+    """One entry as a tensor: h5py datasets are read with ``[()]``; .pt and .npz entries are arrays already."""
+    if hasattr(entry, "visit"):  # an HDF5 group
+        raise DataFileError(f"data file {str(path)!r}: {key!r} is an HDF5 group, not an array")
+    value = np.asarray(entry[()] if hasattr(entry, "dtype") and hasattr(entry, "id") else entry)
+    if value.dtype.kind not in "biufc":
+        raise DataFileError(f"data file {str(path)!r}: {key!r} holds {value.dtype} values; numbers are needed")
+    return torch.as_tensor(value)
 
 
 def read_arrays(path: str | Path, keys: list[str]) -> dict[str, torch.Tensor]:
@@ -156,10 +170,13 @@ def load_files(
         out_channels = int(y.max()) + 1 if len(y) else 0
     else:
         out_channels = 1 if task == "energy_forces" else y.shape[1]
+    sources = {"train": (str(path), order[:n_tr]), "val": (str(path), order[n_tr: n_tr + n_val]),
+               **({k: (str(p), torch.arange(len(tests[k]))) for k, p in test_paths.items()} if test_paths else
+                  {"test": (str(path), order[n_tr + n_val: n_tr + n_val + n_test])})}
     return DataBundle(
         name=name, task=task, train=TensorDataset(x[:n_tr], y[:n_tr]),
         val=TensorDataset(x[n_tr: n_tr + n_val], y[n_tr: n_tr + n_val]) if n_val else None,
         tests=tests, in_channels=x.shape[-1] if vectors else x.shape[1], out_channels=out_channels,
         dim=0 if task in ("regression", "energy_forces") else dim, periodic=periodic, info={"path": str(path)},
-        geometric=task == "energy_forces",
+        geometric=task == "energy_forces", sources=sources,
     )

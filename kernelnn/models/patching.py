@@ -51,7 +51,8 @@ class MGPatching(nn.Module):
         n = 2**self.levels
         height, width = x.shape[2:]
         if height % (n * n) or width % (n * n):
-            raise ValueError(f"MGPatching: H and W ({height}, {width}) must be divisible by 2^(2 levels) = {n * n}")
+            raise ValueError(f"MGPatching: H and W ({height}, {width}) must be divisible by 2^(2 * levels) = {n * n} "
+                             f"(levels={self.levels})")
 
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, C, H, W) -> (batch * P * P, C * (levels + 1), h + 2p, w + 2p)`` with ``P = 2^levels``."""

@@ -27,6 +27,10 @@ class LBFGS(torch.optim.LBFGS):
     def __init__(self, params, objective_scale: float = 1e8, **options) -> None:
         if not objective_scale > 0:
             raise ValueError(f"LBFGS: objective_scale={objective_scale!r} must be > 0")
+        for key in ("max_iter", "history_size"):  # torch's L-BFGS fails on 0 only inside a step
+            value = options.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LBFGS: {key}={value!r} must be a positive integer")
         super().__init__(params, **options)
         self.objective_scale = float(objective_scale)
 

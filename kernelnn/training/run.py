@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from torch import nn
 
 from kernelnn.data.checks import check_bundle
 from kernelnn.training import distributed as D
@@ -41,7 +42,7 @@ from kernelnn.training.environment import seed_everything, select_device
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins import TrainingPlugin, build_plugins
 from kernelnn.training.tasks import build_task
-from kernelnn.training.trainer import Trainer
+from kernelnn.training.trainer import Trainer, takes_closure
 
 
 def resolve(cfg: DictConfig) -> dict[str, Any]:
@@ -64,14 +65,50 @@ def import_user_modules(modules: list[str] | str) -> None:
             raise ConfigError(f"imports: module {name!r} could not be imported ({err}); is it on PYTHONPATH?") from err
 
 
-def check_optim(optim: dict[str, Any]) -> None:
-    """The settings every optimizer shares: a finite rate >= 0 and a finite weight decay >= 0."""
+def check_optimization(cfg: DictConfig, container: dict[str, Any]) -> None:
+    """Optimizer and schedule settings, checked before any data is made: a finite rate and weight decay >= 0, then
+    both built once on a stand-in parameter, so a setting the optimizer or schedule refuses fails now, named."""
+    optim = container.get("optim") or {}
     for key in ("lr", "weight_decay"):
         value = optim.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"optim.{key}={value!r} must be a finite number >= 0")
+    stand_in = nn.Parameter(torch.ones(2))
+    optimizer = _trial("optim", optim, lambda: instantiate_config(cfg.optim, "optim")([stand_in]))
+
+    def closure():
+        optimizer.zero_grad()
+        loss = stand_in.square().sum()
+        loss.backward()
+        return loss
+
+    # one step too: some settings fail only there (L-BFGS with history_size=0)
+    _trial("optim", optim, lambda: optimizer.step(closure) if takes_closure(optimizer) else (closure(),
+                                                                                              optimizer.step()))
+    _trial("scheduler", container.get("scheduler") or {},
+           lambda: instantiate_config(cfg.scheduler, "scheduler")(optimizer, total_steps=10, steps_per_epoch=2))
+
+
+def _trial(group: str, settings: dict[str, Any], build: Callable[[], Any]) -> Any:
+    try:
+        return build()
+    except (ValueError, TypeError, IndexError, RuntimeError) as err:
+        if str(err).startswith(f"{group}."):  # kernelnn's own factories name the key
+            raise ConfigError(str(err)) from err
+        shown = {k: v for k, v in settings.items() if k not in ("_target_", "_partial_")}
+        raise ConfigError(f"{group}: {settings.get('_target_')} refused the settings {shown}: {err}") from err
+
+
+def check_normalize(normalize: Any) -> None:
+    if normalize is None:
+        return
+    if not isinstance(normalize, dict) or set(normalize) - {"input", "output"}:
+        raise ConfigError(f"normalize={normalize!r} must be a mapping with keys input and output (true or false)")
+    for key, value in normalize.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"normalize.{key}={value!r} must be true or false")
 
 
 def run_dir(output_dir: str | Path | None, info: D.DistInfo) -> Path:
@@ -105,7 +142,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     seed = container.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed={seed!r} must be an integer")
-    check_optim(container.get("optim") or {})
+    check_optimization(cfg, container)
+    check_normalize(container.get("normalize"))
     seed_everything(seed, opts.deterministic)
     device = select_device(opts.device, info)
 

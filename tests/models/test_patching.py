@@ -37,7 +37,7 @@ def test_context_levels_are_coarser_wider_windows():
 def test_with_a_neural_operator_and_errors():
     model = MGPatching(FNO(2, 1, n_modes=(4, 4), hidden_channels=8, n_layers=2), levels=1, padding=2)
     assert model(torch.randn(3, 1, 32, 32)).shape == (3, 1, 32, 32)
-    with pytest.raises(ValueError, match=r"must be divisible by 2\^\(2 levels\) = 16"):
+    with pytest.raises(ValueError, match=r"must be divisible by 2\^\(2 \* levels\) = 16 \(levels=2\)"):
         MGPatching(FirstChannels(1), levels=2)(torch.randn(1, 1, 24, 24))
     with pytest.raises(ValueError, match="levels=-1"):
         MGPatching(FirstChannels(1), levels=-1)
