@@ -310,8 +310,8 @@ def gaunt_tensor_product(x: torch.Tensor, y: torch.Tensor, L_out: int, *, normal
     for name, t in (("x", x), ("y", y)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"gaunt_tensor_product: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():  # ValueError, as before (tests/layers/test_gaunt.py)
-            raise ValueError(f"gaunt_tensor_product: {name} must be floating point (float16, bfloat16, float32, "
+        if not t.is_floating_point():  # a wrong dtype is a TypeError, as for every layer
+            raise TypeError(f"gaunt_tensor_product: {name} must be floating point (float16, bfloat16, float32, "
                             f"float64), got {t.dtype}")
         if t.dim() < 1:
             raise ValueError(f"gaunt_tensor_product: {name} must have shape (..., (L+1)^2), got a 0-d tensor")

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelnn.layers.input_checks import check_dtype_matches
+
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
 PADDING_MODES = ("zeros", "circular")
@@ -130,6 +132,7 @@ class MgConv(nn.Module):
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
         whose spatial sizes the V-cycle can halve ``levels - 1`` times."""
         check_multigrid_input(x, self.in_channels, self.dim, self.levels, type(self).__name__)
+        check_dtype_matches(x, self, type(self).__name__)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         self.check_input(f)

@@ -192,5 +192,5 @@ def test_errors():
         gaunt_tensor_product(x, y, 2, method="fft")
     with pytest.raises(ValueError, match="normalization='norm'"):
         gaunt_tensor_product(x, y, 2, normalization="norm")
-    with pytest.raises(ValueError, match="must be floating point"):
+    with pytest.raises(TypeError, match="must be floating point"):
         gaunt_tensor_product(x.long(), y, 2)

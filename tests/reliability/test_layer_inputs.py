@@ -225,5 +225,7 @@ def test_gaunt_tensor_product_takes_every_float_dtype_and_empty_batches(method, 
                                  torch.ones(2, 4, dtype=torch.complex64)],
                          ids=["0-d", "list", "None", "int", "complex"])
 def test_gaunt_tensor_product_refuses_non_float_and_0d_inputs_by_name(method, bad):
-    with pytest.raises((TypeError, ValueError), match="gaunt_tensor_product: x"):
+    """A wrong type or dtype is a TypeError, a wrong shape (0-d) a ValueError."""
+    expected = ValueError if isinstance(bad, torch.Tensor) and bad.dim() == 0 else TypeError
+    with pytest.raises(expected, match="gaunt_tensor_product: x"):
         gaunt_tensor_product(bad, torch.randn(2, 9), 2, method=method)
