@@ -214,18 +214,13 @@ def _model_example(factory, *, inputs, **kwargs):
 
 # Activations ``factory() -> module``, by name in every model's ``activation=`` argument.
 ACTIVATIONS = Registry("activation", example=_activation_example)
-ACTIVATIONS.register("gelu")(nn.GELU)
-ACTIVATIONS.register("relu")(nn.ReLU)
-ACTIVATIONS.register("silu")(nn.SiLU)
-ACTIVATIONS.register("tanh")(nn.Tanh)
-ACTIVATIONS.register("sigmoid")(nn.Sigmoid)
-ACTIVATIONS.register("softplus")(nn.Softplus)
-ACTIVATIONS.register("identity")(nn.Identity)
+# torch's activations (gelu, relu, silu, tanh, sigmoid, softplus, identity) with kernelnn's input check are
+# registered in kernelnn/layers/checked.py.
 
 # Dense neuron layers ``factory(in_features, out_features) -> (..., in) -> (..., out)``, chosen by name in MLPs
 # and in the channel MLPs of neural operators. Layer files register their own (``quadratic``, ``rbf``, ...).
 NEURONS = Registry("neuron", example=_neuron_example)
-NEURONS.register("linear")(nn.Linear)
+# ``linear`` (torch's nn.Linear, checked) is registered in kernelnn/layers/checked.py.
 
 # Convolutions ``factory(in_channels, out_channels, kernel_size, dim=2, **conv_args)`` chosen by name in CNNs:
 # ``conv`` (nn.ConvNd), kernel / distance convolutions (``gaussian``, ``distance_l2``, ...), ``quadratic``.

@@ -1,5 +1,6 @@
 """Layers: one concept per file."""
 
+from kernelnn.layers import checked  # noqa: F401  (registers torch's activations and nn.Linear, checked)
 from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations

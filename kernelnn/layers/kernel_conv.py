@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelnn.layers import checked
 from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
 from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor
 from kernelnn.layers.lp_distance import BACKENDS, CHUNK_ELEMENTS, lp_distance
@@ -373,15 +374,16 @@ _BY_DIM = {1: KernelConv1d, 2: KernelConv2d, 3: KernelConv3d}
 
 
 # Registered names: ``conv`` (nn.ConvNd), each kernel of KERNELS, distances as ``distance_<name>``; the dense
-# neurons of the same kernels (``linear`` is nn.Linear itself, registered in kernelnn.registry).
+# neurons of the same kernels (``linear`` is nn.Linear, registered in kernelnn/layers/checked.py).
 def _kernel_conv(kernel: str, in_channels: int, out_channels: int, kernel_size, dim: int, args: dict) -> KernelConv:
     return _BY_DIM[dim](in_channels, out_channels, kernel_size, kernel=kernel, **args)
 
 
 @CONVOLUTIONS.register("conv")
 def plain_conv(in_channels: int, out_channels: int, kernel_size, dim: int = 2, **args) -> nn.Module:
-    """The ordinary convolution ``nn.Conv{dim}d``, for ``model.conv=conv``."""
-    return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim](in_channels, out_channels, kernel_size, **args)
+    """The ordinary convolution ``nn.Conv{dim}d`` (with kernelnn's input check), for ``model.conv=conv``."""
+    return {1: checked.Conv1d, 2: checked.Conv2d, 3: checked.Conv3d}[dim](in_channels, out_channels, kernel_size,
+                                                                           **args)
 
 
 @CONVOLUTIONS.register("linear")

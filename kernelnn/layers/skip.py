@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kernelnn.layers import checked
 from kernelnn.layers.input_checks import check_float_tensor
 from kernelnn.registry import SKIPS
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV = {1: checked.Conv1d, 2: checked.Conv2d, 3: checked.Conv3d}  # torch's, with kernelnn's input check
 
 
 @SKIPS.register("soft-gating")
@@ -41,4 +42,4 @@ def linear_skip(channels: int, dim: int) -> nn.Module:
 
 @SKIPS.register("identity")
 def identity_skip(channels: int, dim: int) -> nn.Module:
-    return nn.Identity()
+    return checked.Identity()

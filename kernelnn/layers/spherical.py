@@ -84,11 +84,12 @@ class SphericalConv(nn.Module):
             raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
         self.check_grid(x.shape[2], x.shape[3])
 
-    def check_grid(self, nlat: int, nlon: int) -> None:
-        """Raise ``ValueError`` unless a ``nlat x nlon`` grid resolves the ``n_modes`` kept degrees."""
+    def check_grid(self, nlat: int, nlon: int, owner: str | None = None) -> None:
+        """Raise ``ValueError`` (naming ``owner``, default this layer) unless a ``nlat x nlon`` grid resolves the
+        ``n_modes`` kept degrees."""
         lmax = self._sht(nlat, nlon, torch.device("cpu"), False).lmax
         if self.n_modes > lmax:
-            raise ValueError(f"{type(self).__name__}: n_modes={self.n_modes} exceeds the {lmax} degrees a "
+            raise ValueError(f"{owner or type(self).__name__}: n_modes={self.n_modes} exceeds the {lmax} degrees a "
                              f"{nlat}x{nlon} {self.grid} grid resolves")
 
     def forward(self, x: torch.Tensor, output_shape: tuple[int, int] | None = None) -> torch.Tensor:

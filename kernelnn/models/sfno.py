@@ -50,7 +50,7 @@ class SphericalFNO(nn.Module):
         if not x.is_floating_point():
             raise TypeError(f"SphericalFNO: input dtype must be floating point, got {x.dtype}")
         check_dtype_matches(x, self, "SphericalFNO")
-        self.spectral[0].check_grid(x.shape[2], x.shape[3])
+        self.spectral[0].check_grid(x.shape[2], x.shape[3], owner="SphericalFNO")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -18,12 +18,13 @@ Dtypes expected to work (the layer returns a floating tensor of the example's ou
   convert (under ``torch.autocast`` layers take the autocast dtype; that is tested in tests/test_registries.py);
 - int64, bool, complex64 and non-tensors (a list, ``None``, a number, a NumPy array): a clear ``TypeError``.
 
-"Right shape": the example's output shape with the batch size of the input; for point-wise (features-last)
+"Right shape": the example's output shape with the batch size of the input; for element-wise modules (the
+activations: ``module.elementwise``) the input's shape, whatever it is; for point-wise (features-last)
 modules, whose example output keeps every dim but the last (which changes), ``input.shape[:-1] + (out_features,)``
-for any number of leading dims. Entries that are torch's own classes (``nn.Linear``, ``nn.Conv2d``, the activations)
-are skipped: their errors are torch's. Nothing here lists entry names. ``gaunt_tensor_product``, a function in
-no registry, gets its own dtype / empty-batch / 0-d tests at the end. The examples are derandomized, so CI runs
-the same cases every time; the file takes about 20-40 s on one thread.
+for any number of leading dims. torch's own layers are registered with kernelnn's check in front
+(kernelnn/layers/checked.py), so they are held to the same rule. Nothing here lists entry names.
+``gaunt_tensor_product``, a function in no registry, gets its own dtype / empty-batch / 0-d tests at the end.
+The examples are derandomized, so CI runs the same cases every time; the file takes about 20-40 s on one thread.
 """
 
 from __future__ import annotations
@@ -66,8 +67,6 @@ def _example(kind: str, name: str):
 def example(kind: str, name: str):
     """``(module, inputs, reference output)`` of a registry entry: a fresh copy of one cached example."""
     module, inputs, reference = _example(kind, name)
-    if type(module).__module__.startswith("torch."):
-        pytest.skip(f"{type(module).__name__} is torch's own class; its errors are torch's")
     return copy.deepcopy(module), inputs, reference
 
 
@@ -126,7 +125,9 @@ def test_a_wrong_number_of_dims_is_refused_or_point_wise(kind, name, change, whe
     if not isinstance(out, torch.Tensor):
         return
     label = f"{type(module).__name__}: input {tuple(bad.shape)} (example {tuple(x.shape)})"
-    if point_wise(x, reference):
+    if getattr(module, "elementwise", False):
+        assert out.shape == bad.shape, f"{label} -> {out.shape}"
+    elif point_wise(x, reference):
         assert bad.dim() >= 1 and out.shape == (*bad.shape[:-1], reference.shape[-1]), f"{label} -> {out.shape}"
     else:  # channels-first layers may take one unbatched sample, as nn.ConvNd does
         assert bad.dim() == x.dim() - 1 and out.dim() == reference.dim() - 1, f"{label} -> {out.shape}"
@@ -151,6 +152,8 @@ def test_other_sizes_along_each_dim_work_or_are_refused(kind, name, dim, delta, 
     label = f"{type(module).__name__}: input {tuple(bad.shape)} (example {tuple(x.shape)})"
     if point_wise(x, reference) and d == x.dim() - 1:
         assert isinstance(out, ValueError), f"{label}: a wrong feature count must raise ValueError, got {out!r}"
+    elif getattr(module, "elementwise", False):
+        assert isinstance(out, torch.Tensor) and out.shape == bad.shape, f"{label} -> {out!r}"
     elif isinstance(out, torch.Tensor):
         assert out.dim() == reference.dim() and out.shape[0] == x.shape[0], f"{label} -> {tuple(out.shape)}"
 
