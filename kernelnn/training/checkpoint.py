@@ -166,10 +166,12 @@ RESUMABLE_CHANGES = ("trainer.resume", "trainer.epochs", "trainer.early_stopping
                      "trainer.device", "trainer.num_workers", "trainer.eval_batch_size", "trainer.test_every",
                      "trainer.log_every", "trainer.progress_bar", "trainer.tensorboard", "trainer.plots",
                      "trainer.plot_samples", "imports")
-# Config groups whose changes a resumed run applies, and records: the optimizer's settings (its moments are kept, so
-# its class may not change) and the learning-rate schedule, which is rebuilt and replayed to the checkpoint's step.
-APPLIED_ON_RESUME = ("optim", "scheduler")
-KEPT_ON_RESUME = ("optim._target_",)
+# Settings a resumed run applies, and records: the optimizer's hyper-parameters that do not change the shape of its
+# saved state (so not its class, amsgrad, or L-BFGS's history_size), and the whole learning-rate schedule, which is
+# rebuilt and replayed to the checkpoint's step.
+APPLIED_ON_RESUME = ("optim.lr", "optim.weight_decay", "optim.betas", "optim.momentum", "optim.dampening",
+                     "optim.nesterov", "optim.eps", "optim.max_iter", "optim.tolerance_grad", "optim.tolerance_change",
+                     "optim.objective_scale", "scheduler")
 
 
 def resume_identity(model_config: dict[str, Any], normalization: Any, config: dict[str, Any],
@@ -187,8 +189,7 @@ def resume_identity(model_config: dict[str, Any], normalization: Any, config: di
 
 def _applied(key: str) -> bool:
     """Whether a difference at ``key`` (of :func:`resume_identity`) is one a resumed run applies."""
-    return key not in [f"config.{k}" for k in KEPT_ON_RESUME] and any(
-        key == f"config.{group}" or key.startswith(f"config.{group}.") for group in APPLIED_ON_RESUME)
+    return any(key == f"config.{k}" or key.startswith(f"config.{k}.") for k in APPLIED_ON_RESUME)
 
 
 def checkpoint_identity(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -247,16 +248,57 @@ def find_resume_checkpoint(resume: str | None, output_dir: Path,
     return None
 
 
-def check_resume_identity(path: Path, ckpt: dict[str, Any], identity: dict[str, Any]) -> list[str]:
-    """A resumed run must continue the same training as the checkpoint's: only :data:`RESUMABLE_CHANGES` may
-    differ, and :data:`APPLIED_ON_RESUME`, whose differences are returned (``key: old -> new``) to be applied."""
+def check_resume_identity(path: Path, ckpt: dict[str, Any], identity: dict[str, Any],
+                          config: dict[str, Any]) -> list[str]:
+    """A resumed run must continue the same training as the checkpoint's: only :data:`RESUMABLE_CHANGES` and
+    :data:`APPLIED_ON_RESUME` may differ. Returns every difference of this run's ``config`` from the checkpoint's
+    (``key: old -> new``), for the record."""
     from kernelnn.training.errors import ConfigError
 
-    found = differences(checkpoint_identity(ckpt), identity)
-    refused = [f"{key}: {a!r} -> {b!r}" for key, a, b in found if not _applied(key)]
+    refused = [f"{key}: {a!r} -> {b!r}" for key, a, b in differences(checkpoint_identity(ckpt), identity)
+               if not _applied(key)]
     if refused:
         raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} was trained with another config (checkpoint "
                           "-> now):\n  " + "\n  ".join(refused) + "\nA resumed run may change only "
-                          f"{', '.join(RESUMABLE_CHANGES)}, and the settings of {' and '.join(APPLIED_ON_RESUME)} "
-                          f"(not {', '.join(KEPT_ON_RESUME)}); start a new run for anything else")
-    return [f"{key.removeprefix('config.')}: {a!r} -> {b!r}" for key, a, b in found]
+                          f"{', '.join(RESUMABLE_CHANGES + APPLIED_ON_RESUME)}; start a new run for anything else")
+    return [f"{key}: {a!r} -> {b!r}" for key, a, b in differences(ckpt.get("config") or {}, config)
+            if key not in ("trainer.resume", "trainer.epochs")]  # the length is recorded with the re-planning
+
+
+def check_training_checkpoint(ckpt: Any, path: Path) -> None:
+    """The structure a resumed run relies on, checked before anything of it is used: a crafted or damaged
+    ``last.pt`` fails here with a message, not deep in the loop (nor by silently steering the schedule)."""
+    from kernelnn.training.errors import ConfigError
+
+    def fail(what: str) -> None:
+        raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} is malformed: {what}")
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(ckpt, dict):
+        fail(f"it holds a {type(ckpt).__name__}, not a dict")
+    for key, kind in (("model", dict), ("optimizer", dict), ("scheduler", dict), ("scaler", dict), ("history", list),
+                      ("rng", list)):
+        if not isinstance(ckpt.get(key), kind):
+            fail(f"{key!r} must be a {kind.__name__}, got {type(ckpt.get(key)).__name__}")
+    for key in ("epoch", "step", "bad_epochs"):
+        if not count(ckpt.get(key)):
+            fail(f"{key!r} must be an integer >= 0, got {ckpt.get(key)!r}")
+    if ckpt.get("best_epoch") is not None and not count(ckpt["best_epoch"]):
+        fail(f"'best_epoch' must be an integer >= 0 or None, got {ckpt['best_epoch']!r}")
+    if ckpt.get("best") is not None and not isinstance(ckpt["best"], int | float):
+        fail(f"'best' must be a number or None, got {ckpt['best']!r}")
+    if not ckpt["rng"] or not all(isinstance(r, dict) for r in ckpt["rng"]):
+        fail("'rng' must hold one RNG state (a dict) per rank")
+    if len(ckpt["history"]) != ckpt["epoch"] or not all(isinstance(r, dict) for r in ckpt["history"]):
+        fail(f"'history' must hold one row (a dict) per epoch: {len(ckpt['history'])} rows for epoch {ckpt['epoch']}")
+    if not isinstance(ckpt["optimizer"].get("param_groups"), list) or not isinstance(ckpt["optimizer"].get("state"),
+                                                                                      dict):
+        fail("'optimizer' must be an optimizer state_dict (state and param_groups)")
+    steps = ckpt["scheduler"].get("last_epoch")
+    if "last_epoch" in ckpt["scheduler"] and not (count(steps) and steps <= ckpt["step"]):
+        fail(f"the schedule's step (last_epoch) must be an integer in [0, step={ckpt['step']}], got {steps!r}")
+    for key, kind in (("plugins", dict), ("resumes", list), ("steps", list)):
+        if key in ckpt and not isinstance(ckpt[key], kind):
+            fail(f"{key!r} must be a {kind.__name__}, got {type(ckpt[key]).__name__}")

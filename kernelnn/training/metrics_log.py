@@ -12,14 +12,19 @@ log = logging.getLogger(__name__)
 class MetricsLog:
     def __init__(self, output_dir: Path, tensorboard: bool = True) -> None:
         self.csv_path = output_dir / "metrics.csv"
-        self.writer = None
-        if tensorboard:
+        self.tensorboard_dir = output_dir / "tensorboard" if tensorboard else None
+        self.writer = None  # opened at the first write, so a run refused before training leaves no event file
+
+    def _tensorboard(self):
+        if self.writer is None and self.tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
+                self.writer = SummaryWriter(log_dir=str(self.tensorboard_dir))
             except ImportError:
                 log.info("tensorboard is not installed; metrics go to %s only", self.csv_path)
+                self.tensorboard_dir = None
+        return self.writer
 
     def write(self, history: list[dict]) -> None:
         """Rewrite the CSV (columns in order of first appearance) and log the newest row to TensorBoard."""
@@ -32,12 +37,13 @@ class MetricsLog:
             writer.writeheader()
             writer.writerows(history)
         tmp.replace(self.csv_path)
-        if self.writer is not None and history:
+        writer = self._tensorboard() if history else None
+        if writer is not None:
             row = history[-1]
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, int | float):
-                    self.writer.add_scalar(key, value, row["epoch"])
-            self.writer.flush()
+                    writer.add_scalar(key, value, row["epoch"])
+            writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

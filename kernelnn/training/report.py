@@ -32,6 +32,7 @@ def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, ep
     """Test the best weights, draw the plots (rank 0, ``trainer.plots``), log and return the summary."""
     out, ckpt_dir, opts = trainer.output_dir, trainer.checkpoint_dir, trainer.options
     best = ckpt_dir / "best.pt"
+    tested = "best weights" if best.exists() else "final weights: no best.pt was written"
     test_metrics = trainer.test_best()
     summary: dict[str, Any] = {
         "output_dir": str(out),
@@ -48,6 +49,7 @@ def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, ep
         "seconds_per_epoch": train_seconds / epochs_run if epochs_run else None,
         **sizes,
         "test": test_metrics,
+        "tested_weights": "best" if best.exists() else "final",
         "plots": plot_run(trainer, bundle) if trainer.dist.is_main and opts.plots else [],
     }
     if trainer.dist.is_main:
@@ -57,7 +59,7 @@ def summarize(trainer, bundle: DataBundle, sizes: dict, train_seconds: float, ep
         written = [name for name in ("best.pt", "last.pt") if (ckpt_dir / name).exists()]
         lines = [
             f"{ran}; best {trainer.monitor} at epoch {trainer.state.best_epoch}.",
-            f"Test {main} (best weights): {format_metric(test_metrics, main) or '(no test sets)'}",
+            f"Test {main} ({tested}): {format_metric(test_metrics, main) or '(no test sets)'}",
         ]
         for resumed in trainer.state.resumes:
             lines.append(f"Resumed at epoch {resumed['epoch']} with changed settings: {'; '.join(resumed['changes'])}")

@@ -77,6 +77,9 @@ def check_optimization(cfg: DictConfig, container: dict[str, Any]) -> None:
             raise ConfigError(f"optim.{key}={value!r} must be a finite number >= 0")
     stand_in = nn.Parameter(torch.ones(2))
     optimizer = _trial("optim", optim, lambda: instantiate_config(cfg.optim, "optim")([stand_in]))
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"optim: {optim.get('_target_')} built a {type(optimizer).__name__}, not a "
+                          "torch.optim.Optimizer")
 
     def closure():
         optimizer.zero_grad()
@@ -87,14 +90,22 @@ def check_optimization(cfg: DictConfig, container: dict[str, Any]) -> None:
     # one step too: some settings fail only there (L-BFGS with history_size=0)
     _trial("optim", optim, lambda: optimizer.step(closure) if takes_closure(optimizer) else (closure(),
                                                                                               optimizer.step()))
-    _trial("scheduler", container.get("scheduler") or {},
-           lambda: instantiate_config(cfg.scheduler, "scheduler")(optimizer, total_steps=10, steps_per_epoch=2))
+    scheduler = _trial("scheduler", container.get("scheduler") or {},
+                       lambda: instantiate_config(cfg.scheduler, "scheduler")(optimizer, total_steps=10,
+                                                                              steps_per_epoch=2))
+    target = (container.get("scheduler") or {}).get("_target_")
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise ConfigError(f"scheduler: {target} built a ReduceLROnPlateau, which steps on a metric; kernelnn steps "
+                          "its schedule once per optimizer step (cosine, step, onecycle, constant, or an LRScheduler)")
+    if not (callable(getattr(scheduler, "step", None)) and callable(getattr(scheduler, "state_dict", None))):
+        raise ConfigError(f"scheduler: {target} built a {type(scheduler).__name__}, not a learning-rate schedule "
+                          "(an object with step() and state_dict(), such as a torch LRScheduler)")
 
 
 def _trial(group: str, settings: dict[str, Any], build: Callable[[], Any]) -> Any:
     try:
         return build()
-    except (ValueError, TypeError, IndexError, RuntimeError) as err:
+    except (ValueError, TypeError, IndexError, RuntimeError, AttributeError) as err:
         if str(err).startswith(f"{group}."):  # kernelnn's own factories name the key
             raise ConfigError(str(err)) from err
         shown = {k: v for k, v in settings.items() if k not in ("_target_", "_partial_")}
@@ -130,6 +141,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     ``output_dir`` (default: the Hydra run's output directory). ``plugins`` are added to those the config's
     ``plugins`` section switches on. Every rank of a ``torchrun`` launch calls this; only rank 0 writes.
     """
+    held = run_folder.HeldLog()  # the log so far, for train.log once the run holds its folder
+    try:
+        return _run(cfg, output_dir, plugins, held)
+    finally:
+        held.close()
+
+
+def _run(cfg: DictConfig, output_dir: str | Path | None, plugins: Sequence[TrainingPlugin],
+         held: run_folder.HeldLog) -> dict[str, Any]:
     container = resolve(cfg)
     import_user_modules(container.get("imports") or [])
     opts = typed(container["trainer"], TrainerConfig, "trainer")
@@ -160,7 +180,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     model = normalizing_wrapper(model, bundle, container.get("normalize") or {})
 
     meta = {"model_config": model_cfg, "normalization": normalization_record(model), "config": container}
-    with run_folder.claim(out, opts.resume, info):
+    with run_folder.claim(out, opts.resume, info, held):
         trainer = Trainer(
             model, task, bundle.train, bundle.eval_sets(),
             make_optimizer=instantiate_config(cfg.optim, "optim"),
@@ -168,7 +188,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
             options=opts, output_dir=out, device=device, dist=info, seed=seed, checkpoint_meta=meta,
             plugins=plugins, data=bundle, test_sets=list(bundle.tests),
         )
-        resume = resume_checkpoint(opts.resume, out, resume_identity(**meta), info)
+        resume = resume_checkpoint(opts.resume, out, resume_identity(**meta), container, info)
         if resume is not None:
             trainer.resume_from(*resume)
         if info.is_main:  # once the run is known to be this folder's (a refused resume leaves the record as it was)
@@ -188,7 +208,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None,
     return summary
 
 
-def resume_checkpoint(resume: str | None, out: Path, identity: dict[str, Any],
+def resume_checkpoint(resume: str | None, out: Path, identity: dict[str, Any], config: dict[str, Any],
                       info: D.DistInfo) -> tuple[dict[str, Any], Path, list[str]] | None:
     """The checkpoint to resume from (chosen by rank 0, so all ranks agree), its path, and the settings this run
     changes (checked against this run: only those a resume may change)."""
@@ -197,5 +217,7 @@ def resume_checkpoint(resume: str | None, out: Path, identity: dict[str, Any],
     if path is None:
         return None
     ckpt = found[1] if found is not None else load_checkpoint(path)  # read once per rank
-    changes = check_resume_identity(Path(path), ckpt, identity)
+    if not isinstance(ckpt, dict):
+        raise ConfigError(f"trainer.resume: {path!r} is not a kernelnn training checkpoint")
+    changes = check_resume_identity(Path(path), ckpt, identity, config)
     return ckpt, Path(path), changes

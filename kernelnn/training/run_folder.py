@@ -42,10 +42,40 @@ def _holder(lock: Path) -> tuple[str, int] | None:
     return host, pid
 
 
+def _continues_own_run(out: Path, resume: str | None) -> bool:
+    """Whether ``trainer.resume`` continues the run already in ``out`` (``auto``, or a path to it)."""
+    if resume is None:
+        return False
+    if resume == "auto":
+        return True
+    own = (out / "checkpoints").resolve()
+    path = Path(resume).expanduser().resolve()
+    return path in (out.resolve(), own) or path.parent == own
+
+
+class HeldLog(logging.Handler):
+    """The run's log records from its start until it holds its folder, for ``train.log`` (at most ``limit``)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.limit = limit
+        logging.getLogger().addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < self.limit:
+            self.records.append(record)
+
+    def close(self) -> None:
+        logging.getLogger().removeHandler(self)
+        super().close()
+
+
 @contextlib.contextmanager
-def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
+def claim(out: Path, resume: str | None, info: D.DistInfo, held: HeldLog | None = None) -> Iterator[None]:
     """Hold ``out`` for this run (rank 0 takes the lock; every rank learns whether it got it), logging to
-    ``out/train.log`` meanwhile."""
+    ``out/train.log`` meanwhile: first the ``held`` records of the run so far, last the error that ends it, if one
+    does."""
     error = None
     lock = out / LOCK
     if info.is_main:
@@ -63,10 +93,12 @@ def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
                 continue
             with os.fdopen(fd, "w") as fh:
                 fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-            if resume is None and (out / "checkpoints" / "last.pt").exists():
+            if (out / "checkpoints" / "last.pt").exists() and not _continues_own_run(out, resume):
                 lock.unlink()
                 error = (f"{out} already holds a run (checkpoints/last.pt); continue it with trainer.resume=auto, "
                          "or give this run another folder (hydra.run.dir=...)")
+                if resume is not None:
+                    error += f", to resume {resume} there"
             break
     error = D.broadcast_object(error, info)
     if error:
@@ -74,8 +106,13 @@ def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
     log_file = None
     try:
         if info.is_main:
-            log_file = _log_to(out / "train.log")
+            log_file = _log_to(out / "train.log", held)
         yield
+    except BaseException as err:
+        if log_file is not None:  # train.py reports it on the console once the folder is released
+            log_file.handle(logging.makeLogRecord({"name": "kernelnn", "levelno": logging.ERROR,
+                                                   "levelname": "ERROR", "msg": f"{type(err).__name__}: {err}"}))
+        raise
     finally:
         if log_file is not None:
             logging.getLogger().removeHandler(log_file)
@@ -84,10 +121,15 @@ def claim(out: Path, resume: str | None, info: D.DistInfo) -> Iterator[None]:
             lock.unlink(missing_ok=True)
 
 
-def _log_to(path: Path) -> logging.Handler:
-    """Append the run's log records to ``path`` (what Hydra's file handler did, but only once the folder is ours)."""
+def _log_to(path: Path, held: HeldLog | None) -> logging.Handler:
+    """Append the run's log records to ``path`` (what Hydra's file handler did, but only once the folder is ours),
+    starting with those ``held`` so far."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    if held is not None:
+        held.close()
+        for record in held.records:
+            handler.handle(record)
     logging.getLogger().addHandler(handler)
     return handler
 

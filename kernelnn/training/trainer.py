@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
@@ -30,6 +31,7 @@ from kernelnn.training import distributed as D
 from kernelnn.training.checkpoint import (
     TRAINING_FORMAT,
     WEIGHTS_FORMAT,
+    check_training_checkpoint,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -501,9 +503,10 @@ class Trainer:
         from this run's config, and the schedule is rebuilt for this run's ``epochs`` and replayed to the saved step:
         so a resumed run with a new rate, schedule or length trains as configured. ``changes`` (``key: old -> new``)
         are recorded in the checkpoint's ``resumes`` and logged."""
-        if ckpt.get("format") != TRAINING_FORMAT:
+        if not isinstance(ckpt, dict) or ckpt.get("format") != TRAINING_FORMAT:
             raise ConfigError(f"trainer.resume: {str(path)!r} is not a kernelnn training checkpoint (best.pt holds "
                               "the best weights only; resume from last.pt)")
+        check_training_checkpoint(ckpt, path)
         if ckpt["epoch"] > self.options.epochs:
             raise ConfigError(f"trainer.epochs={self.options.epochs}: the checkpoint {str(path)!r} has trained "
                               f"{ckpt['epoch']} epochs already; resume with trainer.epochs >= {ckpt['epoch']}")
@@ -530,10 +533,13 @@ class Trainer:
                                  "the new length)"]
         if changes:
             self.state.resumes.append({"epoch": self.state.epoch, "changes": list(changes)})
-            self.log(f"resumed with changed settings, applied from epoch {self.state.epoch + 1}: "
-                     + "; ".join(changes))
+            self.log(f"resumed at epoch {self.state.epoch} with changed settings: " + "; ".join(changes))
         rngs = ckpt["rng"]
-        set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
+        try:
+            set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"trainer.resume: checkpoint {str(path)!r} is malformed: its RNG state cannot be "
+                              f"restored ({type(err).__name__}: {err})") from err
         source_dir = Path(path).resolve().parent
         if source_dir != self.checkpoint_dir.resolve():
             if self.dist.is_main and (source_dir / "best.pt").exists():
@@ -549,17 +555,20 @@ class Trainer:
         """Optimizer state from ``ckpt`` with this run's settings; the schedule replayed to the saved step."""
         configured = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         saved_schedule = ckpt["scheduler"]
+        replay = isinstance(self.scheduler, LRScheduler)  # step-counting: rebuilt, then replayed to the saved step
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scaler.load_state_dict(ckpt["scaler"])
-            if not isinstance(saved_schedule.get("last_epoch"), int):  # not a step-counting LRScheduler
+            if not replay:  # a user's schedule of another kind restores itself
                 self.scheduler.load_state_dict(saved_schedule)
-        except (KeyError, ValueError, RuntimeError) as err:
+            elif "last_epoch" not in saved_schedule:
+                raise KeyError("the saved schedule has no step count (last_epoch)")
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as err:
             raise ConfigError(f"trainer.resume: the optimizer / schedule state in {str(path)!r} does not fit this "
-                              f"run's optimizer ({type(err).__name__}: {err})") from err
+                              f"run's optimizer and schedule ({type(err).__name__}: {err})") from err
         for group, settings in zip(self.optimizer.param_groups, configured, strict=True):
             group.update(settings)  # the rate, decay, ... this run is configured with (as at step 0 of its schedule)
-        if isinstance(saved_schedule.get("last_epoch"), int):
+        if replay:
             steps = saved_schedule["last_epoch"]
             with warnings.catch_warnings():  # stepping a schedule without optimizer steps is the point here
                 warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")

@@ -59,6 +59,11 @@ CONFIGS = {  # overrides on the tiny Darcy / FNO run -> the message
                                         "'max_iter': 20, 'history_size': 0, 'line_search_fn': 'strong_wolfe', "
                                         "'tolerance_grad': 1e-32, 'tolerance_change': 1e-32, 'objective_scale': "
                                         "100000000.0}: LBFGS: history_size=0 must be a positive integer",
+    "optim._target_=builtins.list ~optim.lr ~optim.weight_decay": "optim: builtins.list built a list, not a "
+                                                                  "torch.optim.Optimizer",
+    "scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau ~scheduler.warmup_steps ~scheduler.min_lr_ratio":
+        "scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau refused the settings {}: ReduceLROnPlateau.__init__() "
+        "got an unexpected keyword argument 'total_steps'",
     "scheduler.warmup_steps=-1": "scheduler.warmup_steps=-1 must be an integer >= 0",
     "scheduler.warmup_steps=2.5": "scheduler.warmup_steps=2.5 must be an integer >= 0",
     "scheduler.min_lr_ratio=2": "scheduler.min_lr_ratio=2 must be a number in [0, 1]",

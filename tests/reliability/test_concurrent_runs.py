@@ -38,7 +38,8 @@ def test_a_second_run_on_a_busy_folder_stops_and_the_first_is_untouched(tmp_path
 
 
 def test_a_refused_resume_leaves_the_folder_s_record_as_it_was(tmp_path):
-    """A resume refused for another config (here another model) writes neither .hydra/ nor train.log."""
+    """A resume refused for another config (here another model) leaves .hydra/ and the checkpoints as they were;
+    train.log, the run's own log, gains the attempt and why it was refused."""
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, str(ROOT / "train.py"), *ARGS, "trainer.epochs=1", f"hydra.run.dir={out}"],
                           env=ENV, capture_output=True, text=True, timeout=300)
@@ -46,8 +47,40 @@ def test_a_refused_resume_leaves_the_folder_s_record_as_it_was(tmp_path):
     record = {p.name: p.read_bytes() for p in (out / ".hydra").iterdir()}
     log = (out / "train.log").read_bytes()
     refused = subprocess.run([sys.executable, str(ROOT / "train.py"), *ARGS, "trainer.epochs=2",
-                              "model.hidden_channels=6", "trainer.resume=auto", f"hydra.run.dir={out}"], env=ENV,
+                              "model.hidden_channels=6", "trainer.tensorboard=true", "trainer.resume=auto",
+                              f"hydra.run.dir={out}"], env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "was trained with another config" in refused.stderr, refused.stderr[-3000:]
     assert {p.name: p.read_bytes() for p in (out / ".hydra").iterdir()} == record
-    assert (out / "train.log").read_bytes() == log
+    after = (out / "train.log").read_bytes()
+    assert after.startswith(log) and b"ERROR] - ConfigError: trainer.resume: checkpoint" in after[len(log):]
+    assert not (out / "tensorboard").exists()  # the refused run asked for TensorBoard; it opened no event file
+
+
+def test_train_log_holds_the_run_from_its_start_to_the_error_that_ended_it(tmp_path):
+    """Records logged before the run held its folder (data generation) are written once it does; the error that
+    ends the run is its last line; nothing after the folder is released."""
+    import logging
+
+    from kernelnn.training import distributed as D
+    from kernelnn.training.run_folder import HeldLog, claim
+
+    log, root = logging.getLogger("kernelnn.test"), logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    held = HeldLog()
+    try:
+        log.info("before the claim")
+        try:
+            with claim(tmp_path, None, D.init_from_env(), held):
+                log.info("inside")
+                raise RuntimeError("the run broke")
+        except RuntimeError:
+            pass
+        log.info("after the release")
+    finally:
+        held.close()
+        root.setLevel(level)
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    assert [line.split(" - ", 1)[1] for line in lines] == ["before the claim", "inside",
+                                                           "RuntimeError: the run broke"]

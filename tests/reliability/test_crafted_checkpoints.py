@@ -48,3 +48,58 @@ def test_resuming_from_a_crafted_checkpoint_runs_nothing_it_names(tiny_darcy, tm
     finally:
         os.chdir(cwd)
     assert not (tmp_path / "X").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 2-epoch run: its last.pt is the base of the tampered ones."""
+    from kernelnn.training import run
+    from tests.conftest import tiny_darcy_config
+
+    out = tmp_path_factory.mktemp("base")
+    run(tiny_darcy_config("trainer.epochs=2"), output_dir=out)
+    return out / "checkpoints" / "last.pt"
+
+
+def set_path(ckpt, path, value):
+    *parents, last = path.split(".")
+    for key in parents:
+        ckpt = ckpt[key]
+    if value is DELETE:
+        del ckpt[last]
+    else:
+        ckpt[last] = value
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("scheduler.last_epoch", 10**12, r"the schedule's step \(last_epoch\) must be an integer in \[0, step=8\], got "
+                                     r"1000000000000"),
+    ("scheduler.last_epoch", -5, r"the schedule's step \(last_epoch\) must be an integer in \[0, step=8\], got -5"),
+    ("scheduler.last_epoch", True, r"the schedule.s step .* got True"),
+    ("scheduler.last_epoch", 8.0, r"the schedule.s step .* got 8.0"),
+    ("scheduler.last_epoch", "8", r"the schedule.s step .* got .8."),
+    ("scheduler", DELETE, r"'scheduler' must be a dict, got NoneType"),
+    ("scheduler", "x", r"'scheduler' must be a dict, got str"),
+    ("epoch", "2", r"'epoch' must be an integer >= 0, got '2'"),
+    ("rng", [], r"'rng' must hold one RNG state \(a dict\) per rank"),
+    ("rng", [{"python": 1}], r"its RNG state cannot be restored"),
+    ("history", [], r"'history' must hold one row \(a dict\) per epoch: 0 rows for epoch 2"),
+    ("optimizer.param_groups", None, r"'optimizer' must be an optimizer state_dict"),
+])
+def test_a_tampered_training_checkpoint_is_refused_before_use(finished_run, tmp_path, field, value, message):
+    """Re-saved with a valid checksum, so only the structure check stands between the file and the loop: a huge
+    step count would replay for weeks, a negative one restart the schedule, a float one hand the file's base rates
+    to the scheduler."""
+    from kernelnn.training import ConfigError, run
+    from kernelnn.training.checkpoint import load_checkpoint
+    from tests.conftest import tiny_darcy_config
+
+    ckpt = load_checkpoint(finished_run)
+    set_path(ckpt, field, value)
+    path = save_checkpoint(ckpt, tmp_path / "last.pt")
+    with pytest.raises(ConfigError, match=rf"is malformed: {message}"):
+        run(tiny_darcy_config("trainer.epochs=4", f"trainer.resume={path}"), output_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -174,3 +174,18 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_previous_one(tiny_darcy, tm
     a, b = load_checkpoint(full["last_checkpoint"]), load_checkpoint(resumed["last_checkpoint"])
     for key, value in a["model"].items():
         assert torch.equal(b["model"][key], value), key
+
+
+def test_without_best_pt_the_summary_says_the_final_weights_were_tested(tiny_darcy, tmp_path, caplog):
+    import logging
+    import shutil
+
+    first = run(tiny_darcy("trainer.epochs=1"), output_dir=tmp_path / "a")
+    assert first["tested_weights"] == "best"
+    (tmp_path / "lone").mkdir()
+    shutil.copy(first["last_checkpoint"], tmp_path / "lone" / "last.pt")  # no best.pt beside it
+    with caplog.at_level(logging.INFO, logger="kernelnn"):
+        again = run(tiny_darcy("trainer.epochs=1", f"trainer.resume={tmp_path / 'lone' / 'last.pt'}"),
+                    output_dir=tmp_path / "b")
+    assert again["tested_weights"] == "final"
+    assert "(final weights: no best.pt was written)" in caplog.text
