@@ -7,6 +7,7 @@ layer with ``regularization()`` is penalised like kernelnn's.
 - :class:`InputChecked`: ``check_input(x)``, a clear error for input it cannot take (models, most layers);
 - :class:`Regularized`: ``regularization()`` and optionally ``regularization_active`` (RBF, KAN, quadratic);
 - :class:`DataInitialized`: ``init_from_data(x, seed)`` (RBF layers, kernel / distance convolutions);
+- :class:`OutputBasisFitted`: ``fit_output_basis(y)`` on training targets (POD-DeepONet);
 - :class:`GridAdaptive`: ``update_grid(x)``, ``refine(grid_size)`` (B-spline KAN layers);
 - :class:`SparsityPenalized`: ``sparsity_loss()``, ``reset_statistics()``, ``statistics()`` (delta activations);
 - :class:`TwoSpeed`: ``quadratic_parameters()`` (quadratic neurons, for ReLinear).
@@ -38,6 +39,13 @@ class Regularized(Protocol):
 class DataInitialized(Protocol):
     def init_from_data(self, x: torch.Tensor, seed: int = 0) -> bool:
         """Place templates (centres, filters) on the inputs ``x`` this layer sees; returns whether it did."""
+
+
+@runtime_checkable
+class OutputBasisFitted(Protocol):
+    def fit_output_basis(self, y: torch.Tensor) -> bool:
+        """Fit a basis of the outputs to training targets ``y`` (as the layer is trained on); returns whether it
+        did (e.g. POD-DeepONet's modes)."""
 
 
 @runtime_checkable
@@ -83,5 +91,5 @@ def describe(model: nn.Module) -> str:
     return type(inner).__name__
 
 
-__all__: Sequence[str] = ["DataInitialized", "GridAdaptive", "InputChecked", "Regularized", "SparsityPenalized",
-                          "TwoSpeed", "describe", "layers_with"]
+__all__: Sequence[str] = ["DataInitialized", "GridAdaptive", "InputChecked", "OutputBasisFitted", "Regularized",
+                          "SparsityPenalized", "TwoSpeed", "describe", "layers_with"]

@@ -60,6 +60,8 @@ TINY_MODEL = {
     "kan": [],
     "frame_cnn": ["model.channels=[4,8]"],
     "equivariant": ["model.channels=4", "model.layers=1", "model.L=1"],
+    "deeponet": ["model.width=16", "model.branch_depth=2", "model.trunk_depth=2"],
+    "pod_deeponet": ["model.width=8", "model.branch_depth=2"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 

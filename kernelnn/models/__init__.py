@@ -8,6 +8,7 @@ registered models; register your own with ``MODELS.register("mine", example={...
 import torch
 
 from kernelnn.models.cnn import CNN
+from kernelnn.models.deeponet import DeepONet
 from kernelnn.models.equivariant import EquivariantNet
 from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
 from kernelnn.models.frame_cnn import FrameCNN
@@ -19,7 +20,7 @@ from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
 from kernelnn.registry import MODELS
 
-__all__ = ["CNN", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized",
+__all__ = ["CNN", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized",
            "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
 
 _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
@@ -28,6 +29,13 @@ _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projectio
 def _mg_patching_example():
     """A tiny FNO seeing 2 x 2 patches of a 16 x 16 field with one level of context (2 channels in)."""
     return MGPatching(FNO(2, 1, **_SMALL_FNO), levels=1, padding=2), (torch.randn(2, 1, 16, 16),)
+
+
+def _pod_deeponet_example():
+    """A POD-DeepONet whose basis is fitted to random outputs on its 8 x 8 grid."""
+    model = DeepONet(64, 2, width=4, branch_depth=2, variant="pod")
+    model.fit_output_basis(torch.randn(12, 1, 8, 8))
+    return model, (torch.randn(2, 1, 8, 8),)
 
 
 def _normalized_example():
@@ -46,6 +54,9 @@ MODELS.register("sfno", example={"in_channels": 1, "out_channels": 1, "n_modes":
                                  "n_layers": 2, "projection_channels": 8, "inputs": [(2, 1, 8, 16)]})(SphericalFNO)
 MODELS.register("mgno", example={"in_channels": 1, "out_channels": 1, "hidden_channels": 4, "n_layers": 2,
                                  "levels": 3, "inputs": [(2, 1, 8, 8)]})(MgNO)
+MODELS.register("deeponet", example={"n_sensors": 64, "coord_dim": 2, "width": 8, "branch_depth": 2,
+                                     "trunk_depth": 2, "inputs": [(2, 1, 8, 8)]})(DeepONet)
+MODELS.register("pod_deeponet", example=_pod_deeponet_example)(DeepONet)
 MODELS.register("mlp", example={"in_features": 3, "out_features": 2, "hidden": [8], "inputs": [(5, 3)]})(MLP)
 MODELS.register("cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
                                 "inputs": [(2, 1, 12, 12)]})(CNN)

@@ -52,6 +52,12 @@ class Normalized(nn.Module):
             except (TypeError, ValueError) as error:
                 raise type(error)(f"Normalized({type(self.model).__name__}): {error}") from error
 
+    def normalize_target(self, y: torch.Tensor) -> torch.Tensor:
+        """Targets ``y`` as the wrapped model is trained to output them (the inverse of the output scaling)."""
+        if self.out_mean is None:
+            return y
+        return (y - self._shape(self.out_mean, y)) / self._shape(self.out_std, y)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         if self.in_mean is not None:

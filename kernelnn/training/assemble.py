@@ -5,6 +5,7 @@ data, and the normalising wrapper."""
 from __future__ import annotations
 
 import logging
+import math
 import types
 import typing
 from typing import Any
@@ -26,7 +27,7 @@ log = logging.getLogger("kernelnn.training")
 
 # Model arguments that describe the data; left null in configs, they are filled from the data bundle.
 DATA_FILLED_KEYS = {"in_channels": "in_channels", "in_features": "in_channels", "out_channels": "out_channels",
-                    "out_features": "out_channels", "dim": "dim"}
+                    "out_features": "out_channels", "dim": "dim", "coord_dim": "dim"}
 PATCHING_KEYS = ("levels", "padding")
 
 
@@ -102,6 +103,10 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
                     "dim": "spatial dims"}[attr]
             raise ConfigError(f"model.{key}={filled[key]} does not match data {bundle.name}, which has {actual} "
                               f"{what}; leave model.{key} unset (null) to take it from the data")
+    # Points of the training grid: the sensors of a model that sees its input at fixed points (DeepONet).
+    for key in ("n_sensors", "n_outputs"):
+        if key in filled and filled[key] is None and bundle.dim:
+            filled[key] = math.prod(bundle.spatial_shapes()["train"])
     # Data-derived model settings a bundle offers (e.g. energy shift / scale of a potential): fill nulls only.
     for key, value in bundle.model_fill.items():
         if key in filled and filled[key] is None:
