@@ -32,6 +32,7 @@ TINY_SIZES = {
     "moving_digits": ["data.n_train=16", "data.n_val=8", "data.n_test=8", "data.frames=4"],
     "tetris": ["data.train_copies=2", "data.n_val=16", "data.n_test=16"],
     "lennard_jones": ["data.n_atoms=5", "data.n_train=16", "data.n_val=4", "data.n_test=4", "data.sweeps=5"],
+    "antiderivative": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.solve_resolution=200"],
 }
 # Small resolutions as well, for training runs.
 TINY_DATA = {
@@ -43,6 +44,7 @@ TINY_DATA = {
     "digits": TINY_SIZES["digits"],
     "active_subspace": TINY_SIZES["active_subspace"],
     "symbolic": TINY_SIZES["symbolic"],
+    "antiderivative": TINY_SIZES["antiderivative"],
     "moving_digits": TINY_SIZES["moving_digits"],
     "tetris": TINY_SIZES["tetris"],
     "lennard_jones": TINY_SIZES["lennard_jones"],

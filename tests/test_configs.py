@@ -17,7 +17,7 @@ DATAS = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
                  "mlp": "spirals", "cnn": "digits", "kan": "symbolic",
-                 "frame_cnn": "moving_digits", "equivariant": "tetris", "deeponet": "burgers",
+                 "frame_cnn": "moving_digits", "equivariant": "tetris", "deeponet": "antiderivative",
                  "pod_deeponet": "darcy"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "scheduler").glob("*.yaml"))

@@ -37,7 +37,7 @@ class Normalized(nn.Module):
             return stat.to(x.dtype)
         return stat.to(x.dtype).view(-1, *([1] * (x.dim() - 2)))
 
-    def check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor, *queries: torch.Tensor) -> None:
         """A float tensor, with the channel count the statistics were taken over, then the wrapped model's input
         check (its errors re-raised naming ``Normalized`` too)."""
         check_float_tensor(x, "Normalized")
@@ -48,7 +48,7 @@ class Normalized(nn.Module):
         check = getattr(self.model, "check_input", None)
         if callable(check):
             try:
-                check(x)
+                check(x, *queries)
             except (TypeError, ValueError) as error:
                 raise type(error)(f"Normalized({type(self.model).__name__}): {error}") from error
 
@@ -58,11 +58,16 @@ class Normalized(nn.Module):
             return y
         return (y - self._shape(self.out_mean, y)) / self._shape(self.out_std, y)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def forward(self, x: torch.Tensor, *queries: torch.Tensor) -> torch.Tensor:
+        """``queries`` (e.g. DeepONet's query coordinates) pass through unchanged; the answer at query points is
+        ``(batch, n_queries, channels)``, channels last."""
+        self.check_input(x, *queries)
         if self.in_mean is not None:
             x = (x - self._shape(self.in_mean, x)) / self._shape(self.in_std, x)
-        y = self.model(x)
+        y = self.model(x, *queries)
         if self.out_mean is not None:
-            y = y * self._shape(self.out_std, y) + self._shape(self.out_mean, y)
+            if queries:
+                y = y * self.out_std.to(y.dtype) + self.out_mean.to(y.dtype)
+            else:
+                y = y * self._shape(self.out_std, y) + self._shape(self.out_mean, y)
         return y

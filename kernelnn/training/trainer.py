@@ -147,20 +147,14 @@ class Trainer:
         self.model = model.to(device=device, dtype=self.dtype)
         self.amp_dtype = AMP_DTYPES[options.amp]
 
-        per_rank = options.batch_size // dist.world_size
-        self.train_sampler = DistributedSampler(
-            train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed
-        )
+        self.use_train_set(train_set)
         pin = device.type == "cuda"
-        self.train_loader = DataLoader(train_set, batch_size=per_rank, sampler=self.train_sampler,
-                                       num_workers=options.num_workers, pin_memory=pin)
         eval_per_rank = max(1, options.eval_batch_size // dist.world_size)
         self.eval_loaders = {
             name: DataLoader(ds, batch_size=eval_per_rank, sampler=ShardSampler(len(ds), dist),
                              num_workers=options.num_workers, pin_memory=pin)
             for name, ds in eval_sets.items()
         }
-        self.steps_per_epoch = math.ceil(len(self.train_loader) / options.grad_accum)
         self.monitor, self.monitor_higher = self._monitor(eval_sets)
         self.state = TrainState()
 
@@ -239,9 +233,28 @@ class Trainer:
         higher = (not self.task.lower_is_better.get(metric, True)) if mode == "auto" else mode == "max"
         return name, higher
 
-    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
-        """On the training device; floating tensors in the training precision (labels stay integers)."""
+    def _to_device(self, t: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """On the training device; floating tensors in the training precision (labels stay integers). A batch's
+        input may be several tensors (e.g. functions and query points), passed to the model as arguments."""
+        if isinstance(t, list | tuple):
+            return tuple(self._to_device(v) for v in t)
         return t.to(self.device, dtype=self.dtype if t.is_floating_point() else None, non_blocking=True)
+
+    @staticmethod
+    def _call(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return model(*x) if isinstance(x, tuple) else model(x)
+
+    def use_train_set(self, train_set: Dataset) -> None:
+        """Train on ``train_set`` instead (a plugin's :meth:`~TrainingPlugin.setup` may call this, before the
+        optimizer and schedule are sized): sampler, loader and steps per epoch are rebuilt."""
+        opts, dist = self.options, self.dist
+        self.train_set = train_set
+        self.train_sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank,
+                                                shuffle=True, seed=self.seed)
+        self.train_loader = DataLoader(train_set, batch_size=opts.batch_size // dist.world_size,
+                                       sampler=self.train_sampler, num_workers=opts.num_workers,
+                                       pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / opts.grad_accum)
 
     def first_inputs(self, n: int) -> torch.Tensor:
         """The first ``n`` training inputs (in dataset order), on the device, for data-dependent set-up."""
@@ -362,7 +375,7 @@ class Trainer:
     def _objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The task loss, and the objective: the loss plus every plugin's loss terms."""
         with self._autocast():
-            pred = self.forward_model(x)
+            pred = self._call(self.forward_model, x)
         loss = self.task.loss(pred.to(self.dtype), y)
         objective = loss
         for plugin in self.plugins:
@@ -423,10 +436,10 @@ class Trainer:
             for x, y in loader:
                 x, y = self._to_device(x), self._to_device(y)
                 with self._autocast():
-                    pred = self.model(x)
+                    pred = self._call(self.model, x)
                 for metric, values in self.task.metrics(pred.to(self.dtype), y).items():
                     sums[metric] = sums.get(metric, 0) + values.double().sum()
-                count += len(x)
+                count += len(y)
                 bar.update()
             names = self.task.metric_names  # a rank whose shard is empty still joins the all-reduce
             packed = torch.stack([torch.as_tensor(sums.get(m, 0.0), device=self.device, dtype=torch.float64)

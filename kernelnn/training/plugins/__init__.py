@@ -18,12 +18,14 @@ from kernelnn.training.plugins.data_init import DataInit
 from kernelnn.training.plugins.delta_sparsity import DeltaSparsity
 from kernelnn.training.plugins.kan_grids import KANGrids
 from kernelnn.training.plugins.pod_basis import PODBasis
+from kernelnn.training.plugins.query_points import QueryPointsPlugin
 from kernelnn.training.plugins.regularization import Regularization
 from kernelnn.training.plugins.relinear import ReLinear
 from kernelnn.training.plugins.spectral_refiner import SpectralRefiner
 
 PLUGINS = Registry("training plugin")
-for _plugin in (DataInit, PODBasis, Regularization, ReLinear, DeltaSparsity, KANGrids, SpectralRefiner):
+for _plugin in (DataInit, PODBasis, Regularization, ReLinear, DeltaSparsity, KANGrids, SpectralRefiner,
+                QueryPointsPlugin):
     PLUGINS.register(_plugin.name)(_plugin)
 
 
