@@ -13,10 +13,6 @@ def test_the_basis_is_the_pod_of_the_normalised_training_targets(tmp_path):
                          "trainer.epochs=1", "trainer.batch_size=4")
     summary = run(cfg, output_dir=tmp_path)
     state = load_checkpoint(summary["last_checkpoint"])["model"]
-    from hydra.utils import instantiate
-
-    from kernelnn.data import make_darcy
-
     bundle = instantiate(cfg.data)
     y = bundle.train.tensors[1].double()
     y = (y - state["out_mean"].double().view(-1, 1, 1)) / state["out_std"].double().view(-1, 1, 1)
