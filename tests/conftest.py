@@ -64,6 +64,8 @@ TINY_MODEL = {
     "equivariant": ["model.channels=4", "model.layers=1", "model.L=1"],
     "deeponet": ["model.width=16", "model.branch_depth=2", "model.trunk_depth=2"],
     "pod_deeponet": ["model.width=8", "model.branch_depth=2"],
+    "t1": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.head_channels=16"],
+    "t1_fft": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.head_channels=16"],
 }
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 

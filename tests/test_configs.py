@@ -18,7 +18,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
                  "mlp": "spirals", "cnn": "digits", "kan": "symbolic",
                  "frame_cnn": "moving_digits", "equivariant": "tetris", "deeponet": "antiderivative",
-                 "pod_deeponet": "darcy"}
+                 "pod_deeponet": "darcy", "t1": "darcy", "t1_fft": "burgers"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "scheduler").glob("*.yaml"))
 

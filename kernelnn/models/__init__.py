@@ -18,10 +18,11 @@ from kernelnn.models.mlp import MLP
 from kernelnn.models.normalized import Normalized
 from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
+from kernelnn.models.transform_once import TransformOnce
 from kernelnn.registry import MODELS
 
 __all__ = ["CNN", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized",
-           "SpatioTemporalFNO", "SphericalFNO", "TFNO"]
+           "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce"]
 
 _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
 
@@ -57,6 +58,11 @@ MODELS.register("mgno", example={"in_channels": 1, "out_channels": 1, "hidden_ch
 MODELS.register("deeponet", example={"n_sensors": 64, "coord_dim": 2, "width": 8, "branch_depth": 2,
                                      "trunk_depth": 2, "inputs": [(2, 1, 8, 8)]})(DeepONet)
 MODELS.register("pod_deeponet", example=_pod_deeponet_example)(DeepONet)
+MODELS.register("t1", example={"in_channels": 1, "out_channels": 1, "n_modes": 3, "hidden_channels": 4, "n_layers": 2,
+                               "head_channels": 8, "resolution": [8, 8], "inputs": [(2, 1, 8, 8)]})(TransformOnce)
+MODELS.register("t1_fft", example={"in_channels": 1, "out_channels": 1, "n_modes": 3, "hidden_channels": 4,
+                                   "n_layers": 2, "head_channels": 8, "transform": "fft", "resolution": [8, 8],
+                                   "inputs": [(2, 1, 8, 8)]})(TransformOnce)
 MODELS.register("mlp", example={"in_features": 3, "out_features": 2, "hidden": [8], "inputs": [(5, 3)]})(MLP)
 MODELS.register("cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
                                 "inputs": [(2, 1, 12, 12)]})(CNN)

@@ -103,10 +103,14 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
                     "dim": "spatial dims"}[attr]
             raise ConfigError(f"model.{key}={filled[key]} does not match data {bundle.name}, which has {actual} "
                               f"{what}; leave model.{key} unset (null) to take it from the data")
-    # Points of the training grid: the sensors of a model that sees its input at fixed points (DeepONet).
-    for key in ("n_sensors", "n_outputs"):
-        if key in filled and filled[key] is None and bundle.dim:
-            filled[key] = math.prod(bundle.spatial_shapes()["train"])
+    # The training grid: its points are the sensors of a model that sees its input at fixed points (DeepONet);
+    # its shape is the reference resolution of a model that scales with it (Transform Once).
+    if bundle.dim:
+        train_shape = bundle.spatial_shapes()["train"]
+        for key, value in (("n_sensors", math.prod(train_shape)), ("n_outputs", math.prod(train_shape)),
+                           ("resolution", list(train_shape))):
+            if key in filled and filled[key] is None:
+                filled[key] = value
     # Data-derived model settings a bundle offers (e.g. energy shift / scale of a potential): fill nulls only.
     for key, value in bundle.model_fill.items():
         if key in filled and filled[key] is None:
