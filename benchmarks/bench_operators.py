@@ -22,13 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
-MODELS = {  # name -> model overrides ("{width}" is matched to the FNO's parameter count)
+MODELS = {  # name -> model overrides ("{width}" is matched to the FNO's parameter count; "{t1}": t1 or t1_fft)
     "fno": [],
     "tfno": ["model=tfno"],
     "mgno": ["model=mgno"],
     "deeponet": ["model=deeponet", "model.width={width}"],
     "pod_deeponet": ["model=pod_deeponet", "model.width=64", "model.branch_depth=3"],
+    "t1": ["model={t1}", "model.n_modes={modes}", "model.hidden_channels={width}"],
 }
+T1 = {"darcy": ("t1", 12), "burgers": ("t1_fft", 16)}  # the DCT for Darcy's non-periodic domain, the FFT on the torus
 TEST = {"darcy": ("test_32/l2", "test_64/l2"), "burgers": ("test_256/l2", "test_512/l2")}
 
 
@@ -58,7 +60,7 @@ def parameters(overrides: list[str]) -> int:
 
 def matched_width(base: list[str], model: list[str], target: int) -> int:
     """The smallest width whose parameter count reaches ``target`` (counts grow with the width)."""
-    low, high = 1, 4096
+    low, high = 1, 2048
     while low < high:
         mid = (low + high) // 2
         if parameters(base + [m.format(width=mid) for m in model]) < target:
@@ -86,7 +88,8 @@ def main() -> None:
             base.append(f"trainer.epochs={args.epochs}")
         target = parameters(base)
         for name in args.models:
-            model = MODELS[name]
+            kind, modes = T1[data]
+            model = [m.replace("{t1}", kind).replace("{modes}", str(modes)) for m in MODELS[name]]
             width = matched_width(base, model, target) if any("{width}" in m for m in model) else None
             overrides = base + [m.format(width=width) for m in model]
             with tempfile.TemporaryDirectory() as out:
@@ -105,7 +108,8 @@ def main() -> None:
         [f"`python benchmarks/bench_operators.py --device {args.device}`; each dataset's `experiment=<data>_fno` "
          "recipe for every model (Darcy 32x32: 1,000 training samples, 20 epochs; Burgers 256: 1,000, 30 epochs)",
          "test / zero-shot 2x: relative L2 error on the test functions at the training resolution / at twice it",
-         "DeepONet's width is matched to the FNO's parameter count; POD-DeepONet keeps 64 modes"])
+         "DeepONet's and T1's widths are matched to the FNO's parameter count; POD-DeepONet keeps 64 modes; T1 keeps "
+         "the FNO's modes (DCT on Darcy, FFT on Burgers)"])
     print(text)
 
 
