@@ -14,6 +14,7 @@ class MetricsLog:
         self.csv_path = output_dir / "metrics.csv"
         self.tensorboard_dir = output_dir / "tensorboard" if tensorboard else None
         self.writer = None  # opened at the first write, so a run refused before training leaves no event file
+        self._written: tuple[list[str], int] | None = None  # columns and rows this process wrote to the CSV
 
     def _tensorboard(self):
         if self.writer is None and self.tensorboard_dir is not None:
@@ -27,16 +28,23 @@ class MetricsLog:
         return self.writer
 
     def write(self, history: list[dict]) -> None:
-        """Rewrite the CSV (columns in order of first appearance) and log the newest row to TensorBoard."""
+        """Bring the CSV up to ``history`` (columns in order of first appearance): new rows are appended while the
+        columns stay the same, else (and the first time in a process) the file is rewritten whole, atomically.
+        Then log the newest row to TensorBoard."""
         columns: list[str] = []
         for row in history:
             columns.extend(k for k in row if k not in columns)
-        tmp = self.csv_path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(history)
-        tmp.replace(self.csv_path)
+        if self._written is not None and self._written[0] == columns and self._written[1] <= len(history):
+            with open(self.csv_path, "a", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=columns).writerows(history[self._written[1]:])
+        else:
+            tmp = self.csv_path.with_suffix(".csv.tmp")
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(history)
+            tmp.replace(self.csv_path)
+        self._written = (columns, len(history))
         writer = self._tensorboard() if history else None
         if writer is not None:
             row = history[-1]

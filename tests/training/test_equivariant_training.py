@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from kernelnn.training import load_model, run
+from kernelnn.training.checkpoint import load_checkpoint
 from kernelnn.training.tasks import EnergyForcesTask
 from tests.conftest import QUIET_TRAINER, TINY_DATA, compose_config
 
@@ -49,7 +50,7 @@ def test_lennard_jones_trains_and_the_checkpoint_predicts_forces(tmp_path, compi
     summary = run(cfg, output_dir=tmp_path)
     test = summary["test"]
     assert all(math.isfinite(v) for v in test.values())
-    history = [row["train/loss"] for row in torch.load(summary["last_checkpoint"], weights_only=False)["history"]]
+    history = [row["train/loss"] for row in load_checkpoint(summary["last_checkpoint"])["history"]]
     assert history[-1] < history[0]
     model = load_model(summary["best_checkpoint"])
     assert model.output == "energy_forces" and model.energy_scale > 0  # filled from the data
