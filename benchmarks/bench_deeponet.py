@@ -68,7 +68,7 @@ def main() -> None:
     text = write_results(
         rows, ["n_train", "steps", "train", "test_100", "test_200", "slope", "seconds"],
         "DeepONet: antiderivative test error against training-set size",
-        ROOT / "benchmarks" / "results" / f"deeponet_convergence_{args.device}",
+        ROOT / "benchmarks" / "results" / f"deeponet_convergence_{args.device}_{args.steps}steps",
         [f"`python benchmarks/bench_deeponet.py --device {args.device}`: experiment=antiderivative_deeponet, "
          f"{args.steps} optimizer steps of batch {args.batch} (or n) per size, cosine schedule, no validation "
          f"set (the weights of the lowest training loss are tested), seed {args.seed}",
