@@ -5,10 +5,11 @@ error at the training resolution and zero-shot at twice it.
     python benchmarks/bench_operators.py --data darcy --models fno deeponet
 
 Every model trains with its dataset's FNO recipe (``experiment=<data>_fno``: epochs, batch, optimizer, schedule,
-loss), only the model changes. DeepONet's width is chosen so that its parameter count matches the FNO's on that
-dataset (within a few percent). The zero-shot column evaluates the model trained at the base resolution on the same
-test functions sampled twice as finely (DeepONet reads its sensors off the finer grid; POD-DeepONet interpolates its
-modes).
+loss); only the model changes. TFNO and MgNO, which have recipes of their own, are in benchmarks/RESULTS.md. The
+widths of DeepONet and T1 are chosen so that their parameter counts match the FNO's on that dataset (within a few
+percent). The zero-shot column evaluates the model trained at the base resolution on the same test functions
+sampled twice as finely (DeepONet reads its sensors off the finer grid; POD-DeepONet interpolates its modes; T1
+rescales its coefficients to the training grid).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
+RECIPES = {  # each dataset's FNO recipe (configs/experiment/<data>_fno.yaml) without its model, and its FNO
+    "darcy": (["data=darcy", "scheduler=cosine", "trainer.epochs=20", "trainer.batch_size=20", "trainer.loss=l2"],
+              ["model.n_modes=12", "model.hidden_channels=32"]),
+    "burgers": (["data=burgers", "trainer.epochs=30", "trainer.batch_size=20"],
+                ["model.n_modes=16", "model.hidden_channels=64", "model.positional_embedding=true"]),
+}
 MODELS = {  # name -> model overrides ("{width}" is matched to the FNO's parameter count; "{t1}": t1 or t1_fft)
-    "fno": [],
-    "tfno": ["model=tfno"],
-    "mgno": ["model=mgno"],
+    "fno": ["model=fno", "{fno}"],
     "deeponet": ["model=deeponet", "model.width={width}"],
     "pod_deeponet": ["model=pod_deeponet", "model.width=64", "model.branch_depth=3"],
     "t1": ["model={t1}", "model.n_modes={modes}", "model.hidden_channels={width}"],
@@ -72,7 +77,7 @@ def matched_width(base: list[str], model: list[str], target: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", default=["darcy", "burgers"], choices=sorted(TEST))
+    parser.add_argument("--data", nargs="+", default=["darcy", "burgers"], choices=sorted(RECIPES))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
@@ -82,14 +87,17 @@ def main() -> None:
 
     rows = []
     for data in args.data:
-        base = [f"experiment={data}_fno", f"trainer.device={args.device}", "trainer.progress_bar=false",
-                "trainer.tensorboard=false", "trainer.plots=false"]
+        recipe, fno = RECIPES[data]
+        base = [*recipe, f"trainer.device={args.device}", "trainer.progress_bar=false", "trainer.tensorboard=false",
+                "trainer.plots=false"]
         if args.epochs:
             base.append(f"trainer.epochs={args.epochs}")
-        target = parameters(base)
+        target = parameters(base + ["model=fno", *fno])
         for name in args.models:
             kind, modes = T1[data]
-            model = [m.replace("{t1}", kind).replace("{modes}", str(modes)) for m in MODELS[name]]
+            model = []
+            for m in MODELS[name]:
+                model.extend(fno if m == "{fno}" else [m.replace("{t1}", kind).replace("{modes}", str(modes))])
             width = matched_width(base, model, target) if any("{width}" in m for m in model) else None
             overrides = base + [m.format(width=width) for m in model]
             with tempfile.TemporaryDirectory() as out:
