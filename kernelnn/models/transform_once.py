@@ -187,25 +187,77 @@ class TransformOnce(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         spatial = x.shape[2:]
-        if x.shape[0] == 0:  # MKL's FFT refuses an empty batch ("Inconsistent configuration parameters")
+        if x.shape[0] == 0:
             return x.new_zeros(0, self.out_channels, *spatial)
         grid = grid_coordinates(spatial, x).expand(x.shape[0], -1, *spatial)
         v = self.lift(torch.cat([x, grid], dim=1).movedim(1, -1)).movedim(-1, 1)  # (B, C, *spatial)
         scale = math.sqrt(math.prod(self.resolution) / math.prod(spatial)) if self.resolution else 1.0
         with torch.autocast(x.device.type, enabled=False):  # the transforms and complex weights stay in float32+
             v = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
-            spectrum = self._forward_transform(v) * scale
-            index = self._index(spectrum.shape[2:])
-            z = spectrum
-            for axis, positions in enumerate(index):
-                z = z.index_select(2 + axis, positions)  # (B, C, *block)
+            z = self.analysis(v) * scale  # (B, C, *block)
             z = self._layers(z.to(self._weight(self.head_in).dtype))
             out = torch.einsum("bc...,ch->bh...", z, self._weight(self.head_in))
             out = torch.einsum("bh...,ho->bo...", _split(torch.sin, out), self._weight(self.head_out))
-            full = out.new_zeros(out.shape[0], self.out_channels, *spectrum.shape[2:])
-            full[(slice(None), slice(None), *torch.meshgrid(*index, indexing="ij"))] = out
-            y = self._inverse_transform(full.to(spectrum.dtype) / scale, spatial)
+            y = self.synthesis(out / scale, spatial)
         return y.to(x.dtype)
+
+    # ---------------------------------------------------------------------------------------- the transform pair
+    # Only the kept coefficients are ever needed, so the forward transform is one small matrix per axis (kept
+    # frequencies x grid points) and the inverse its adjoint: cheaper than a whole FFT of every hidden channel, and
+    # equal to it (tests/models/test_transform_once.py checks against the full transforms, gradients included).
+    def _bases(self, spatial: Sequence[int], like: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per axis ``(forward (K, N), inverse (N, K))`` of the orthonormal transform restricted to the kept
+        frequencies (the FFT's last axis: the inverse of the real FFT, counting each k > 0 twice)."""
+        real = like.real.dtype if like.is_complex() else like.dtype
+        bases = []
+        for axis, (frequencies, n) in enumerate(zip(self.frequencies(), spatial, strict=True)):
+            k = frequencies.to(like.device, real)[:, None]
+            j = torch.arange(n, device=like.device, dtype=real)[None]
+            if self.transform == "dct":
+                forward = torch.cos(math.pi * k * (j + 0.5) / n) * math.sqrt(2 / n)
+                forward = torch.where(k == 0, forward / math.sqrt(2), forward)
+                bases.append((forward, forward.T))
+                continue
+            phase = 2 * math.pi * k * j / n
+            forward = torch.polar(torch.full_like(phase, 1 / math.sqrt(n)), -phase)
+            inverse = torch.polar(torch.full_like(phase, 1 / math.sqrt(n)), phase).T
+            if axis == self.dim - 1:  # irfft: the negative frequencies are the conjugates of the positive ones
+                twice = torch.where((k == 0) | (2 * k == n), 1.0, 2.0).T
+                inverse = inverse * twice
+            bases.append((forward, inverse))
+        return bases
+
+    def analysis(self, v: torch.Tensor) -> torch.Tensor:
+        """The kept coefficients ``(B, C, *block)`` of ``v`` ``(B, C, *spatial)`` (orthonormal transform)."""
+        bases = self._bases(v.shape[2:], v)
+        z = v
+        for axis in reversed(range(self.dim)):  # the last axis first: real -> complex for the FFT
+            forward = bases[axis][0]
+            z = (z.movedim(2 + axis, -1).to(forward.dtype) @ forward.T).movedim(-1, 2 + axis)
+        return z
+
+    def synthesis(self, c: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
+        """The field ``(B, O, *spatial)`` whose only coefficients are ``c`` ``(B, O, *block)``."""
+        bases = self._bases(spatial, c)
+        y = c
+        for axis in range(self.dim):  # the last axis last: complex -> real for the FFT
+            inverse = bases[axis][1].to(y.dtype)
+            y = (y.movedim(2 + axis, -1) @ inverse.T).movedim(-1, 2 + axis)
+        return y.real if y.is_complex() else y
+
+    def analysis_by_full_transform(self, v: torch.Tensor) -> torch.Tensor:
+        """Reference for :meth:`analysis`: the whole transform, then the kept frequencies picked out."""
+        z = self._forward_transform(v)
+        for axis, positions in enumerate(self._index(z.shape[2:])):
+            z = z.index_select(2 + axis, positions)
+        return z
+
+    def synthesis_by_full_transform(self, c: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
+        """Reference for :meth:`synthesis`: zero-fill the spectrum, then the whole inverse transform."""
+        shape = (*spatial[:-1], spatial[-1] // 2 + 1) if self.transform == "fft" else tuple(spatial)
+        full = c.new_zeros(*c.shape[:2], *shape)
+        full[(slice(None), slice(None), *torch.meshgrid(*self._index(shape), indexing="ij"))] = c
+        return self._inverse_transform(full, spatial)
 
     def _weight(self, p: torch.Tensor) -> torch.Tensor:
         """A parameter as used: real, or complex viewed from its trailing (real, imaginary) pair (float32 at least)."""
