@@ -116,7 +116,8 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
         if key in filled and filled[key] is None:
             filled[key] = value
     modes = filled.get("n_modes")
-    if modes is not None and bundle.dim and (isinstance(modes, int) or len(modes) == bundle.dim):
+    fourier = filled.get("transform", "fft") == "fft"  # a cosine transform holds N frequencies, not N / 2 + 1
+    if modes is not None and fourier and bundle.dim and (isinstance(modes, int) or len(modes) == bundle.dim):
         # Models whose modes span other axes (e.g. space-time) validate themselves in check_model_on_data.
         modes = [modes] * bundle.dim if isinstance(modes, int) else list(modes)
         for split, shape in bundle.spatial_shapes().items():
