@@ -10,9 +10,8 @@ subsampled to each requested resolution. The paper's 100 sensors are ``data.reso
 from __future__ import annotations
 
 import torch
-from torch.utils.data import TensorDataset
 
-from kernelnn.data.bundle import DataBundle, cached, check_resolutions
+from kernelnn.data.bundle import DataBundle, cached, check_resolutions, resolution_splits
 
 
 def squared_exponential_grf(n: int, points: torch.Tensor, length_scale: float,
@@ -61,15 +60,8 @@ def make_antiderivative(
     data = cached("antiderivative", params, build, cache_dir, cache)
     x, y = data["u"].unsqueeze(1), data["s"].unsqueeze(1)
 
-    def at(res: int, start: int, stop: int) -> TensorDataset:
-        s = solve // res
-        return TensorDataset(x[start:stop, :, ::s].contiguous(), y[start:stop, :, ::s].contiguous())
-
-    n_tv = n_train + n_val
     return DataBundle(
-        name=name, task="operator", train=at(resolution, 0, n_train),
-        val=at(resolution, n_train, n_tv) if n_val else None,
-        tests={f"test_{r}": at(r, n_tv, n_tv + n_test) for r in tests},
+        name=name, task="operator", **resolution_splits(x, y, solve, resolution, tests, n_train, n_val, n_test),
         in_channels=1, out_channels=1, dim=1, periodic=False,
         info={"solve_resolution": solve, "length_scale": length_scale},
     )

@@ -133,6 +133,21 @@ def _read_cache(path: Path, manifest: dict) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def resolution_splits(x: torch.Tensor, y: torch.Tensor, solve: int, resolution: int, tests: tuple[int, ...],
+                      n_train: int, n_val: int, n_test: int) -> dict[str, Any]:
+    """``train`` / ``val`` / ``tests`` (``test_<r>``) of fields ``(n, C, *grid)`` solved at ``solve`` points per
+    axis, in that sample order, each subsampled to its resolution (exactly: every resolution divides ``solve``)."""
+    dims = x.dim() - 2
+
+    def at(res: int, start: int, stop: int) -> TensorDataset:
+        index = (slice(start, stop), slice(None), *[slice(None, None, solve // res)] * dims)
+        return TensorDataset(x[index].contiguous(), y[index].contiguous())
+
+    n_tv = n_train + n_val
+    return {"train": at(resolution, 0, n_train), "val": at(resolution, n_train, n_tv) if n_val else None,
+            "tests": {f"test_{r}": at(r, n_tv, n_tv + n_test) for r in tests}}
+
+
 def check_resolutions(owner: str, resolution: int, test_resolutions, solve_resolution: int | None) -> tuple:
     """Validate resolutions (config keys named in errors); return (test_resolutions, solve_resolution)."""
     tests = tuple(int(r) for r in (test_resolutions or [resolution]))

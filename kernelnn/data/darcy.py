@@ -18,9 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
-from torch.utils.data import TensorDataset
 
-from kernelnn.data.bundle import DataBundle, cached, check_resolutions
+from kernelnn.data.bundle import DataBundle, cached, check_resolutions, resolution_splits
 from kernelnn.data.grf import neumann_grf_2d
 
 
@@ -120,20 +119,7 @@ def make_darcy(
     data = cached("darcy", params, build, cache_dir, cache)
     a, u = data["a"].unsqueeze(1), data["u"].unsqueeze(1)
 
-    def at(res: int, start: int, stop: int) -> TensorDataset:
-        s = solve // res
-        return TensorDataset(a[start:stop, :, ::s, ::s].contiguous(), u[start:stop, :, ::s, ::s].contiguous())
-
-    n_tv = n_train + n_val
     return DataBundle(
-        name=name,
-        task="operator",
-        train=at(resolution, 0, n_train),
-        val=at(resolution, n_train, n_tv) if n_val else None,
-        tests={f"test_{r}": at(r, n_tv, n_tv + n_test) for r in tests},
-        in_channels=1,
-        out_channels=1,
-        dim=2,
-        periodic=False,
-        info={"solve_resolution": solve},
+        name=name, task="operator", **resolution_splits(a, u, solve, resolution, tests, n_train, n_val, n_test),
+        in_channels=1, out_channels=1, dim=2, periodic=False, info={"solve_resolution": solve},
     )

@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.utils.data import TensorDataset
 
-from kernelnn.data.bundle import DataBundle, cached, check_resolutions
+from kernelnn.data.bundle import DataBundle, cached, check_resolutions, resolution_splits
 from kernelnn.data.grf import periodic_grf
 
 
@@ -111,17 +110,9 @@ def make_navier_stokes(
 
     w = cached("navier_stokes", params, build, cache_dir, cache)["w"]
 
-    def at(res: int, start: int, stop: int) -> TensorDataset:
-        s = solve // res
-        seq = w[start:stop, :, ::s, ::s]
-        return TensorDataset(seq[:, :input_steps].contiguous(),
-                             seq[:, input_steps: input_steps + output_steps].contiguous())
-
-    n_tv = n_train + n_val
+    x, y = w[:, :input_steps], w[:, input_steps: input_steps + output_steps]
     return DataBundle(
-        name=name, task="operator", train=at(resolution, 0, n_train),
-        val=at(resolution, n_train, n_tv) if n_val else None,
-        tests={f"test_{r}": at(r, n_tv, n_tv + n_test) for r in tests},
+        name=name, task="operator", **resolution_splits(x, y, solve, resolution, tests, n_train, n_val, n_test),
         in_channels=input_steps, out_channels=output_steps, dim=2, periodic=True,
         info={"solve_resolution": solve, "sequences": w, "times": torch.linspace(0, t_final, record_steps + 1)},
     )
