@@ -5,6 +5,7 @@ from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations
 from kernelnn.layers.delta_accumulate import DeltaConv2d, DeltaLinear
+from kernelnn.layers.function_attention import FunctionAttention
 from kernelnn.layers.gate import Gate
 from kernelnn.layers.gaunt import gaunt_coefficients, gaunt_tensor_product
 from kernelnn.layers.gaunt_layer import GauntTensorProduct
@@ -31,10 +32,10 @@ from kernelnn.layers.trukan import TruKANLinear
 
 __all__ = [
     "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d", "DeltaLinear", "DistanceLinear",
-    "Gate", "GauntTensorProduct", "GlobalTucker", "KANConv1d", "KANConv2d", "KANConv3d", "KANLinear", "KernelConv1d",
-    "KernelConv2d", "KernelConv3d", "KernelLinear", "MgConv", "PolynomialCutoff", "QuadraticConv1d",
-    "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating", "SpectralConv",
-    "SphericalConv", "TimeDistributed", "TruKANLinear", "data_dependent_init", "delta_layers", "gaunt_coefficients",
-    "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups", "replace_activations",
-    "spectral_parameter_counts", "spherical_harmonics",
+    "FunctionAttention", "Gate", "GauntTensorProduct", "GlobalTucker", "KANConv1d", "KANConv2d", "KANConv3d",
+    "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "MgConv", "PolynomialCutoff",
+    "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating",
+    "SpectralConv", "SphericalConv", "TimeDistributed", "TruKANLinear", "data_dependent_init", "delta_layers",
+    "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups",
+    "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
 ]
