@@ -74,7 +74,8 @@ def test_mlp_and_normalized():
 def test_fno_skip_connections(skip):
     model = FNO(1, 1, n_modes=(4, 4), hidden_channels=8, n_layers=2, skip=skip)
     assert model(torch.randn(2, 1, 12, 12)).shape == (2, 1, 12, 12)
-    with pytest.raises(ValueError, match="skip='gated' is not a known skip connection; valid: attention, identity, linear, soft-gating"):
+    with pytest.raises(ValueError, match="skip='gated' is not a known skip connection; valid: attention, identity, "
+                                         "linear, soft-gating"):
         FNO(1, 1, n_modes=(4, 4), skip="gated")
 
 
