@@ -36,8 +36,9 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor, seed: int = 0) -> int
 
 
 @torch.no_grad()
-def layer_input(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-    """The (first positional) input that ``layer`` receives in ``model(x)``; ``None`` if it is never called.
+def layer_input(model: nn.Module, layer: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """The (first positional) input that ``layer`` receives in ``model(x)`` (``model(*x)`` for a tuple of inputs, as
+    the training loop calls it); ``None`` if it is never called.
 
     The forward stops as soon as ``layer`` is reached, and the model's buffers (BatchNorm running statistics)
     are restored, so asking changes nothing.
@@ -51,7 +52,7 @@ def layer_input(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Te
 
     handle = layer.register_forward_pre_hook(capture)
     try:
-        model(x)
+        model(*x) if isinstance(x, tuple) else model(x)
     except _Captured:
         pass
     finally:

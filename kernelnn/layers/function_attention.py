@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor
+from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor, check_positive_ints
 from kernelnn.registry import SKIPS
 
 
@@ -47,9 +47,7 @@ class FunctionAttention(nn.Module):
 
     def __init__(self, channels: int, dim: int, heads: int = 4, head_channels: int | None = None) -> None:
         super().__init__()
-        for name, value in (("channels", channels), ("dim", dim), ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"FunctionAttention: {name}={value!r} must be a positive int")
+        check_positive_ints("FunctionAttention", channels=channels, dim=dim, heads=heads)
         head_channels = head_channels or max(1, channels // heads)
         self.channels, self.dim, self.heads, self.head_channels = channels, dim, heads, head_channels
         self.qkv = nn.Linear(channels, 3 * heads * head_channels)

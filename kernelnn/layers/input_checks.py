@@ -42,3 +42,10 @@ def check_float_input(x: object, module: nn.Module, owner: str, argument: str = 
     """:func:`check_float_tensor` then :func:`check_dtype_matches`."""
     check_float_tensor(x, owner, argument)
     check_dtype_matches(x, module, owner, argument)  # type: ignore[arg-type]
+
+
+def check_positive_ints(owner: str, **values: object) -> None:
+    """Raise ``ValueError`` naming ``owner`` and the argument unless every value is an int >= 1 (not a bool)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}: {name}={value!r} must be a positive int")

@@ -31,16 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.input_checks import check_dtype_matches
+from kernelnn.layers.input_checks import check_dtype_matches, check_positive_ints
 from kernelnn.models.fno import grid_coordinates
 from kernelnn.models.mlp import MLP
 from kernelnn.registry import ACTIVATIONS
 
 VARIANTS = ("unstacked", "stacked", "pod")
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class DeepONet(nn.Module):
@@ -97,15 +93,14 @@ class DeepONet(nn.Module):
         neuron_options: dict | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("n_sensors", n_sensors), ("coord_dim", coord_dim), ("in_channels", in_channels),
-                            ("out_channels", out_channels), ("width", width), ("branch_depth", branch_depth),
-                            ("trunk_depth", trunk_depth)):
-            if not _positive_int(value):
-                raise ValueError(f"DeepONet: {name}={value!r} must be a positive int")
+        check_positive_ints("DeepONet", n_sensors=n_sensors, coord_dim=coord_dim, in_channels=in_channels,
+                            out_channels=out_channels, width=width, branch_depth=branch_depth, trunk_depth=trunk_depth)
         if variant not in VARIANTS:
             raise ValueError(f"DeepONet: variant={variant!r}; valid: {', '.join(VARIANTS)}")
-        if n_outputs is not None and (variant != "pod" or not _positive_int(n_outputs)):
-            raise ValueError(f"DeepONet: n_outputs={n_outputs!r} is for variant='pod' only, a positive int")
+        if n_outputs is not None:
+            if variant != "pod":
+                raise ValueError(f"DeepONet: n_outputs={n_outputs!r} is for variant='pod' only")
+            check_positive_ints("DeepONet", n_outputs=n_outputs)
         self.n_sensors, self.coord_dim = n_sensors, coord_dim
         self.in_channels, self.out_channels, self.width, self.variant = in_channels, out_channels, width, variant
         side = round(n_sensors ** (1 / coord_dim))

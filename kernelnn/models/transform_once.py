@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from kernelnn.layers.dct import dctn, idctn
-from kernelnn.layers.input_checks import check_dtype_matches
+from kernelnn.layers.input_checks import check_dtype_matches, check_positive_ints
 from kernelnn.models.fno import grid_coordinates
 from kernelnn.registry import ACTIVATIONS
 
@@ -92,11 +92,8 @@ class TransformOnce(nn.Module):
         residual: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("hidden_channels", hidden_channels), ("n_layers", n_layers),
-                            ("head_channels", head_channels), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TransformOnce: {name}={value!r} must be a positive int")
+        check_positive_ints("TransformOnce", in_channels=in_channels, out_channels=out_channels,
+                            hidden_channels=hidden_channels, n_layers=n_layers, head_channels=head_channels, dim=dim)
         if dim > 3:
             raise ValueError(f"TransformOnce: dim={dim} must be 1, 2 or 3")
         if transform not in TRANSFORMS:

@@ -69,3 +69,13 @@ def test_query_points_refuse_what_cannot_use_them(tmp_path, overrides, message):
         cfg = antiderivative("plugins.query_points.n_queries=10", "trainer.epochs=1", *overrides)
     with pytest.raises(ConfigError, match=message):
         run(cfg, output_dir=tmp_path)
+
+
+def test_kan_grid_updates_see_what_each_layer_sees_at_query_points(tmp_path):
+    """A KAN trunk's grid follows the query coordinates it is called on (the model's input is two tensors)."""
+    summary = run(antiderivative("plugins.query_points.n_queries=10", "trainer.epochs=2",
+                                 "plugins.kan_grids.update_every=1",
+                                 model=("model=deeponet", "model.width=8", "model.trunk_neuron=kan")),
+                  output_dir=tmp_path)
+    knots = load_checkpoint(summary["last_checkpoint"])["model"]["model.trunk.net.0.grid"][:, 3:-3]  # order 3
+    assert knots.min() >= -0.01 and knots.max() <= 1.0  # moved from [-1, 1] onto the coordinates in [0, 1)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 
 from kernelnn.data.query_points import QueryPoints
-from kernelnn.protocols import GridAdaptive, layers_with
 from kernelnn.training.config import require
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import TrainingPlugin
@@ -40,10 +39,6 @@ class QueryPointsPlugin(TrainingPlugin):
         if not isinstance(trainer.task, OperatorTask) or trainer.task.loss_name != "l2":
             raise ConfigError(f"{key}: query points need operator data and trainer.loss=l2 (a derivative loss needs "
                               "the whole grid)")
-        if any(p.name == "kan_grids" and getattr(p.config, "update_every", 0) for p in trainer.plugins) and \
-                layers_with(trainer.model, GridAdaptive):
-            raise ConfigError(f"{key}: KAN grid updates read the model's input, which is two tensors here; set "
-                              "plugins.kan_grids.update_every=0")
 
     def setup(self, trainer) -> None:
         key = f"plugins.{self.name}.n_queries={self.config.n_queries}"
