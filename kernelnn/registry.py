@@ -156,6 +156,13 @@ class Registry:
         module, inputs = built
         return module, tuple(inputs)
 
+    def example_options(self, name: str) -> dict[str, Any] | None:
+        """The keyword arguments entry ``name`` registered as its example (a copy), ``None`` when its example is a
+        function: the small sizes a config test can build the entry at without a table of its own."""
+        self.get(name)
+        spec = self._examples.get(name, {})
+        return None if callable(spec) and not isinstance(spec, Mapping) else dict(spec)
+
     def targets(self) -> frozenset[str]:
         """Import paths of the registered classes and functions, as Hydra's ``_target_`` would name them.
 

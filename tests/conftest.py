@@ -17,8 +17,11 @@ os.environ.setdefault("KERNELNN_CACHE", tempfile.mkdtemp(prefix="kernelnn-test-c
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)  # workers share the cores
 
+# Small sizes per config. Nothing here must be edited when a config is added: a data config gets its sample counts
+# shrunk (whichever of n_train / n_val / n_test it has) and a model config gets the sizes of its registry example
+# (``MODELS.register(name, example={...})``). The tables below only tune entries that tests train or time.
 # Small sizes per data config: sample counts and time spans, keeping each config's own resolutions.
-TINY_SIZES = {
+_TUNED_SIZES = {
     "darcy": ["data.n_train=8", "data.n_val=4", "data.n_test=4"],
     "burgers": ["data.n_train=8", "data.n_val=4", "data.n_test=4", "data.t_final=0.05"],
     "navier_stokes": ["data.n_train=4", "data.n_val=2", "data.n_test=2", "data.t_final=0.1", "data.record_steps=6",
@@ -35,22 +38,22 @@ TINY_SIZES = {
     "antiderivative": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.solve_resolution=200"],
 }
 # Small resolutions as well, for training runs.
-TINY_DATA = {
-    "darcy": TINY_SIZES["darcy"] + ["data.resolution=16", "data.test_resolutions=[16,32]", "data.n_train=16"],
-    "burgers": TINY_SIZES["burgers"] + ["data.resolution=32", "data.test_resolutions=[32,64]"],
-    "navier_stokes": TINY_SIZES["navier_stokes"] + ["data.resolution=16", "data.test_resolutions=[16]"],
-    "spirals": TINY_SIZES["spirals"],
-    "mnist": TINY_SIZES["mnist"],
-    "digits": TINY_SIZES["digits"],
-    "active_subspace": TINY_SIZES["active_subspace"],
-    "symbolic": TINY_SIZES["symbolic"],
-    "antiderivative": TINY_SIZES["antiderivative"],
-    "moving_digits": TINY_SIZES["moving_digits"],
-    "tetris": TINY_SIZES["tetris"],
-    "lennard_jones": TINY_SIZES["lennard_jones"],
-    "shallow_water": TINY_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
+_TUNED_DATA = {
+    "darcy": _TUNED_SIZES["darcy"] + ["data.resolution=16", "data.test_resolutions=[16,32]", "data.n_train=16"],
+    "burgers": _TUNED_SIZES["burgers"] + ["data.resolution=32", "data.test_resolutions=[32,64]"],
+    "navier_stokes": _TUNED_SIZES["navier_stokes"] + ["data.resolution=16", "data.test_resolutions=[16]"],
+    "spirals": _TUNED_SIZES["spirals"],
+    "mnist": _TUNED_SIZES["mnist"],
+    "digits": _TUNED_SIZES["digits"],
+    "active_subspace": _TUNED_SIZES["active_subspace"],
+    "symbolic": _TUNED_SIZES["symbolic"],
+    "antiderivative": _TUNED_SIZES["antiderivative"],
+    "moving_digits": _TUNED_SIZES["moving_digits"],
+    "tetris": _TUNED_SIZES["tetris"],
+    "lennard_jones": _TUNED_SIZES["lennard_jones"],
+    "shallow_water": _TUNED_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
-TINY_MODEL = {
+_TUNED_MODEL = {
     "fno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "tfno": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.projection_channels=16"],
     "mgno": ["model.hidden_channels=4", "model.n_layers=2", "model.levels=3"],
@@ -67,6 +70,46 @@ TINY_MODEL = {
     "t1": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.head_channels=16"],
     "t1_fft": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.head_channels=16"],
 }
+
+
+def _config_names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def _hydra_value(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    return str(value)
+
+
+def generic_tiny_sizes(data: str) -> list[str]:
+    """Small sample counts for a data config nobody tuned: the keys it has among n_train / n_val / n_test."""
+    import yaml
+
+    keys = yaml.safe_load((CONFIG_DIR / "data" / f"{data}.yaml").read_text()) or {}
+    return [f"data.{key}={n}" for key, n in (("n_train", 16), ("n_val", 4), ("n_test", 4)) if key in keys]
+
+
+# Model arguments the data fills (train.py), left to the data here too.
+_DATA_FILLED = {"in_channels", "out_channels", "in_features", "out_features", "dim", "coord_dim", "n_sensors",
+                "n_outputs", "resolution", "periodic", "inputs"}
+
+
+def registry_tiny_model(model: str) -> list[str]:
+    """The sizes of model ``model``'s registry example as overrides (``[]`` when its example is a function)."""
+    from kernelnn.registry import MODELS
+
+    options = MODELS.example_options(model) if model in MODELS else None
+    return [f"++model.{key}={_hydra_value(value)}" for key, value in (options or {}).items()
+            if key not in _DATA_FILLED]
+
+
+TINY_SIZES = {data: _TUNED_SIZES.get(data) or generic_tiny_sizes(data)
+              for data in _config_names("data") if data != "files"}
+TINY_DATA = {data: _TUNED_DATA.get(data, TINY_SIZES[data]) for data in TINY_SIZES}
+TINY_MODEL = {model: _TUNED_MODEL.get(model, registry_tiny_model(model)) for model in _config_names("model")}
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]
 
 

@@ -115,3 +115,66 @@ def test_tracing_first_leaves_no_fake_tensors_in_the_gaunt_plan_caches():
         out = net(positions)
     assert type(out) is torch.Tensor
     torch.testing.assert_close(program.module()(positions), out)
+
+
+def operator_families():
+    """DeepONet, Transform Once and the U-Nets with the shapes their programs accept: the batch is always dynamic;
+    the grid where the model's arithmetic allows (a DeepONet's sensors, T1's rescaling and the operator U-Net's
+    pixel kernels depend on the grid, so their programs keep the example's grid as a guard)."""
+    from kernelnn.models import DeepONet, TransformOnce, UNet
+
+    torch.manual_seed(0)
+    t1 = {"n_modes": 3, "hidden_channels": 4, "n_layers": 2, "head_channels": 8, "resolution": [16, 16]}
+    return {
+        "t1": (TransformOnce(1, 1, **t1), [(2, 1, 16, 16), (3, 1, 16, 16)]),
+        "t1_fft": (TransformOnce(1, 1, transform="fft", **t1), [(2, 1, 16, 16), (3, 1, 16, 16)]),
+        "deeponet": (DeepONet(64, 2, width=8, branch_depth=2, trunk_depth=2), [(2, 1, 8, 8), (5, 1, 8, 8)]),
+        "uno": (UNet(1, 1, hidden_channels=4, levels=2, resolution=[16, 16]), [(2, 1, 16, 16), (3, 1, 16, 16)]),
+        "unet": (UNet(1, 1, hidden_channels=4, levels=2, operator=False), [(2, 1, 16, 16), (3, 1, 24, 20)]),
+    }
+
+
+@pytest.mark.parametrize("name", ["t1", "t1_fft", "deeponet", "uno", "unet"])
+def test_operator_families_export_to_pt2(name, tmp_path):
+    model, shapes = operator_families()[name]
+    kernelnn.export(model, torch.randn(*shapes[0]), tmp_path / f"{name}.pt2")
+    loaded = torch.export.load(tmp_path / f"{name}.pt2").module()
+    for shape in shapes:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(loaded(x), eager(model, x), rtol=1e-5, atol=1e-6)
+    if name in ("t1", "uno"):
+        with pytest.raises(Exception, match="Guard failed"):
+            loaded(torch.randn(2, 1, 32, 32))  # the grid is part of the program
+
+
+def test_operator_families_in_onnxruntime_or_refused(tmp_path):
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    families = operator_families()
+    for name in ("t1", "deeponet", "unet"):
+        model, shapes = families[name]
+        kernelnn.export(model, torch.randn(*shapes[0]), tmp_path / f"{name}.onnx")
+        session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
+        (inp,) = session.get_inputs()
+        x = torch.randn(*shapes[1])
+        (out,) = session.run(None, {inp.name: x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(out), eager(model, x), rtol=1e-4, atol=1e-5)
+    for name in ("t1_fft", "uno"):  # complex FFT coefficients: no ONNX
+        model, shapes = families[name]
+        with pytest.raises(ExportError, match="does not convert to ONNX"):
+            kernelnn.export(model, torch.randn(*shapes[0]), tmp_path / f"{name}.onnx")
+
+
+def test_a_trained_checkpoint_exports_and_matches_the_eager_model(tmp_path):
+    """The README's path: train, load_model on best.pt, export; the program equals the eager model at the
+    training grid and at twice it, at other batch sizes."""
+    from kernelnn.training import load_model, run
+    from tests.conftest import tiny_darcy_config
+
+    summary = run(tiny_darcy_config("trainer.epochs=2"), output_dir=tmp_path / "run")
+    model = load_model(summary["best_checkpoint"])
+    kernelnn.export(model, torch.randn(2, 1, 16, 16), tmp_path / "darcy.pt2")
+    loaded = torch.export.load(tmp_path / "darcy.pt2").module()
+    for shape in [(2, 1, 16, 16), (5, 1, 32, 32)]:
+        x = 3 + 9 * torch.rand(*shape)
+        torch.testing.assert_close(loaded(x), eager(model, x), rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations
 from kernelnn.layers.delta_accumulate import DeltaConv2d, DeltaLinear
+from kernelnn.layers.fourier_resample import fourier_resample
 from kernelnn.layers.function_attention import FunctionAttention
 from kernelnn.layers.gate import Gate
 from kernelnn.layers.gaunt import gaunt_coefficients, gaunt_tensor_product
@@ -12,6 +13,7 @@ from kernelnn.layers.gaunt_layer import GauntTensorProduct
 from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.kan import KANConv1d, KANConv2d, KANConv3d, KANLinear
 from kernelnn.layers.kernel_conv import DistanceLinear, KernelConv1d, KernelConv2d, KernelConv3d, KernelLinear
+from kernelnn.layers.local_integral import LocalIntegralConv2d
 from kernelnn.layers.multigrid import MgConv
 from kernelnn.layers.pointwise import ChannelsLast, pointwise
 from kernelnn.layers.quadratic import (
@@ -33,9 +35,9 @@ from kernelnn.layers.trukan import TruKANLinear
 __all__ = [
     "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d", "DeltaLinear", "DistanceLinear",
     "FunctionAttention", "Gate", "GauntTensorProduct", "GlobalTucker", "KANConv1d", "KANConv2d", "KANConv3d",
-    "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "MgConv", "PolynomialCutoff",
-    "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer", "SoftGating",
-    "SpectralConv", "SphericalConv", "TimeDistributed", "TruKANLinear", "data_dependent_init", "delta_layers",
-    "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups",
-    "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
+    "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv2d", "MgConv",
+    "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer",
+    "SoftGating", "SpectralConv", "SphericalConv", "TimeDistributed", "TruKANLinear", "data_dependent_init",
+    "delta_layers", "fourier_resample", "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation",
+    "pointwise", "relinear_param_groups", "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
 ]

@@ -19,10 +19,11 @@ from kernelnn.models.normalized import Normalized
 from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
 from kernelnn.models.transform_once import TransformOnce
+from kernelnn.models.unet import UNet
 from kernelnn.registry import MODELS
 
 __all__ = ["CNN", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized",
-           "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce"]
+           "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet"]
 
 _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
 
@@ -63,6 +64,10 @@ MODELS.register("t1", example={"in_channels": 1, "out_channels": 1, "n_modes": 3
 MODELS.register("t1_fft", example={"in_channels": 1, "out_channels": 1, "n_modes": 3, "hidden_channels": 4,
                                    "n_layers": 2, "head_channels": 8, "transform": "fft", "resolution": [8, 8],
                                    "inputs": [(2, 1, 8, 8)]})(TransformOnce)
+MODELS.register("uno", example={"in_channels": 1, "out_channels": 1, "hidden_channels": 4, "levels": 2,
+                                "resolution": [8, 8], "inputs": [(2, 1, 8, 8)]})(UNet)
+MODELS.register("unet", example={"in_channels": 1, "out_channels": 1, "hidden_channels": 4, "levels": 2,
+                                 "operator": False, "inputs": [(2, 1, 8, 8)]})(UNet)
 MODELS.register("mlp", example={"in_features": 3, "out_features": 2, "hidden": [8], "inputs": [(5, 3)]})(MLP)
 MODELS.register("cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
                                 "inputs": [(2, 1, 12, 12)]})(CNN)

@@ -157,6 +157,8 @@ class TransformOnce(nn.Module):
             raise ValueError(f"TransformOnce: input must have shape (batch, {self.in_channels}, "
                              f"{', '.join('n' * self.dim)}), got {tuple(x.shape)}")
         check_dtype_matches(x, self, "TransformOnce")
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return  # the limit reads the kept frequencies' values, which a traced program cannot branch on
         for axis, (frequencies, n) in enumerate(zip(self.frequencies(), x.shape[2:], strict=True)):
             last = axis == self.dim - 1
             limit = n // 2 + 1 if self.transform == "fft" and last else (n if self.transform == "dct" else

@@ -111,6 +111,9 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
                            ("resolution", list(train_shape))):
             if key in filled and filled[key] is None:
                 filled[key] = value
+    # Boundary conditions: circular padding on a periodic domain (U-Nets).
+    if filled.get("periodic", False) is None:
+        filled["periodic"] = bundle.periodic
     # Data-derived model settings a bundle offers (e.g. energy shift / scale of a potential): fill nulls only.
     for key, value in bundle.model_fill.items():
         if key in filled and filled[key] is None:

@@ -101,7 +101,7 @@ class TrainerConfig:
     monitor: str = "auto"
     monitor_mode: MonitorMode = MonitorMode.auto
     early_stopping_patience: int | None = None
-    test_every: int = 1
+    test_every: int = 5  # as configs/trainer/default.yaml
     resume: str | None = None
     deterministic: bool = False
     log_every: int = 10

@@ -61,3 +61,21 @@ def test_load_model_says_what_a_python_trainers_checkpoint_lacks(tmp_path):
     model = load_model(tmp_path / "described" / "checkpoints" / "best.pt")
     x = torch.randn(5, 3)
     torch.testing.assert_close(model(x), described.model.eval()(x))
+
+
+def test_evaluation_shows_a_progress_bar_when_asked(tmp_path, capsys):
+    """Long evaluations (MNIST's test set) are not silent: tqdm's 'evaluating' bar, on stderr, when the trainer's
+    progress bar is on, and nothing when it is off."""
+    x = torch.randn(64, 3)
+    data = torch.utils.data.TensorDataset(x, x[:, :2])
+    for progress_bar in (True, False):
+        trainer = Trainer(MLP(3, 2, hidden=[4]), RegressionTask(), data, {"val": data, "test": data},
+                          make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+                          make_scheduler=lambda o, **k: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0),
+                          options=TrainerConfig(epochs=1, batch_size=8, progress_bar=progress_bar,
+                                                tensorboard=False),
+                          output_dir=tmp_path / str(progress_bar), device=torch.device("cpu"))
+        capsys.readouterr()
+        trainer.evaluate()
+        err = capsys.readouterr().err
+        assert ("evaluating" in err) is progress_bar, err

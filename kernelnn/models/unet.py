@@ -1,0 +1,160 @@
+r"""A U-Net, and the same U-Net turned into a neural operator (Berner, Liu-Schiaffini, Kossaifi et al. 2025,
+"Principled approaches for extending neural architectures to function spaces for operator learning").
+
+The pixel U-Net (``operator=False``, ``model=unet``) is the usual one: two ``3 x 3`` convolutions per level, max
+pooling down, bilinear upsampling up, skip connections by concatenation. Its receptive field is counted in pixels,
+so the same weights compute a different function on a finer grid of the same input.
+
+The operator U-Net (``operator=True``, ``model=uno``) keeps the architecture and replaces each part that depends
+on the pixel by its continuous counterpart, as the paper's recipe prescribes:
+
+- every convolution becomes a local integral operator (:class:`~kernelnn.layers.LocalIntegralConv2d`) whose
+  kernel is a function of the physical offset with a fixed physical radius: the radius a ``kernel_size`` pixel
+  kernel has on the training grid at that level (``kernel_size / 2`` cells);
+- pooling and upsampling become Fourier resampling (:func:`~kernelnn.layers.fourier_resample`) to grids fixed
+  at construction: level ``l >= 1`` has ``resolution / 2^l`` points per axis whatever the input grid, so the
+  coarse levels are band-limited operators and only the finest level follows the input's resolution;
+- skip connections concatenate fields on the same grid, which is already resolution-independent.
+
+On the training grid both compute the same kind of function; on finer grids of one smooth input the operator
+U-Net's outputs converge (the rectangle rule of each integral converges, the coarse levels see the same
+coefficients), and the pixel U-Net's do not. ``benchmarks/bench_unet.py`` measures both curves.
+The name ``uno`` is this operator U-Net, not the U-shaped neural operator (U-NO) of Rahman et al.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelnn.layers.fourier_resample import fourier_resample
+from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor, check_positive_ints
+from kernelnn.layers.local_integral import BASES, LocalIntegralConv2d
+from kernelnn.registry import ACTIVATIONS
+
+
+class UNet(nn.Module):
+    """U-Net on 2-D fields ``(batch, in_channels, H, W) -> (batch, out_channels, H, W)``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and output fields.
+    dim : int
+        Spatial dims; only 2 is supported (filled from the data by ``train.py``).
+    hidden_channels : int
+        Channels of the finest level; level ``l`` has ``hidden_channels * 2^l``.
+    levels : int
+        Levels, the finest included (``levels - 1`` down- and upsamplings).
+    operator : bool
+        ``True``: the operator U-Net (local integral operators and Fourier resampling); ``False``: the pixel U-Net.
+    resolution : (int, int), optional
+        The training grid (filled from the data by ``train.py``). The operator U-Net needs it: it fixes the
+        coarse levels' grids and the kernels' physical radii. The pixel U-Net ignores it.
+    kernel_size : int
+        Odd pixel kernel size of the pixel U-Net; for the operator U-Net it sets the kernels' radius,
+        ``kernel_size / 2`` cells of the training grid at each level.
+    kernel_shape, basis
+        The operator U-Net's kernel basis (:class:`~kernelnn.layers.LocalIntegralConv2d`).
+    periodic : bool
+        Periodic domain (circular padding), else zero padding; filled from the data when left ``None``.
+    activation : str
+        A name from :data:`kernelnn.registry.ACTIVATIONS`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dim: int = 2, hidden_channels: int = 32, levels: int = 3,
+                 operator: bool = True, resolution: Sequence[int] | None = None, kernel_size: int = 3,
+                 kernel_shape: int | Sequence[int] = (3, 4), basis: str = "piecewise linear",
+                 periodic: bool | None = False, activation: str = "gelu") -> None:
+        super().__init__()
+        name = type(self).__name__
+        check_positive_ints(name, in_channels=in_channels, out_channels=out_channels, dim=dim,
+                            hidden_channels=hidden_channels, levels=levels, kernel_size=kernel_size)
+        if dim != 2:
+            raise ValueError(f"{name}: dim={dim}; the U-Net is built for 2-D fields (dim=2)")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"{name}: kernel_size={kernel_size} must be odd")
+        if basis not in BASES:
+            raise ValueError(f"{name}: basis={basis!r} is not one of {list(BASES)}")
+        self.in_channels, self.out_channels, self.dim = in_channels, out_channels, dim
+        self.levels, self.operator, self.periodic = levels, bool(operator), bool(periodic)
+        self.kernel_size = kernel_size
+        self.level_shapes: list[tuple[int, int]] | None = None
+        if self.operator:
+            if resolution is None:
+                raise ValueError(f"{name}: operator=True needs resolution, the training grid (H, W): it fixes the "
+                                 "coarse levels' grids and the kernels' physical radii")
+            resolution = [resolution] * 2 if isinstance(resolution, int) else list(resolution)
+            check_positive_ints(name, **{f"resolution[{i}]": n for i, n in enumerate(resolution)})
+            if len(resolution) != 2:
+                raise ValueError(f"{name}: resolution={resolution} must be two grid sizes (H, W)")
+            self.level_shapes = [tuple(max(1, math.ceil(n / 2**level)) for n in resolution) for level in range(levels)]
+            coarsest = self.level_shapes[-1]
+            if self.periodic and min(coarsest) < kernel_size:
+                raise ValueError(f"{name}: levels={levels} on a {resolution[0]}x{resolution[1]} training grid leaves "
+                                 f"a {coarsest[0]}x{coarsest[1]} coarsest grid, smaller than kernel_size="
+                                 f"{kernel_size}; use fewer levels")
+        self.resolution = list(resolution) if resolution is not None else None
+        kernel_shape = tuple(kernel_shape) if not isinstance(kernel_shape, int) else kernel_shape
+        widths = [hidden_channels * 2**level for level in range(levels)]
+
+        def conv(c_in: int, c_out: int, level: int) -> nn.Module:
+            if not self.operator:
+                return nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2,
+                                 padding_mode="circular" if self.periodic else "zeros")
+            cell = max(1 / n for n in self.level_shapes[level])
+            return LocalIntegralConv2d(c_in, c_out, radius=kernel_size / 2 * cell, kernel_shape=kernel_shape,
+                                       basis=basis, periodic=self.periodic)
+
+        def block(c_in: int, c_out: int, level: int) -> nn.Sequential:
+            return nn.Sequential(conv(c_in, c_out, level), ACTIVATIONS.build(activation, owner=name,
+                                                                             argument="activation"),
+                                 conv(c_out, c_out, level), ACTIVATIONS.build(activation, owner=name,
+                                                                              argument="activation"))
+
+        self.encoder = nn.ModuleList(block(in_channels if level == 0 else widths[level - 1], widths[level], level)
+                                     for level in range(levels))
+        self.decoder = nn.ModuleList(block(widths[level + 1] + widths[level], widths[level], level)
+                                     for level in range(levels - 1))
+        self.projection = nn.Conv2d(widths[0], out_channels, 1)
+
+    def extra_repr(self) -> str:
+        return (f"operator={self.operator}, levels={self.levels}, level_shapes={self.level_shapes}, "
+                f"periodic={self.periodic}")
+
+    def check_input(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        check_float_tensor(x, name)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        check_dtype_matches(x, self, name)
+        spatial = tuple(x.shape[2:])
+        if not self.operator and min(spatial) < 2 ** (self.levels - 1):
+            raise ValueError(f"{name}: a {spatial[0]}x{spatial[1]} grid cannot be pooled {self.levels - 1} times "
+                             f"(levels={self.levels}); give at least {2 ** (self.levels - 1)} points per axis")
+
+    def _down(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        if self.operator:
+            return fourier_resample(x, self.level_shapes[level])
+        return F.max_pool2d(x, 2)
+
+    def _up(self, x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        if self.operator:
+            return fourier_resample(x, shape)
+        return F.interpolate(x, size=tuple(shape), mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        skips = []
+        for level, encode in enumerate(self.encoder):
+            x = encode(x if level == 0 else self._down(x, level))
+            skips.append(x)
+        x = skips.pop()
+        for level in reversed(range(self.levels - 1)):
+            skip = skips[level]
+            x = self.decoder[level](torch.cat([self._up(x, skip.shape[2:]), skip], dim=1))
+        return self.projection(x)

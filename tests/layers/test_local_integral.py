@@ -1,0 +1,149 @@
+"""Local integral operators (DISCO convolutions on equidistant grids) and Fourier resampling: the discretisations
+converge as the grid is refined, the FFT path equals the direct one, and the layer's usual properties."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernelnn.layers import LocalIntegralConv2d, fourier_resample
+from kernelnn.layers.local_integral import DIRECT_MAX_PIXELS, basis_l1_norms, fft_correlate
+from kernelnn.testing import assert_autocast, assert_compiles, assert_gradcheck, assert_state_dict_round_trip
+
+
+def smooth_field(n, m=None):
+    """Two smooth periodic channels on the grid ``i / n`` x ``j / m``: ``(1, 2, n, m)`` in float64."""
+    x = torch.arange(n, dtype=torch.float64) / n
+    y = torch.arange(m or n, dtype=torch.float64) / (m or n)
+    x, y = torch.meshgrid(x, y, indexing="ij")
+    return torch.stack([torch.sin(2 * math.pi * x) * torch.cos(4 * math.pi * y),
+                        torch.exp(torch.sin(2 * math.pi * (x + y)))])[None]
+
+
+def relative(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize(("shape", "basis"), [((3, 4), "piecewise linear"), ((3, 1), "piecewise linear"),
+                                              ((2, 2), "harmonic"), ((3, 3), "fourier-bessel")])
+def test_the_output_converges_as_the_grid_is_refined(shape, basis):
+    """Same weights, one smooth periodic input at 32 .. 256 points per side: the outputs at the 32-point grid's
+    points approach the 512-point one, each refinement closer, the finest within 1e-3."""
+    torch.manual_seed(0)
+    conv = LocalIntegralConv2d(2, 3, radius=3 / 32, kernel_shape=shape, basis=basis, periodic=True).double()
+    reference = conv(smooth_field(512))[..., ::16, ::16]
+    errors = [relative(conv(smooth_field(n))[..., :: n // 32, :: n // 32], reference) for n in (32, 64, 128, 256)]
+    assert all(b < a for a, b in zip(errors, errors[1:], strict=False)), errors
+    assert errors[-1] < 1e-3, errors
+
+
+def test_zero_padding_converges_too():
+    """The integral stops at the boundary of a non-periodic domain: slower (first order at the edge) but converging."""
+    torch.manual_seed(0)
+    conv = LocalIntegralConv2d(2, 2, radius=3 / 32).double()
+    reference = conv(smooth_field(512))[..., ::16, ::16]
+    errors = [relative(conv(smooth_field(n))[..., :: n // 32, :: n // 32], reference) for n in (32, 64, 128, 256)]
+    assert all(b < 0.6 * a for a, b in zip(errors, errors[1:], strict=False)), errors
+
+
+def test_a_constant_field_gives_the_sum_of_the_weights():
+    """Each basis function is divided by its integral of |psi|; the non-negative hats integrate to 1, so on a
+    constant field (periodic, fine grid) the output is the weights summed over the basis, per channel pair."""
+    torch.manual_seed(0)
+    conv = LocalIntegralConv2d(2, 3, radius=0.1, periodic=True, bias=False).double()
+    out = conv(torch.ones(1, 2, 256, 256, dtype=torch.float64))
+    expected = conv.weight.sum((1, 2))
+    torch.testing.assert_close(out[0, :, 0, 0], expected, rtol=2e-3, atol=0)
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out))
+
+
+def test_basis_norms_are_the_integrals_of_the_hats():
+    """The centre hat of the piecewise-linear basis is a cone of height 1 over the disk of radius r/2 (3 radial
+    points: rings at 0 and r/2): its integral is pi (r/2)^2 / 3."""
+    r = 0.2
+    norms = basis_l1_norms((3, 4), "piecewise linear", r)
+    assert norms[0].item() == pytest.approx(math.pi * (r / 2) ** 2 / 3, rel=1e-4)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_the_fft_path_equals_the_direct_convolution(periodic):
+    torch.manual_seed(0)
+    x, kernel = torch.randn(2, 3, 20, 18, dtype=torch.float64), torch.randn(4, 3, 11, 9, dtype=torch.float64)
+    p0, p1 = 5, 4
+    direct = F.conv2d(F.pad(x, (p1, p1, p0, p0), mode="circular" if periodic else "constant"), kernel)
+    torch.testing.assert_close(fft_correlate(x, kernel, periodic), direct, rtol=1e-10, atol=1e-10)
+    # gradients too
+    x.requires_grad_(True)
+    kernel.requires_grad_(True)
+    fft_grads = torch.autograd.grad(fft_correlate(x, kernel, periodic).square().sum(), (x, kernel))
+    direct = F.conv2d(F.pad(x, (p1, p1, p0, p0), mode="circular" if periodic else "constant"), kernel)
+    direct_grads = torch.autograd.grad(direct.square().sum(), (x, kernel))
+    for a, b in zip(fft_grads, direct_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_a_large_kernel_takes_the_fft_path_and_agrees_with_the_direct_one(monkeypatch):
+    """At 128 points a radius of 0.1 covers 25 x 25 pixels, above DIRECT_MAX_PIXELS: forcing the direct path gives
+    the same output."""
+    torch.manual_seed(0)
+    conv = LocalIntegralConv2d(2, 3, radius=0.1).double()
+    x = smooth_field(128)
+    assert (2 * conv.half_widths((128, 128))[0] + 1) ** 2 > DIRECT_MAX_PIXELS
+    fft = conv(x)
+    monkeypatch.setattr("kernelnn.layers.local_integral.DIRECT_MAX_PIXELS", 10**9)
+    torch.testing.assert_close(conv(x), fft, rtol=1e-10, atol=1e-10)
+
+
+def test_gradcheck_compile_autocast_and_state_dict():
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 12, 12, dtype=torch.float64)
+    assert_gradcheck(LocalIntegralConv2d(2, 3, radius=0.2, periodic=True).double(), x)  # direct and FFT
+    assert_gradcheck(LocalIntegralConv2d(2, 3, radius=0.45).double(), x)
+    conv = LocalIntegralConv2d(2, 3, radius=0.2)
+    assert_compiles(conv, x.float())
+    assert_autocast(conv, x.float())
+    assert_state_dict_round_trip(lambda: LocalIntegralConv2d(2, 3, radius=0.2), x.float())
+
+
+@pytest.mark.parametrize(("kwargs", "x", "message"), [
+    ({"radius": -1.0}, None, r"LocalIntegralConv2d: radius=-1.0 must be a positive number"),
+    ({"radius": 0.1, "basis": "gauss"}, None, r"LocalIntegralConv2d: basis='gauss' is not one of"),
+    ({"radius": 0.1, "domain": (1.0, 0.0)}, None, r"LocalIntegralConv2d: domain=\(1.0, 0.0\) must be two positive"),
+    ({"radius": 0.1}, torch.randn(2, 3, 8, 8), r"input must have shape \(batch, 2, H, W\), got \(2, 3, 8, 8\)"),
+    ({"radius": 0.1}, torch.ones(2, 2, 8, 8, dtype=torch.long), r"LocalIntegralConv2d: input dtype must be floating"),
+    ({"radius": 0.6, "periodic": True}, torch.randn(1, 2, 4, 4),
+     r"periodic grid of \(4, 4\) points is smaller than the kernel's 5 pixels"),
+])
+def test_bad_arguments_and_inputs_are_named(kwargs, x, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        LocalIntegralConv2d(2, 3, **kwargs)(x)
+
+
+def test_fourier_resampling_is_exact_for_band_limited_fields_and_keeps_the_common_band():
+    """Channel 0 is a trigonometric polynomial (exact on any grid holding it); channel 1, exp(sin), is not band-
+    limited, and its coefficients beyond the coarse band (~1e-7 at 16 points) are what resampling loses."""
+    for n_in, n_out in [(32, 64), (64, 32), (33, 16), (16, 33), (64, 17)]:
+        out, expected = fourier_resample(smooth_field(n_in), (n_out, n_out)), smooth_field(n_out)
+        torch.testing.assert_close(out[:, 0], expected[:, 0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(out[:, 1], expected[:, 1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(fourier_resample(smooth_field(32, 64), (64, 32))[:, 0], smooth_field(64, 32)[:, 0],
+                               rtol=0, atol=1e-12)
+    # the Nyquist frequency of an even grid is no real coefficient of the other grid: dropped, not copied
+    nyquist = torch.cos(math.pi * torch.arange(8, dtype=torch.float64))  # (-1)^i on 8 points
+    assert fourier_resample(nyquist, 16).abs().max() < 1e-12
+    # down then up is a low-pass filter: the result is unchanged by doing it again
+    x = torch.randn(3, 64, 64, dtype=torch.float64)
+    once = fourier_resample(fourier_resample(x, (16, 16)), (64, 64))
+    torch.testing.assert_close(fourier_resample(fourier_resample(once, (16, 16)), (64, 64)), once)
+
+
+def test_fourier_resampling_gradients_and_errors():
+    assert_gradcheck(lambda x: fourier_resample(x, (12, 5)), torch.randn(2, 9, 8, dtype=torch.float64))
+    assert fourier_resample(torch.randn(2, 8, 8, dtype=torch.bfloat16), (16, 16)).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match=r"fourier_resample: size\[1\]=0 must be a positive int"):
+        fourier_resample(torch.randn(8, 8), (4, 0))
+    with pytest.raises(ValueError, match=r"fourier_resample: x has 1 axes, fewer than the 2 of size=\[4, 4\]"):
+        fourier_resample(torch.randn(8), (4, 4))
+    with pytest.raises(TypeError, match=r"fourier_resample: x dtype must be floating point"):
+        fourier_resample(torch.ones(8, dtype=torch.long), 4)
