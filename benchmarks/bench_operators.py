@@ -1,15 +1,18 @@
 """Neural operators side by side on the same data, trained by the same loop: parameters, time per epoch, test
 error at the training resolution and zero-shot at twice it.
 
-    python benchmarks/bench_operators.py                                  # Darcy and Burgers, CPU, ~15 minutes
+    python benchmarks/bench_operators.py                      # Darcy, Burgers and Navier-Stokes, CPU, ~45 minutes
     python benchmarks/bench_operators.py --data darcy --models fno deeponet
 
 Every model trains with its dataset's FNO recipe (``experiment=<data>_fno``: epochs, batch, optimizer, schedule,
-loss); only the model changes. TFNO and MgNO, which have recipes of their own, are in benchmarks/RESULTS.md. The
-widths of DeepONet and T1 are chosen so that their parameter counts match the FNO's on that dataset (within a few
-percent). The zero-shot column evaluates the model trained at the base resolution on the same test functions
-sampled twice as finely (DeepONet reads its sensors off the finer grid; POD-DeepONet interpolates its modes; T1
-rescales its coefficients to the training grid).
+loss); only the model changes (TFNO and MgNO also have tuned recipes of their own, in benchmarks/RESULTS.md). TFNO
+keeps the FNO's modes and width at Tucker rank 0.1; MgNO is its config's (width 24, 5 levels; circular padding on
+the periodic data). The widths of DeepONet and T1 are chosen so that their parameter counts match the FNO's on that
+dataset (within a few percent). The U-Nets (``uno``: the operator U-Net, ``unet``: its pixel baseline) are 2-D
+only, width 32 and 3 levels. The zero-shot column evaluates the model trained at the base resolution on the same
+test functions sampled twice as finely (DeepONet reads its sensors off the finer grid; POD-DeepONet interpolates
+its modes; T1 rescales its coefficients to the training grid); Navier-Stokes has no finer test set (its solver
+would have to run at 128 x 128 for every sample).
 """
 
 from __future__ import annotations
@@ -28,15 +31,25 @@ RECIPES = {  # each dataset's FNO recipe (configs/experiment/<data>_fno.yaml) wi
               ["model.n_modes=12", "model.hidden_channels=32"]),
     "burgers": (["data=burgers", "trainer.epochs=30", "trainer.batch_size=20"],
                 ["model.n_modes=16", "model.hidden_channels=64", "model.positional_embedding=true"]),
+    "navier_stokes": (["data=navier_stokes", "trainer.epochs=30", "trainer.batch_size=10"],
+                      ["model.n_modes=12", "model.hidden_channels=32"]),
 }
 MODELS = {  # name -> model overrides ("{width}" is matched to the FNO's parameter count; "{t1}": t1 or t1_fft)
     "fno": ["model=fno", "{fno}"],
+    "tfno": ["model=tfno", "{fno}", "model.rank=0.1"],
+    "mgno": ["model=mgno", "{mgno}"],
     "deeponet": ["model=deeponet", "model.width={width}"],
     "pod_deeponet": ["model=pod_deeponet", "model.width=64", "model.branch_depth=3"],
     "t1": ["model={t1}", "model.n_modes={modes}", "model.hidden_channels={width}"],
+    "uno": ["model=uno"],
+    "unet": ["model=unet"],
 }
-T1 = {"darcy": ("t1", 12), "burgers": ("t1_fft", 16)}  # the DCT for Darcy's non-periodic domain, the FFT on the torus
-TEST = {"darcy": ("test_32/l2", "test_64/l2"), "burgers": ("test_256/l2", "test_512/l2")}
+TWO_D_ONLY = {"uno", "unet"}
+PERIODIC = {"burgers", "navier_stokes"}
+# the DCT for Darcy's non-periodic domain, the FFT on the torus
+T1 = {"darcy": ("t1", 12), "burgers": ("t1_fft", 16), "navier_stokes": ("t1_fft", 12)}
+TEST = {"darcy": ("test_32/l2", "test_64/l2"), "burgers": ("test_256/l2", "test_512/l2"),
+        "navier_stokes": ("test_64/l2", None)}
 
 
 def compose(overrides: list[str]):
@@ -75,9 +88,23 @@ def matched_width(base: list[str], model: list[str], target: int) -> int:
     return low
 
 
+def merged_with_earlier(rows: list[dict], path: Path) -> list[dict]:
+    """This run's rows, and the earlier results file's rows of the (data, model) pairs this run did not train, in
+    the table's order: re-running some models keeps the others' measured rows."""
+    import json
+
+    def key(row: dict) -> tuple[str, str]:
+        return row["data"], row["model"].split(" (")[0]
+
+    earlier = json.loads(path.read_text())["rows"] if path.exists() else []
+    fresh = {key(r) for r in rows}
+    order = {k: i for i, k in enumerate((d, m) for d in RECIPES for m in MODELS)}
+    return sorted([*rows, *(r for r in earlier if key(r) not in fresh)], key=lambda r: order.get(key(r), len(order)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", default=["darcy", "burgers"], choices=sorted(RECIPES))
+    parser.add_argument("--data", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
@@ -94,10 +121,16 @@ def main() -> None:
             base.append(f"trainer.epochs={args.epochs}")
         target = parameters(base + ["model=fno", *fno])
         for name in args.models:
+            if name in TWO_D_ONLY and data == "burgers":
+                rows.append({"data": data, "model": name, "parameters": "—", "s/epoch": "—",
+                             "test": "2-D only", "zero-shot 2x": "—"})
+                continue
             kind, modes = T1[data]
+            mgno = ["model.padding_mode=circular"] if data in PERIODIC else []
             model = []
             for m in MODELS[name]:
-                model.extend(fno if m == "{fno}" else [m.replace("{t1}", kind).replace("{modes}", str(modes))])
+                model.extend(fno if m == "{fno}" else mgno if m == "{mgno}" else
+                             [m.replace("{t1}", kind).replace("{modes}", str(modes))])
             width = matched_width(base, model, target) if any("{width}" in m for m in model) else None
             overrides = base + [m.format(width=width) for m in model]
             with tempfile.TemporaryDirectory() as out:
@@ -106,18 +139,22 @@ def main() -> None:
             row = {"data": data, "model": name + (f" (width {width})" if width else ""),
                    "parameters": summary["n_parameters"],
                    "s/epoch": summary["seconds_per_epoch"], "test": summary["test"][base_key],
-                   "zero-shot 2x": summary["test"][fine_key]}
+                   "zero-shot 2x": summary["test"][fine_key] if fine_key else "—"}
             rows.append(row)
             print(row, flush=True)
     stem = ROOT / "benchmarks" / "results" / f"operators_{args.device}"
+    rows = merged_with_earlier(rows, stem.with_suffix(".json"))
     text = write_results(
         rows, ["data", "model", "parameters", "s/epoch", "test", "zero-shot 2x"],
         "Neural operators on the same data and training recipe", stem,
         [f"`python benchmarks/bench_operators.py --device {args.device}`; each dataset's `experiment=<data>_fno` "
-         "recipe for every model (Darcy 32x32: 1,000 training samples, 20 epochs; Burgers 256: 1,000, 30 epochs)",
+         "recipe for every model (Darcy 32x32: 1,000 training samples, 20 epochs; Burgers 256: 1,000, 30 epochs; "
+         "Navier-Stokes 64x64, 5 frames in and the next 5 out: 200, 30 epochs)",
          "test / zero-shot 2x: relative L2 error on the test functions at the training resolution / at twice it",
          "DeepONet's and T1's widths are matched to the FNO's parameter count; POD-DeepONet keeps 64 modes; T1 keeps "
-         "the FNO's modes (DCT on Darcy, FFT on Burgers)"])
+         "the FNO's modes (DCT on Darcy, FFT on the torus); TFNO: the FNO at Tucker rank 0.1; MgNO: its config; "
+         "uno / unet: the operator U-Net and the pixel U-Net, width 32, 3 levels (2-D only)",
+         "Navier-Stokes has one test resolution (64): no zero-shot column"])
     print(text)
 
 

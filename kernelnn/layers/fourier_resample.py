@@ -54,6 +54,8 @@ def fourier_resample(x: torch.Tensor, size: Sequence[int] | int) -> torch.Tensor
     spatial = list(x.shape[x.dim() - d:])
     if spatial == size:
         return x
+    if x.numel() == 0:  # MKL's FFT refuses empty batches ("Inconsistent configuration parameters")
+        return x.new_zeros(*x.shape[:x.dim() - d], *size)
     dtype = x.dtype
     with torch.autocast(x.device.type, enabled=False):
         x = x.float() if dtype in (torch.float16, torch.bfloat16) else x

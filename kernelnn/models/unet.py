@@ -20,6 +20,11 @@ On the training grid both compute the same kind of function; on finer grids of o
 U-Net's outputs converge (the rectangle rule of each integral converges, the coarse levels see the same
 coefficients), and the pixel U-Net's do not. ``benchmarks/bench_unet.py`` measures both curves.
 The name ``uno`` is this operator U-Net, not the U-shaped neural operator (U-NO) of Rahman et al.
+
+The authors' code (``neuraloperator/NNs-to-NOs``) reaches the same property differently: it keeps the pixel
+kernels learned at a base resolution and interpolates them to more taps on finer grids, and it halves the grid at
+each level relative to the input. Here kernels are functions of the offset on a fixed basis (DISCO, as in
+Liu-Schiaffini et al. 2024), and the coarse levels keep the training resolution's grids.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from torch import nn
 
 from kernelnn.layers.fourier_resample import fourier_resample
 from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor, check_positive_ints
-from kernelnn.layers.local_integral import BASES, LocalIntegralConv2d
+from kernelnn.layers.local_integral import BASES, NORMALIZATIONS, LocalIntegralConv2d
 from kernelnn.registry import ACTIVATIONS
 
 
@@ -57,11 +62,14 @@ class UNet(nn.Module):
         coarse levels' grids and the kernels' physical radii. The pixel U-Net ignores it.
     kernel_size : int
         Odd pixel kernel size of the pixel U-Net; for the operator U-Net it sets the kernels' radius,
-        ``kernel_size / 2`` cells of the training grid at each level.
-    kernel_shape, basis
-        The operator U-Net's kernel basis (:class:`~kernelnn.layers.LocalIntegralConv2d`).
+        ``kernel_size / 2`` cells of the training grid at each level (``model=uno`` uses 5: with 3 the training
+        grid samples each basis function at a handful of pixels, and zero-shot errors grow; benchmarks/RESULTS.md).
+    kernel_shape, basis, normalization
+        The operator U-Net's kernel basis and its normalisation (:class:`~kernelnn.layers.LocalIntegralConv2d`).
     periodic : bool
-        Periodic domain (circular padding), else zero padding; filled from the data when left ``None``.
+        Periodic domain (circular padding), else zero padding; ``train.py`` fills it from the data when the config
+        leaves it null (``None`` passed here is ``False``). The pixel U-Net's bilinear upsampling does not wrap
+        around: at a periodic boundary it clamps.
     activation : str
         A name from :data:`kernelnn.registry.ACTIVATIONS`.
     """
@@ -69,7 +77,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, dim: int = 2, hidden_channels: int = 32, levels: int = 3,
                  operator: bool = True, resolution: Sequence[int] | None = None, kernel_size: int = 3,
                  kernel_shape: int | Sequence[int] = (3, 4), basis: str = "piecewise linear",
-                 periodic: bool | None = False, activation: str = "gelu") -> None:
+                 periodic: bool | None = False, activation: str = "gelu", normalization: str = "discrete") -> None:
         super().__init__()
         name = type(self).__name__
         check_positive_ints(name, in_channels=in_channels, out_channels=out_channels, dim=dim,
@@ -80,25 +88,26 @@ class UNet(nn.Module):
             raise ValueError(f"{name}: kernel_size={kernel_size} must be odd")
         if basis not in BASES:
             raise ValueError(f"{name}: basis={basis!r} is not one of {list(BASES)}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"{name}: normalization={normalization!r} is not one of {list(NORMALIZATIONS)}")
+        if operator and kernel_size < 3:
+            raise ValueError(f"{name}: kernel_size={kernel_size}; the operator U-Net needs at least 3 (a kernel "
+                             "narrower than a cell of the training grid is a point-wise map there)")
         self.in_channels, self.out_channels, self.dim = in_channels, out_channels, dim
         self.levels, self.operator, self.periodic = levels, bool(operator), bool(periodic)
         self.kernel_size = kernel_size
         self.level_shapes: list[tuple[int, int]] | None = None
-        if self.operator:
-            if resolution is None:
-                raise ValueError(f"{name}: operator=True needs resolution, the training grid (H, W): it fixes the "
-                                 "coarse levels' grids and the kernels' physical radii")
+        if resolution is not None:
             resolution = [resolution] * 2 if isinstance(resolution, int) else list(resolution)
             check_positive_ints(name, **{f"resolution[{i}]": n for i, n in enumerate(resolution)})
             if len(resolution) != 2:
                 raise ValueError(f"{name}: resolution={resolution} must be two grid sizes (H, W)")
+        if self.operator:
+            if resolution is None:
+                raise ValueError(f"{name}: operator=True needs resolution, the training grid (H, W): it fixes the "
+                                 "coarse levels' grids and the kernels' physical radii")
             self.level_shapes = [tuple(max(1, math.ceil(n / 2**level)) for n in resolution) for level in range(levels)]
-            coarsest = self.level_shapes[-1]
-            if self.periodic and min(coarsest) < kernel_size:
-                raise ValueError(f"{name}: levels={levels} on a {resolution[0]}x{resolution[1]} training grid leaves "
-                                 f"a {coarsest[0]}x{coarsest[1]} coarsest grid, smaller than kernel_size="
-                                 f"{kernel_size}; use fewer levels")
-        self.resolution = list(resolution) if resolution is not None else None
+        self.resolution = resolution
         kernel_shape = tuple(kernel_shape) if not isinstance(kernel_shape, int) else kernel_shape
         widths = [hidden_channels * 2**level for level in range(levels)]
 
@@ -108,7 +117,7 @@ class UNet(nn.Module):
                                  padding_mode="circular" if self.periodic else "zeros")
             cell = max(1 / n for n in self.level_shapes[level])
             return LocalIntegralConv2d(c_in, c_out, radius=kernel_size / 2 * cell, kernel_shape=kernel_shape,
-                                       basis=basis, periodic=self.periodic)
+                                       basis=basis, periodic=self.periodic, normalization=normalization)
 
         def block(c_in: int, c_out: int, level: int) -> nn.Sequential:
             return nn.Sequential(conv(c_in, c_out, level), ACTIVATIONS.build(activation, owner=name,
@@ -121,6 +130,14 @@ class UNet(nn.Module):
         self.decoder = nn.ModuleList(block(widths[level + 1] + widths[level], widths[level], level)
                                      for level in range(levels - 1))
         self.projection = nn.Conv2d(widths[0], out_channels, 1)
+        if self.operator and self.periodic:  # every level's kernel must fit its (fixed or training) grid
+            for level, shape in enumerate(self.level_shapes):
+                conv = self.encoder[level][0]
+                pixels = [2 * p + 1 for p in conv.half_widths(shape)]
+                if any(k > n for k, n in zip(pixels, shape, strict=True)):
+                    raise ValueError(f"{name}: levels={levels} on a {resolution[0]}x{resolution[1]} training grid "
+                                     f"gives level {level} a {shape[0]}x{shape[1]} grid, smaller than its "
+                                     f"{pixels[0]}x{pixels[1]}-pixel kernel; use fewer levels")
 
     def extra_repr(self) -> str:
         return (f"operator={self.operator}, levels={self.levels}, level_shapes={self.level_shapes}, "

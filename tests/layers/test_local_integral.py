@@ -58,6 +58,20 @@ def test_a_constant_field_gives_the_sum_of_the_weights():
     assert torch.allclose(out, out[..., :1, :1].expand_as(out))
 
 
+@pytest.mark.parametrize("n", [16, 33, 64])
+def test_discrete_normalization_keeps_each_basis_functions_mass_on_every_grid(n):
+    """normalization='discrete': the sum of weights on a constant field at any grid the kernel covers, coarse too;
+    and it converges to the same operator as the continuous normalisation."""
+    torch.manual_seed(0)
+    conv = LocalIntegralConv2d(2, 3, radius=0.1, periodic=True, bias=False, normalization="discrete").double()
+    out = conv(torch.ones(1, 2, n, n, dtype=torch.float64))
+    torch.testing.assert_close(out[0, :, 0, 0], conv.weight.sum((1, 2)), rtol=1e-12, atol=1e-12)
+    continuous = LocalIntegralConv2d(2, 3, radius=0.1, periodic=True, bias=False).double()
+    continuous.load_state_dict(conv.state_dict())
+    x = smooth_field(512)
+    assert relative(conv(x), continuous(x)) < 1e-4
+
+
 def test_basis_norms_are_the_integrals_of_the_hats():
     """The centre hat of the piecewise-linear basis is a cone of height 1 over the disk of radius r/2 (3 radial
     points: rings at 0 and r/2): its integral is pi (r/2)^2 / 3."""
@@ -68,17 +82,21 @@ def test_basis_norms_are_the_integrals_of_the_hats():
 
 @pytest.mark.parametrize("periodic", [True, False])
 def test_the_fft_path_equals_the_direct_convolution(periodic):
+    """Weights applied in Fourier space before the basis spectra: the same correlation as F.conv2d of the
+    assembled pixel kernel, values and gradients (input, weights)."""
     torch.manual_seed(0)
-    x, kernel = torch.randn(2, 3, 20, 18, dtype=torch.float64), torch.randn(4, 3, 11, 9, dtype=torch.float64)
-    p0, p1 = 5, 4
-    direct = F.conv2d(F.pad(x, (p1, p1, p0, p0), mode="circular" if periodic else "constant"), kernel)
-    torch.testing.assert_close(fft_correlate(x, kernel, periodic), direct, rtol=1e-10, atol=1e-10)
-    # gradients too
-    x.requires_grad_(True)
-    kernel.requires_grad_(True)
-    fft_grads = torch.autograd.grad(fft_correlate(x, kernel, periodic).square().sum(), (x, kernel))
-    direct = F.conv2d(F.pad(x, (p1, p1, p0, p0), mode="circular" if periodic else "constant"), kernel)
-    direct_grads = torch.autograd.grad(direct.square().sum(), (x, kernel))
+    x = torch.randn(2, 3, 20, 18, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    psi = torch.randn(5, 11, 9, dtype=torch.float64)
+
+    def direct():
+        kernel = torch.einsum("oik,khw->oihw", weight, psi)
+        return F.conv2d(F.pad(x, (4, 4, 5, 5), mode="circular" if periodic else "constant"), kernel)
+
+    fft = fft_correlate(x, weight, psi, periodic)
+    torch.testing.assert_close(fft, direct(), rtol=1e-10, atol=1e-10)
+    fft_grads = torch.autograd.grad(fft.square().sum(), (x, weight))
+    direct_grads = torch.autograd.grad(direct().square().sum(), (x, weight))
     for a, b in zip(fft_grads, direct_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
@@ -109,6 +127,7 @@ def test_gradcheck_compile_autocast_and_state_dict():
 @pytest.mark.parametrize(("kwargs", "x", "message"), [
     ({"radius": -1.0}, None, r"LocalIntegralConv2d: radius=-1.0 must be a positive number"),
     ({"radius": 0.1, "basis": "gauss"}, None, r"LocalIntegralConv2d: basis='gauss' is not one of"),
+    ({"radius": 0.1, "normalization": "sum"}, None, r"LocalIntegralConv2d: normalization='sum' is not one of"),
     ({"radius": 0.1, "domain": (1.0, 0.0)}, None, r"LocalIntegralConv2d: domain=\(1.0, 0.0\) must be two positive"),
     ({"radius": 0.1}, torch.randn(2, 3, 8, 8), r"input must have shape \(batch, 2, H, W\), got \(2, 3, 8, 8\)"),
     ({"radius": 0.1}, torch.ones(2, 2, 8, 8, dtype=torch.long), r"LocalIntegralConv2d: input dtype must be floating"),
@@ -136,6 +155,12 @@ def test_fourier_resampling_is_exact_for_band_limited_fields_and_keeps_the_commo
     x = torch.randn(3, 64, 64, dtype=torch.float64)
     once = fourier_resample(fourier_resample(x, (16, 16)), (64, 64))
     torch.testing.assert_close(fourier_resample(fourier_resample(once, (16, 16)), (64, 64)), once)
+
+
+def test_empty_batches_pass_through_both_fft_paths():
+    assert fourier_resample(torch.randn(0, 3, 8, 8), (4, 4)).shape == (0, 3, 4, 4)
+    conv = LocalIntegralConv2d(2, 3, radius=0.2)
+    assert conv(torch.randn(0, 2, 64, 64)).shape == (0, 3, 64, 64)  # 27 x 27 pixels: the FFT path
 
 
 def test_fourier_resampling_gradients_and_errors():
