@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor, check_positive_ints
+from kernelnn.layers.spectral import autocast_output_dtype
 
 BASES = ("piecewise linear", "harmonic", "zernike", "fourier-bessel")
 NORMALIZATIONS = ("continuous", "discrete")
@@ -211,7 +212,7 @@ def fft_correlate(x: torch.Tensor, weight: torch.Tensor, psi: torch.Tensor, peri
     ``batch * out_channels * K`` spectra rather than with the ``out_channels * in_channels`` pixel kernels.
     Under autocast the FFTs run in float32 and the output comes in the autocast dtype, as the direct path's.
     """
-    out_dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+    out_dtype = autocast_output_dtype(x)
     if x.shape[0] == 0:  # MKL's FFT refuses empty batches
         return x.new_zeros(0, weight.shape[0], *x.shape[2:], dtype=out_dtype)
     with torch.autocast(x.device.type, enabled=False):
