@@ -129,6 +129,8 @@ class LocalIntegralConv2d(nn.Module):
         check_positive_ints("LocalIntegralConv2d", in_channels=in_channels, out_channels=out_channels)
         if basis not in BASES:
             raise ValueError(f"LocalIntegralConv2d: basis={basis!r} is not one of {list(BASES)}")
+        if not isinstance(periodic, bool):
+            raise ValueError(f"LocalIntegralConv2d: periodic={periodic!r} must be True or False")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"LocalIntegralConv2d: normalization={normalization!r} is not one of "
                              f"{list(NORMALIZATIONS)}")

@@ -90,6 +90,9 @@ class UNet(nn.Module):
             raise ValueError(f"{name}: basis={basis!r} is not one of {list(BASES)}")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"{name}: normalization={normalization!r} is not one of {list(NORMALIZATIONS)}")
+        for flag, value in (("operator", operator), ("periodic", periodic)):
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{name}: {flag}={value!r} must be true or false")
         if operator and kernel_size < 3:
             raise ValueError(f"{name}: kernel_size={kernel_size}; the operator U-Net needs at least 3 (a kernel "
                              "narrower than a cell of the training grid is a point-wise map there)")

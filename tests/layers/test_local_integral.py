@@ -127,6 +127,7 @@ def test_gradcheck_compile_autocast_and_state_dict():
 @pytest.mark.parametrize(("kwargs", "x", "message"), [
     ({"radius": -1.0}, None, r"LocalIntegralConv2d: radius=-1.0 must be a positive number"),
     ({"radius": 0.1, "basis": "gauss"}, None, r"LocalIntegralConv2d: basis='gauss' is not one of"),
+    ({"radius": 0.1, "periodic": 1}, None, r"LocalIntegralConv2d: periodic=1 must be True or False"),
     ({"radius": 0.1, "normalization": "sum"}, None, r"LocalIntegralConv2d: normalization='sum' is not one of"),
     ({"radius": 0.1, "domain": (1.0, 0.0)}, None, r"LocalIntegralConv2d: domain=\(1.0, 0.0\) must be two positive"),
     ({"radius": 0.1}, torch.randn(2, 3, 8, 8), r"input must have shape \(batch, 2, H, W\), got \(2, 3, 8, 8\)"),

@@ -85,6 +85,7 @@ def test_the_data_fills_periodicity_and_resolution():
                                             r"than its 3x3-pixel kernel"),
     ({"levels": 2, "periodic": True, "resolution": (6, 32)}, None, r"gives level 1 a 3x16 grid, smaller than its "
                                                                     r"3x17-pixel kernel"),
+    ({"periodic": "no"}, None, r"UNet: periodic='no' must be true or false"),
     ({"kernel_size": 1}, None, r"UNet: kernel_size=1; the operator U-Net needs at least 3"),
     ({"normalization": "sum"}, None, r"UNet: normalization='sum' is not one of"),
     ({}, torch.randn(2, 3, 16, 16), r"UNet: input must have shape \(batch, 1, H, W\), got \(2, 3, 16, 16\)"),
