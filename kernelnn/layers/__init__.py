@@ -1,10 +1,12 @@
 """Layers: one concept per file."""
 
 from kernelnn.layers import checked  # noqa: F401  (registers torch's activations and nn.Linear, checked)
+from kernelnn.layers.adaptive_rbf import AdaptiveRBF
 from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations
 from kernelnn.layers.delta_accumulate import DeltaConv2d, DeltaLinear
+from kernelnn.layers.feature_grid import FeatureGrid
 from kernelnn.layers.fourier_resample import fourier_resample
 from kernelnn.layers.function_attention import FunctionAttention
 from kernelnn.layers.gate import Gate
@@ -13,9 +15,16 @@ from kernelnn.layers.gaunt_layer import GauntTensorProduct
 from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.kan import KANConv1d, KANConv2d, KANConv3d, KANLinear
 from kernelnn.layers.kernel_conv import DistanceLinear, KernelConv1d, KernelConv2d, KernelConv3d, KernelLinear
-from kernelnn.layers.local_integral import LocalIntegralConv2d
+from kernelnn.layers.local_integral import LocalIntegralConv1d, LocalIntegralConv2d
 from kernelnn.layers.multigrid import MgConv
 from kernelnn.layers.pointwise import ChannelsLast, pointwise
+from kernelnn.layers.positional_encoding import (
+    DoubleFourierSphere,
+    FourierFeatures,
+    IdentityEncoding,
+    LonLatEncoding,
+    SphericalHarmonicsEncoding,
+)
 from kernelnn.layers.quadratic import (
     QuadraticConv1d,
     QuadraticConv2d,
@@ -25,6 +34,8 @@ from kernelnn.layers.quadratic import (
 )
 from kernelnn.layers.radial import BesselBasis, PolynomialCutoff
 from kernelnn.layers.rbf import RBFLayer, plot_rbf_interpretation
+from kernelnn.layers.rbf_field import RBFField
+from kernelnn.layers.siren import SineLayer, Siren
 from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
 from kernelnn.layers.spherical import SphericalConv
@@ -33,11 +44,13 @@ from kernelnn.layers.time_distributed import TimeDistributed
 from kernelnn.layers.trukan import TruKANLinear
 
 __all__ = [
-    "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d", "DeltaLinear", "DistanceLinear",
-    "FunctionAttention", "Gate", "GauntTensorProduct", "GlobalTucker", "KANConv1d", "KANConv2d", "KANConv3d",
-    "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv2d", "MgConv",
-    "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d", "QuadraticLinear", "RBFLayer",
-    "SoftGating", "SpectralConv", "SphericalConv", "TimeDistributed", "TruKANLinear", "data_dependent_init",
-    "delta_layers", "fourier_resample", "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation",
-    "pointwise", "relinear_param_groups", "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
+    "AdaptiveRBF", "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d", "DeltaLinear",
+    "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FunctionAttention", "Gate",
+    "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KANConv1d", "KANConv2d", "KANConv3d", "KANLinear",
+    "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d", "LocalIntegralConv2d",
+    "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
+    "QuadraticLinear", "RBFField", "RBFLayer", "SineLayer", "Siren", "SoftGating", "SpectralConv", "SphericalConv",
+    "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANLinear", "data_dependent_init", "delta_layers",
+    "fourier_resample", "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise",
+    "relinear_param_groups", "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
 ]

@@ -82,6 +82,27 @@ def discretised_basis(kernel_shape: tuple[int, ...], basis: str, radius: float, 
     return psi / norms[:, None, None]
 
 
+@functools.lru_cache(maxsize=64)
+def discretised_hats(n_basis: int, radius: float, spacing: tuple[float], normalization: str = "continuous"
+                     ) -> torch.Tensor:
+    """The 1-D basis ``psi_k(i h) h / n_k`` on the offsets within ``radius``: ``(K, 2 p + 1)``, ``p = floor(r / h)``
+    (float64, CPU; cached per grid). ``psi_k`` are torch-harmonics' piecewise-linear collocation on a line: ``K``
+    hats of half width ``dr = 2 r / (K + 1)`` at the nodes ``(k - (K - 1) / 2) dr``, so each vanishes at ``|z| = r``
+    and has the integral ``dr``. ``n_k`` is that integral (``"continuous"``) or its rectangle rule on this grid
+    (``"discrete"``, as :func:`discretised_basis`)."""
+    (h,) = spacing
+    p = math.floor(radius / h * (1 + 1e-12))
+    z = torch.arange(-p, p + 1, dtype=torch.float64) * h
+    dr = 2 * radius / (n_basis + 1)
+    nodes = (torch.arange(n_basis, dtype=torch.float64) - (n_basis - 1) / 2) * dr
+    psi = (1 - (z - nodes[:, None]).abs() / dr).clamp(min=0) * h
+    norms = torch.full((n_basis,), dr, dtype=torch.float64)
+    if normalization == "discrete":
+        sampled = psi.sum(1)
+        norms = torch.where(sampled >= 0.1 * norms, sampled, norms)
+    return psi / norms[:, None]
+
+
 @functools.cache
 def _eager(fn):
     """``fn`` run eagerly inside compiled code: the basis is a cached constant per grid, and torch-harmonics builds
@@ -90,7 +111,123 @@ def _eager(fn):
     return torch.compiler.disable(fn)
 
 
-class LocalIntegralConv2d(nn.Module):
+class _LocalIntegralConv(nn.Module):
+    """What the 1-D and 2-D local integral operators share: weights over the basis, the grid's spacing, checks, and
+    the convolution with the pixel kernel (directly, or through FFTs when it is large). Subclasses set ``dim`` and
+    give the discretised basis on a grid (:meth:`grid_basis`)."""
+
+    dim: int
+
+    def __init__(self, in_channels: int, out_channels: int, radius: float, n_basis: int, domain: Sequence[float],
+                 periodic: bool, bias: bool, normalization: str) -> None:
+        super().__init__()
+        name = type(self).__name__
+        check_positive_ints(name, in_channels=in_channels, out_channels=out_channels)
+        if not isinstance(periodic, bool):
+            raise ValueError(f"{name}: periodic={periodic!r} must be True or False")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"{name}: normalization={normalization!r} is not one of {list(NORMALIZATIONS)}")
+        domain = (domain,) if isinstance(domain, (int, float)) else tuple(domain)
+        if (len(domain) != self.dim or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                                               and math.isfinite(s) and s > 0 for s in domain)):
+            wanted = "one positive length" if self.dim == 1 else "two positive side lengths"
+            raise ValueError(f"{name}: domain={domain} must be {wanted}")
+        if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 < radius < math.inf:
+            raise ValueError(f"{name}: radius={radius!r} must be a positive number")
+        self.in_channels, self.out_channels, self.n_basis = in_channels, out_channels, n_basis
+        self.radius, self.domain, self.periodic = float(radius), tuple(float(s) for s in domain), periodic
+        self.normalization = normalization
+        bound = 1 / math.sqrt(in_channels * n_basis)  # nn.Linear's init over in_channels * K inputs
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, n_basis).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound)) if bias else None
+
+    def check_input(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        check_float_tensor(x, name)
+        axes = ", ".join("HW"[i] if self.dim == 2 else "L" for i in range(self.dim))
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, {axes}), "
+                             f"got {tuple(x.shape)}")
+        check_dtype_matches(x, self, name)
+        if self.periodic:
+            for n, p in zip(x.shape[2:], self.half_widths(x.shape[2:]), strict=True):
+                if 2 * p + 1 > n:
+                    raise ValueError(f"{name}: a periodic grid of {tuple(x.shape[2:])} points is smaller than the "
+                                     f"kernel's {2 * p + 1} pixels (radius={self.radius:g})")
+
+    def spacing(self, shape: Sequence[int]) -> tuple[float, ...]:
+        return tuple(side / n for side, n in zip(self.domain, shape, strict=True))
+
+    def half_widths(self, shape: Sequence[int]) -> list[int]:
+        return [math.floor(self.radius / h * (1 + 1e-12)) for h in self.spacing(shape)]
+
+    def basis_spec(self) -> tuple:
+        """``(builder, leading arguments)``: ``builder(*leading, spacing, normalization)`` is the discretised,
+        normalised basis on a grid, ``(K, *kernel pixels)`` in float64 (hashable, so grids are cached by it)."""
+        raise NotImplementedError
+
+    def pixel_basis(self, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The discretised basis on a grid of ``shape``: ``(K, *kernel pixels)``, cached per grid, device, dtype."""
+        builder, leading = self.basis_spec()
+        return basis_on_grid(builder, leading, self.spacing(tuple(shape)), self.normalization, device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        basis = _LocalIntegralConv.pixel_basis
+        if torch.compiler.is_compiling():
+            basis = _eager(basis)
+        psi = basis(self, tuple(int(n) for n in x.shape[2:]), x.device, self.weight.dtype)
+        if psi[0].numel() <= DIRECT_MAX_PIXELS:
+            kernel = torch.einsum("oik,k...->oi...", self.weight, psi)
+            pad = [p for n in reversed(psi.shape[1:]) for p in (n // 2, n // 2)]
+            x = F.pad(x, pad, mode="circular" if self.periodic else "constant")
+            return (F.conv1d if self.dim == 1 else F.conv2d)(x, kernel, self.bias)
+        out = fft_correlate(x, self.weight, psi, self.periodic)
+        return out if self.bias is None else out + self.bias.view(-1, *[1] * self.dim).to(out.dtype)
+
+
+class LocalIntegralConv1d(_LocalIntegralConv):
+    """Local integral operator on 1-D grids ``(batch, in_channels, L) -> (batch, out_channels, L)``.
+
+    The 1-D case of the module's operator, on torch-harmonics' piecewise-linear collocation along a line
+    (:func:`discretised_hats`): ``kernel_shape`` hats of half width ``2 r / (kernel_shape + 1)`` centred at equal
+    steps about the origin, each vanishing at ``|z| = r``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and output fields.
+    radius : float
+        Radius ``r`` of the kernel's support, in the units of ``domain``.
+    kernel_shape : int
+        Number ``K`` of hats.
+    domain : float
+        Length of the domain; a grid of ``L`` points has spacing ``domain / L``.
+    periodic, bias, normalization
+        As :class:`LocalIntegralConv2d`.
+    """
+
+    dim = 1
+
+    def __init__(self, in_channels: int, out_channels: int, radius: float, kernel_shape: int = 3,
+                 domain: float | Sequence[float] = 1.0, periodic: bool = False, bias: bool = True,
+                 normalization: str = "discrete") -> None:
+        if isinstance(kernel_shape, Sequence) and len(kernel_shape) == 1:
+            kernel_shape = kernel_shape[0]
+        check_positive_ints("LocalIntegralConv1d", kernel_shape=kernel_shape)
+        super().__init__(in_channels, out_channels, radius, kernel_shape, domain, periodic, bias, normalization)
+        self.kernel_shape = kernel_shape
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, radius={self.radius:g}, kernel_shape={self.kernel_shape}, "
+                f"domain={self.domain[0]:g}, periodic={self.periodic}, bias={self.bias is not None}, "
+                f"normalization={self.normalization!r}")
+
+    def basis_spec(self) -> tuple:
+        return discretised_hats, (self.kernel_shape, self.radius)
+
+
+class LocalIntegralConv2d(_LocalIntegralConv):
     """Local integral operator on 2-D grids ``(batch, in_channels, H, W) -> (batch, out_channels, H, W)``.
 
     Parameters
@@ -122,82 +259,34 @@ class LocalIntegralConv2d(nn.Module):
     least as large as the kernel (``2 floor(r / h) + 1`` points per axis) when periodic.
     """
 
+    dim = 2
+
     def __init__(self, in_channels: int, out_channels: int, radius: float, kernel_shape: int | Sequence[int] = (3, 4),
                  basis: str = "piecewise linear", domain: Sequence[float] = (1.0, 1.0), periodic: bool = False,
                  bias: bool = True, normalization: str = "discrete") -> None:
-        super().__init__()
-        check_positive_ints("LocalIntegralConv2d", in_channels=in_channels, out_channels=out_channels)
         if basis not in BASES:
             raise ValueError(f"LocalIntegralConv2d: basis={basis!r} is not one of {list(BASES)}")
-        if not isinstance(periodic, bool):
-            raise ValueError(f"LocalIntegralConv2d: periodic={periodic!r} must be True or False")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"LocalIntegralConv2d: normalization={normalization!r} is not one of "
-                             f"{list(NORMALIZATIONS)}")
-        self.normalization = normalization
         kernel_shape = (kernel_shape,) if isinstance(kernel_shape, int) else tuple(kernel_shape)
         check_positive_ints("LocalIntegralConv2d", **{f"kernel_shape[{i}]": k for i, k in enumerate(kernel_shape)})
-        domain = tuple(float(s) for s in domain)
-        if len(domain) != 2 or not all(math.isfinite(s) and s > 0 for s in domain):
-            raise ValueError(f"LocalIntegralConv2d: domain={domain} must be two positive side lengths")
-        if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 < radius < math.inf:
-            raise ValueError(f"LocalIntegralConv2d: radius={radius!r} must be a positive number")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.radius, self.kernel_shape, self.basis = float(radius), kernel_shape, basis
-        self.domain, self.periodic = domain, bool(periodic)
-        self.n_basis = _filter_basis(kernel_shape, basis).kernel_size
-        bound = 1 / math.sqrt(in_channels * self.n_basis)  # nn.Linear's init over in_channels * K inputs
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, self.n_basis).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound)) if bias else None
+        n_basis = _filter_basis(kernel_shape, basis).kernel_size
+        super().__init__(in_channels, out_channels, radius, n_basis, domain, periodic, bias, normalization)
+        self.kernel_shape, self.basis = kernel_shape, basis
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, radius={self.radius:g}, kernel_shape={self.kernel_shape}, "
                 f"basis={self.basis!r}, domain={self.domain}, periodic={self.periodic}, bias={self.bias is not None}, "
                 f"normalization={self.normalization!r}")
 
-    def check_input(self, x: torch.Tensor) -> None:
-        check_float_tensor(x, "LocalIntegralConv2d")
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"LocalIntegralConv2d: input must have shape (batch, {self.in_channels}, H, W), "
-                             f"got {tuple(x.shape)}")
-        check_dtype_matches(x, self, "LocalIntegralConv2d")
-        if self.periodic:
-            for n, p in zip(x.shape[2:], self.half_widths(x.shape[2:]), strict=True):
-                if 2 * p + 1 > n:
-                    raise ValueError(f"LocalIntegralConv2d: a periodic grid of {tuple(x.shape[2:])} points is "
-                                     f"smaller than the kernel's {2 * p + 1} pixels (radius={self.radius:g})")
-
-    def spacing(self, shape: Sequence[int]) -> tuple[float, float]:
-        return (self.domain[0] / shape[0], self.domain[1] / shape[1])
-
-    def half_widths(self, shape: Sequence[int]) -> list[int]:
-        return [math.floor(self.radius / h * (1 + 1e-12)) for h in self.spacing(shape)]
-
-    def pixel_basis(self, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """The discretised basis on a grid of ``shape``: ``(K, kh, kw)``, cached per grid, device and dtype."""
-        return basis_on_grid(self.kernel_shape, self.basis, self.radius, self.spacing(tuple(shape)),
-                             self.normalization, device, dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        basis = LocalIntegralConv2d.pixel_basis
-        if torch.compiler.is_compiling():
-            basis = _eager(basis)
-        psi = basis(self, tuple(int(n) for n in x.shape[2:]), x.device, self.weight.dtype)
-        if psi.shape[1] * psi.shape[2] <= DIRECT_MAX_PIXELS:
-            kernel = torch.einsum("oik,khw->oihw", self.weight, psi)
-            p0, p1 = psi.shape[1] // 2, psi.shape[2] // 2
-            x = F.pad(x, (p1, p1, p0, p0), mode="circular" if self.periodic else "constant")
-            return F.conv2d(x, kernel, self.bias)
-        out = fft_correlate(x, self.weight, psi, self.periodic)
-        return out if self.bias is None else out + self.bias[:, None, None].to(out.dtype)
+    def basis_spec(self) -> tuple:
+        return discretised_basis, (self.kernel_shape, self.basis, self.radius)
 
 
 @functools.lru_cache(maxsize=256)
-def basis_on_grid(kernel_shape: tuple[int, ...], basis: str, radius: float, spacing: tuple[float, float],
-                  normalization: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """:func:`discretised_basis` on ``device`` in ``dtype``: copied there once, not at every call."""
-    return discretised_basis(kernel_shape, basis, radius, spacing, normalization).to(device=device, dtype=dtype)
+def basis_on_grid(builder, leading: tuple, spacing: tuple[float, ...], normalization: str, device: torch.device,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """``builder(*leading, spacing, normalization)`` (:func:`discretised_hats`, :func:`discretised_basis`) on
+    ``device`` in ``dtype``: copied there once, not at every call."""
+    return builder(*leading, spacing, normalization).to(device=device, dtype=dtype)
 
 
 # Above this many kernel pixels the convolution runs through FFTs: a direct one costs kernel pixels per output
@@ -206,9 +295,9 @@ DIRECT_MAX_PIXELS = 81
 
 
 def fft_correlate(x: torch.Tensor, weight: torch.Tensor, psi: torch.Tensor, periodic: bool) -> torch.Tensor:
-    """``F.conv2d(pad(x), einsum("oik,khw->oihw", weight, psi))`` (cross-correlation, 'same' size, odd kernel)
-    through real FFTs: circular padding when ``periodic``, zeros otherwise (the grid is extended by the kernel's
-    half width, so nothing wraps).
+    """``F.conv{d}d(pad(x), einsum("oik,k...->oi...", weight, psi))`` (cross-correlation, 'same' size, odd kernel;
+    ``d`` = 1 or 2 spatial axes, those of ``psi`` after its basis axis) through real FFTs: circular padding when
+    ``periodic``, zeros otherwise (the grid is extended by the kernel's half width, so nothing wraps).
 
     The weights are applied to the input's spectrum before the basis functions' spectra, so memory grows with
     ``batch * out_channels * K`` spectra rather than with the ``out_channels * in_channels`` pixel kernels.
@@ -217,19 +306,20 @@ def fft_correlate(x: torch.Tensor, weight: torch.Tensor, psi: torch.Tensor, peri
     out_dtype = autocast_output_dtype(x)
     if x.shape[0] == 0:  # MKL's FFT refuses empty batches
         return x.new_zeros(0, weight.shape[0], *x.shape[2:], dtype=out_dtype)
+    d = psi.dim() - 1
+    axes = list(range(-d, 0))
     with torch.autocast(x.device.type, enabled=False):
         x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         psi = psi.to(x.dtype)
-        (n0, n1), (k0, k1) = x.shape[2:], psi.shape[1:]
-        p0, p1 = k0 // 2, k1 // 2
-        size = (n0, n1) if periodic else (n0 + p0, n1 + p1)
+        grid, half = x.shape[2:], [k // 2 for k in psi.shape[1:]]
+        size = tuple(grid) if periodic else tuple(n + p for n, p in zip(grid, half, strict=True))
         # Each flipped basis function at offsets -z (mod size): correlation becomes a circular convolution.
-        rows = torch.arange(-p0, p0 + 1, device=x.device) % size[0]
-        cols = torch.arange(-p1, p1 + 1, device=x.device) % size[1]
+        index = tuple((torch.arange(-p, p + 1, device=x.device) % n).view(-1, *[1] * (d - 1 - a))
+                      for a, (p, n) in enumerate(zip(half, size, strict=True)))
         placed = psi.new_zeros(*size, psi.shape[0]).index_put(
-            (rows[:, None], cols[None, :]), psi.flip(-2, -1).permute(1, 2, 0), accumulate=True).permute(2, 0, 1)
-        x_hat = torch.fft.rfft2(x, s=size)
-        mixed = torch.einsum("bixy,oik->bokxy", x_hat, weight.to(x_hat.dtype))
-        spectrum = torch.einsum("bokxy,kxy->boxy", mixed, torch.fft.rfft2(placed))
-        out = torch.fft.irfft2(spectrum, s=size)[..., :n0, :n1]
+            index, psi.flip(axes).movedim(0, -1), accumulate=True).movedim(-1, 0)
+        x_hat = torch.fft.rfftn(x, s=size, dim=axes)
+        mixed = torch.einsum("bi...,oik->bok...", x_hat, weight.to(x_hat.dtype))
+        spectrum = torch.einsum("bok...,k...->bo...", mixed, torch.fft.rfftn(placed, dim=axes))
+        out = torch.fft.irfftn(spectrum, s=size, dim=axes)[(..., *(slice(0, n) for n in grid))]
     return out.to(out_dtype)

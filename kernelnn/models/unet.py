@@ -1,14 +1,16 @@
 r"""A U-Net, and the same U-Net turned into a neural operator (Berner, Liu-Schiaffini, Kossaifi et al. 2025,
 "Principled approaches for extending neural architectures to function spaces for operator learning").
 
-The pixel U-Net (``operator=False``, ``model=unet``) is the usual one: two ``3 x 3`` convolutions per level, max
-pooling down, bilinear upsampling up, skip connections by concatenation. Its receptive field is counted in pixels,
-so the same weights compute a different function on a finer grid of the same input.
+The pixel U-Net (``operator=False``, ``model=unet``) is the usual one: two ``3 x 3`` convolutions per level (``3``
+on 1-D fields), max pooling down, bilinear (linear) upsampling up, skip connections by concatenation. Its
+receptive field is counted in pixels, so the same weights compute a different function on a finer grid of the same
+input.
 
 The operator U-Net (``operator=True``, ``model=uno``) keeps the architecture and replaces each part that depends
 on the pixel by its continuous counterpart, as the paper's recipe prescribes:
 
-- every convolution becomes a local integral operator (:class:`~kernelnn.layers.LocalIntegralConv2d`) whose
+- every convolution becomes a local integral operator (:class:`~kernelnn.layers.LocalIntegralConv2d`, or
+  :class:`~kernelnn.layers.LocalIntegralConv1d` on 1-D fields) whose
   kernel is a function of the physical offset with a fixed physical radius: the radius a ``kernel_size`` pixel
   kernel has on the training grid at that level (``kernel_size / 2`` cells);
 - pooling and upsampling become Fourier resampling (:func:`~kernelnn.layers.fourier_resample`) to grids fixed
@@ -38,26 +40,26 @@ from torch import nn
 
 from kernelnn.layers.fourier_resample import fourier_resample
 from kernelnn.layers.input_checks import check_dtype_matches, check_float_tensor, check_positive_ints
-from kernelnn.layers.local_integral import BASES, NORMALIZATIONS, LocalIntegralConv2d
+from kernelnn.layers.local_integral import BASES, NORMALIZATIONS, LocalIntegralConv1d, LocalIntegralConv2d
 from kernelnn.registry import ACTIVATIONS
 
 
 class UNet(nn.Module):
-    """U-Net on 2-D fields ``(batch, in_channels, H, W) -> (batch, out_channels, H, W)``.
+    """U-Net on 1-D or 2-D fields ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``.
 
     Parameters
     ----------
     in_channels, out_channels : int
         Channels of the input and output fields.
     dim : int
-        Spatial dims; only 2 is supported (filled from the data by ``train.py``).
+        Spatial dims, 1 or 2 (filled from the data by ``train.py``).
     hidden_channels : int
         Channels of the finest level; level ``l`` has ``hidden_channels * 2^l``.
     levels : int
         Levels, the finest included (``levels - 1`` down- and upsamplings).
     operator : bool
         ``True``: the operator U-Net (local integral operators and Fourier resampling); ``False``: the pixel U-Net.
-    resolution : (int, int), optional
+    resolution : int or sequence of ``dim`` ints, optional
         The training grid (filled from the data by ``train.py``). The operator U-Net needs it: it fixes the
         coarse levels' grids and the kernels' physical radii. The pixel U-Net ignores it.
     kernel_size : int
@@ -65,10 +67,13 @@ class UNet(nn.Module):
         ``kernel_size / 2`` cells of the training grid at each level (``model=uno`` uses 5: with 3 the training
         grid samples each basis function at a handful of pixels, and zero-shot errors grow; benchmarks/RESULTS.md).
     kernel_shape, basis, normalization
-        The operator U-Net's kernel basis and its normalisation (:class:`~kernelnn.layers.LocalIntegralConv2d`).
+        The operator U-Net's kernel basis and its normalisation (:class:`~kernelnn.layers.LocalIntegralConv2d`;
+        ``None``: ``(3, 4)``). On 1-D fields ``kernel_shape`` is the number of piecewise-linear hats
+        (:class:`~kernelnn.layers.LocalIntegralConv1d`; ``None``: 3, the 2-D default's radial collocation) and
+        ``basis`` must be ``"piecewise linear"``.
     periodic : bool
         Periodic domain (circular padding), else zero padding; ``train.py`` fills it from the data when the config
-        leaves it null (``None`` passed here is ``False``). The pixel U-Net's bilinear upsampling does not wrap
+        leaves it null (``None`` passed here is ``False``). The pixel U-Net's (bi)linear upsampling does not wrap
         around: at a periodic boundary it clamps.
     activation : str
         A name from :data:`kernelnn.registry.ACTIVATIONS`.
@@ -76,14 +81,17 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, dim: int = 2, hidden_channels: int = 32, levels: int = 3,
                  operator: bool = True, resolution: Sequence[int] | None = None, kernel_size: int = 3,
-                 kernel_shape: int | Sequence[int] = (3, 4), basis: str = "piecewise linear",
+                 kernel_shape: int | Sequence[int] | None = None, basis: str = "piecewise linear",
                  periodic: bool | None = False, activation: str = "gelu", normalization: str = "discrete") -> None:
         super().__init__()
         name = type(self).__name__
         check_positive_ints(name, in_channels=in_channels, out_channels=out_channels, dim=dim,
                             hidden_channels=hidden_channels, levels=levels, kernel_size=kernel_size)
-        if dim != 2:
-            raise ValueError(f"{name}: dim={dim}; the U-Net is built for 2-D fields (dim=2)")
+        if dim not in (1, 2):
+            raise ValueError(f"{name}: dim={dim}; the U-Net is built for 1-D and 2-D fields (dim=1 or 2)")
+        if dim == 1 and operator and basis != "piecewise linear":
+            raise ValueError(f"{name}: basis={basis!r}; on 1-D fields the operator U-Net's kernels are piecewise-"
+                             "linear hats (basis='piecewise linear')")
         if kernel_size % 2 == 0:
             raise ValueError(f"{name}: kernel_size={kernel_size} must be odd")
         if basis not in BASES:
@@ -101,24 +109,33 @@ class UNet(nn.Module):
         self.kernel_size = kernel_size
         self.level_shapes: list[tuple[int, int]] | None = None
         if resolution is not None:
-            resolution = [resolution] * 2 if isinstance(resolution, int) else list(resolution)
+            resolution = [resolution] * dim if isinstance(resolution, int) else list(resolution)
             check_positive_ints(name, **{f"resolution[{i}]": n for i, n in enumerate(resolution)})
-            if len(resolution) != 2:
-                raise ValueError(f"{name}: resolution={resolution} must be two grid sizes (H, W)")
+            if len(resolution) != dim:
+                raise ValueError(f"{name}: resolution={resolution} must be {dim} grid size{'s' if dim > 1 else ''} "
+                                 f"for dim={dim}")
         if self.operator:
             if resolution is None:
-                raise ValueError(f"{name}: operator=True needs resolution, the training grid (H, W): it fixes the "
+                raise ValueError(f"{name}: operator=True needs resolution, the training grid: it fixes the "
                                  "coarse levels' grids and the kernels' physical radii")
             self.level_shapes = [tuple(max(1, math.ceil(n / 2**level)) for n in resolution) for level in range(levels)]
         self.resolution = resolution
+        if kernel_shape is None:
+            kernel_shape = 3 if dim == 1 else (3, 4)
         kernel_shape = tuple(kernel_shape) if not isinstance(kernel_shape, int) else kernel_shape
+        if dim == 1 and not isinstance(kernel_shape, int) and len(kernel_shape) != 1:
+            raise ValueError(f"{name}: kernel_shape={list(kernel_shape)}; on 1-D fields it is the number of hats, "
+                             "one int")
         widths = [hidden_channels * 2**level for level in range(levels)]
 
         def conv(c_in: int, c_out: int, level: int) -> nn.Module:
             if not self.operator:
-                return nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2,
-                                 padding_mode="circular" if self.periodic else "zeros")
+                return (nn.Conv1d if dim == 1 else nn.Conv2d)(c_in, c_out, kernel_size, padding=kernel_size // 2,
+                                                              padding_mode="circular" if self.periodic else "zeros")
             cell = max(1 / n for n in self.level_shapes[level])
+            if dim == 1:
+                return LocalIntegralConv1d(c_in, c_out, radius=kernel_size / 2 * cell, kernel_shape=kernel_shape,
+                                           periodic=self.periodic, normalization=normalization)
             return LocalIntegralConv2d(c_in, c_out, radius=kernel_size / 2 * cell, kernel_shape=kernel_shape,
                                        basis=basis, periodic=self.periodic, normalization=normalization)
 
@@ -132,15 +149,15 @@ class UNet(nn.Module):
                                      for level in range(levels))
         self.decoder = nn.ModuleList(block(widths[level + 1] + widths[level], widths[level], level)
                                      for level in range(levels - 1))
-        self.projection = nn.Conv2d(widths[0], out_channels, 1)
+        self.projection = (nn.Conv1d if dim == 1 else nn.Conv2d)(widths[0], out_channels, 1)
         if self.operator and self.periodic:  # every level's kernel must fit its (fixed or training) grid
             for level, shape in enumerate(self.level_shapes):
                 conv = self.encoder[level][0]
                 pixels = [2 * p + 1 for p in conv.half_widths(shape)]
                 if any(k > n for k, n in zip(pixels, shape, strict=True)):
-                    raise ValueError(f"{name}: levels={levels} on a {resolution[0]}x{resolution[1]} training grid "
-                                     f"gives level {level} a {shape[0]}x{shape[1]} grid, smaller than its "
-                                     f"{pixels[0]}x{pixels[1]}-pixel kernel; use fewer levels")
+                    raise ValueError(f"{name}: levels={levels} on a {_grid(resolution)} training grid gives level "
+                                     f"{level} a {_grid(shape)} grid, smaller than its {_grid(pixels)}-pixel kernel; "
+                                     "use fewer levels")
 
     def extra_repr(self) -> str:
         return (f"operator={self.operator}, levels={self.levels}, level_shapes={self.level_shapes}, "
@@ -149,23 +166,26 @@ class UNet(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         name = type(self).__name__
         check_float_tensor(x, name)
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
+            axes = "L" if self.dim == 1 else "H, W"
+            raise ValueError(f"{name}: input must have shape (batch, {self.in_channels}, {axes}), "
+                             f"got {tuple(x.shape)}")
         check_dtype_matches(x, self, name)
         spatial = tuple(x.shape[2:])
         if not self.operator and min(spatial) < 2 ** (self.levels - 1):
-            raise ValueError(f"{name}: a {spatial[0]}x{spatial[1]} grid cannot be pooled {self.levels - 1} times "
+            raise ValueError(f"{name}: a {_grid(spatial)} grid cannot be pooled {self.levels - 1} times "
                              f"(levels={self.levels}); give at least {2 ** (self.levels - 1)} points per axis")
 
     def _down(self, x: torch.Tensor, level: int) -> torch.Tensor:
         if self.operator:
             return fourier_resample(x, self.level_shapes[level])
-        return F.max_pool2d(x, 2)
+        return (F.max_pool1d if self.dim == 1 else F.max_pool2d)(x, 2)
 
     def _up(self, x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
         if self.operator:
             return fourier_resample(x, shape)
-        return F.interpolate(x, size=tuple(shape), mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=tuple(shape), mode="linear" if self.dim == 1 else "bilinear",
+                             align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -178,3 +198,7 @@ class UNet(nn.Module):
             skip = skips[level]
             x = self.decoder[level](torch.cat([self._up(x, skip.shape[2:]), skip], dim=1))
         return self.projection(x)
+
+
+def _grid(shape: Sequence[int]) -> str:
+    return "x".join(str(n) for n in shape)

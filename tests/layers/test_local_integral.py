@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernelnn.layers import LocalIntegralConv2d, fourier_resample
+from kernelnn.layers import LocalIntegralConv1d, LocalIntegralConv2d, fourier_resample
 from kernelnn.layers.local_integral import DIRECT_MAX_PIXELS, basis_l1_norms, fft_correlate
 from kernelnn.testing import assert_autocast, assert_compiles, assert_gradcheck, assert_state_dict_round_trip
 
@@ -173,3 +173,101 @@ def test_fourier_resampling_gradients_and_errors():
         fourier_resample(torch.randn(8), (4, 4))
     with pytest.raises(TypeError, match=r"fourier_resample: x dtype must be floating point"):
         fourier_resample(torch.ones(8, dtype=torch.long), 4)
+
+
+# --- 1-D: torch-harmonics' piecewise-linear collocation along a line ---------------------------------------------
+
+def smooth_line(n):
+    """Two smooth periodic channels on the grid ``i / n``: ``(1, 2, n)`` in float64."""
+    x = torch.arange(n, dtype=torch.float64) / n
+    return torch.stack([torch.cos(2 * math.pi * x), torch.exp(torch.sin(2 * math.pi * x))])[None]
+
+
+def test_1d_hats_match_the_closed_form_integral():
+    """Only the centre hat (half width dr = 2 r / (K + 1), integral dr), continuous normalisation, on cos(2 pi x):
+    the integral of the hat against the cosine is cos(2 pi x) (sin(pi dr) / (pi dr))^2 exactly; the rectangle rule
+    on 4000 points (the hat's kinks on grid points) is within 1e-6 of it."""
+    r, k = 0.1, 3
+    conv = LocalIntegralConv1d(1, 1, radius=r, kernel_shape=k, periodic=True, bias=False,
+                               normalization="continuous").double()
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1] = 1.0  # the centre hat
+    n = 4000
+    x = torch.arange(n, dtype=torch.float64) / n
+    dr = 2 * r / (k + 1)
+    expected = torch.cos(2 * math.pi * x) * (math.sin(math.pi * dr) / (math.pi * dr)) ** 2
+    torch.testing.assert_close(conv(torch.cos(2 * math.pi * x)[None, None])[0, 0], expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalization", ["continuous", "discrete"])
+def test_1d_output_converges_as_the_grid_is_refined(normalization):
+    torch.manual_seed(0)
+    conv = LocalIntegralConv1d(2, 3, radius=3 / 32, kernel_shape=5, periodic=True,
+                               normalization=normalization).double()
+    reference = conv(smooth_line(1024))[..., ::32]
+    errors = [relative(conv(smooth_line(n))[..., :: n // 32], reference) for n in (32, 64, 128, 256, 512)]
+    assert all(b < a for a, b in zip(errors, errors[1:], strict=False)), errors
+    assert errors[-1] < 1e-4, errors
+
+
+@pytest.mark.parametrize("n", [16, 33, 64])
+def test_1d_discrete_normalization_gives_the_sum_of_the_weights_on_a_constant(n):
+    torch.manual_seed(0)
+    conv = LocalIntegralConv1d(2, 3, radius=0.1, periodic=True, bias=False).double()
+    out = conv(torch.ones(1, 2, n, dtype=torch.float64))
+    torch.testing.assert_close(out[0, :, 0], conv.weight.sum((1, 2)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_the_1d_fft_path_equals_the_direct_convolution(periodic):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 20, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    psi = torch.randn(5, 11, dtype=torch.float64)
+
+    def direct():
+        kernel = torch.einsum("oik,kw->oiw", weight, psi)
+        return F.conv1d(F.pad(x, (5, 5), mode="circular" if periodic else "constant"), kernel)
+
+    fft = fft_correlate(x, weight, psi, periodic)
+    torch.testing.assert_close(fft, direct(), rtol=1e-10, atol=1e-10)
+    fft_grads = torch.autograd.grad(fft.square().sum(), (x, weight))
+    direct_grads = torch.autograd.grad(direct().square().sum(), (x, weight))
+    for a, b in zip(fft_grads, direct_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_a_large_1d_kernel_takes_the_fft_path_and_agrees_with_the_direct_one(monkeypatch):
+    torch.manual_seed(0)
+    conv = LocalIntegralConv1d(2, 3, radius=0.1).double()
+    x = smooth_line(512)
+    assert 2 * conv.half_widths((512,))[0] + 1 > DIRECT_MAX_PIXELS
+    fft = conv(x)
+    monkeypatch.setattr("kernelnn.layers.local_integral.DIRECT_MAX_PIXELS", 10**9)
+    torch.testing.assert_close(conv(x), fft, rtol=1e-10, atol=1e-10)
+    assert conv(torch.randn(0, 2, 512, dtype=torch.float64)).shape == (0, 3, 512)
+
+
+def test_1d_gradcheck_compile_autocast_and_state_dict():
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 40, dtype=torch.float64)
+    assert_gradcheck(LocalIntegralConv1d(2, 3, radius=0.1, periodic=True).double(), x)
+    assert_gradcheck(LocalIntegralConv1d(2, 3, radius=0.45, kernel_shape=4).double(), x)  # the FFT path
+    conv = LocalIntegralConv1d(2, 3, radius=0.1)
+    assert_compiles(conv, x.float())
+    assert_autocast(conv, x.float())
+    assert_state_dict_round_trip(lambda: LocalIntegralConv1d(2, 3, radius=0.1), x.float())
+
+
+@pytest.mark.parametrize(("kwargs", "x", "message"), [
+    ({"radius": 0.0}, None, r"LocalIntegralConv1d: radius=0.0 must be a positive number"),
+    ({"radius": 0.1, "kernel_shape": 0}, None, r"LocalIntegralConv1d: kernel_shape=0 must be a positive int"),
+    ({"radius": 0.1, "domain": (1.0, 1.0)}, None, r"LocalIntegralConv1d: domain=\(1.0, 1.0\) must be one positive"),
+    ({"radius": 0.1}, torch.randn(2, 2, 8, 8), r"input must have shape \(batch, 2, L\), got \(2, 2, 8, 8\)"),
+    ({"radius": 0.6, "periodic": True}, torch.randn(1, 2, 4),
+     r"LocalIntegralConv1d: a periodic grid of \(4,\) points is smaller than the kernel's 5 pixels"),
+])
+def test_1d_bad_arguments_and_inputs_are_named(kwargs, x, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        LocalIntegralConv1d(2, 3, **kwargs)(x)

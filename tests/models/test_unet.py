@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from kernelnn.layers import LocalIntegralConv1d
 from kernelnn.models import UNet
 
 
@@ -56,6 +57,34 @@ def test_the_kernel_radius_is_physical_so_finer_grids_get_wider_pixel_kernels():
     assert model.encoder[1][0].radius == pytest.approx(1.5 / 16)
 
 
+def smooth_line(n):
+    x = torch.arange(n, dtype=torch.float64) / n
+    return (torch.sin(2 * math.pi * x) + torch.exp(torch.cos(4 * math.pi * x)))[None, None]
+
+
+def test_the_1d_operator_unet_converges_and_the_1d_pixel_unet_does_not():
+    """Burgers-like 1-D fields: designed on 64 points, one smooth periodic input at 64 .. 512 points, compared at
+    the 64-point grid's points with the output at 1024 points."""
+    torch.manual_seed(0)
+
+    def errors(model):
+        with torch.no_grad():
+            finest = model(smooth_line(1024))[..., ::16]
+            scale = (finest - finest.mean()).norm()
+            return [((model(smooth_line(n))[..., :: n // 64] - finest).norm() / scale).item()
+                    for n in (64, 128, 256, 512)]
+
+    operator = UNet(1, 1, dim=1, hidden_channels=8, levels=3, resolution=64, kernel_size=5, periodic=True).double()
+    assert isinstance(operator.encoder[0][0], LocalIntegralConv1d) and operator.level_shapes == [(64,), (32,), (16,)]
+    op = errors(operator)
+    assert all(b < 0.5 * a for a, b in zip(op, op[1:], strict=False)), op
+    assert op[-1] < 2e-3, op
+    pixel = UNet(1, 1, dim=1, hidden_channels=8, levels=3, operator=False, periodic=True).double()
+    assert isinstance(pixel.encoder[0][0], torch.nn.Conv1d)
+    px = errors(pixel)
+    assert min(px) > 10 * op[-1], (px, op)
+
+
 def test_the_pixel_unet_is_the_same_architecture_with_pixel_layers():
     pixel = UNet(3, 2, hidden_channels=8, levels=3, operator=False, periodic=True, resolution=32)
     assert isinstance(pixel.encoder[0][0], torch.nn.Conv2d) and pixel.encoder[0][0].padding_mode == "circular"
@@ -77,10 +106,15 @@ def test_the_data_fills_periodicity_and_resolution():
 
 
 @pytest.mark.parametrize(("kwargs", "x", "message"), [
-    ({"dim": 1}, None, r"UNet: dim=1; the U-Net is built for 2-D fields"),
+    ({"dim": 3}, None, r"UNet: dim=3; the U-Net is built for 1-D and 2-D fields"),
+    ({"dim": 1, "resolution": [32, 32]}, None, r"UNet: resolution=\[32, 32\] must be 1 grid size for dim=1"),
+    ({"dim": 1, "resolution": 32, "kernel_shape": [3, 4]}, None,
+     r"UNet: kernel_shape=\[3, 4\]; on 1-D fields it is the number of hats"),
+    ({"dim": 1, "resolution": 32, "basis": "zernike"}, None, r"UNet: basis='zernike'; on 1-D fields"),
+    ({"dim": 1, "resolution": 32}, torch.randn(2, 1, 8, 8), r"UNet: input must have shape \(batch, 1, L\)"),
     ({"kernel_size": 4}, None, r"UNet: kernel_size=4 must be odd"),
     ({"resolution": None}, None, r"UNet: operator=True needs resolution, the training grid"),
-    ({"resolution": [16, 16, 16]}, None, r"UNet: resolution=\[16, 16, 16\] must be two grid sizes"),
+    ({"resolution": [16, 16, 16]}, None, r"UNet: resolution=\[16, 16, 16\] must be 2 grid sizes for dim=2"),
     ({"levels": 4, "periodic": True}, None, r"levels=4 on a 16x16 training grid gives level 3 a 2x2 grid, smaller "
                                             r"than its 3x3-pixel kernel"),
     ({"levels": 2, "periodic": True, "resolution": (6, 32)}, None, r"gives level 1 a 3x16 grid, smaller than its "
