@@ -215,6 +215,11 @@ def _spectral_weight_example(factory, **options):
     return SpectralConv(3, 3, (4, 4), factorization=weight), (torch.randn(2, 3, 8, 8),)
 
 
+def _encoding_example(factory, **options):
+    # Points that are valid (longitude, latitude) in degrees, and Euclidean coordinates too.
+    return factory(**options), ((torch.rand(5, 2) - 0.5) * torch.tensor([359.0, 179.0]),)
+
+
 def _model_example(factory, *, inputs, **kwargs):
     return factory(**kwargs), tuple(torch.randn(*shape) for shape in inputs)
 
@@ -239,6 +244,11 @@ SKIPS = Registry("skip connection", example=_skip_example)
 # Spectral weights ``factory(in_channels, out_channels, n_modes, rank=...) -> SpectralWeight``, the
 # ``factorization=`` of SpectralConv (layers/spectral_weights.py).
 SPECTRAL_WEIGHTS = Registry("spectral weight factorization", example=_spectral_weight_example)
+
+# Positional encodings of coordinates ``factory(**options) -> (..., in_features) -> (..., out_features)`` (the
+# module says both), chosen by name in coordinate networks (layers/positional_encoding.py): ``fourier_features``,
+# ``spherical_harmonics``, ``double_fourier_sphere``, ``lonlat``.
+ENCODINGS = Registry("positional encoding", example=_encoding_example)
 
 # Models, under their config-group names (configs/model/<name>.yaml), registered in kernelnn/models/__init__.py.
 # Examples are dicts of constructor keyword arguments plus ``inputs``, a list of input shapes.

@@ -7,7 +7,11 @@ registered models; register your own with ``MODELS.register("mine", example={...
 
 import torch
 
+from kernelnn.layers.adaptive_rbf import AdaptiveRBF
+from kernelnn.layers.rbf_field import RBFField
+from kernelnn.layers.siren import Siren
 from kernelnn.models.cnn import CNN
+from kernelnn.models.coordinate_network import CoordinateNetwork
 from kernelnn.models.deeponet import DeepONet
 from kernelnn.models.equivariant import EquivariantNet
 from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
@@ -22,8 +26,8 @@ from kernelnn.models.transform_once import TransformOnce
 from kernelnn.models.unet import UNet
 from kernelnn.registry import MODELS
 
-__all__ = ["CNN", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP", "MgNO", "Normalized",
-           "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet"]
+__all__ = ["CNN", "CoordinateNetwork", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP",
+           "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet"]
 
 _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
 
@@ -38,6 +42,23 @@ def _pod_deeponet_example():
     model = DeepONet(64, 2, width=4, branch_depth=2, variant="pod")
     model.fit_output_basis(torch.randn(12, 1, 8, 8))
     return model, (torch.randn(2, 1, 8, 8),)
+
+
+def _box_points(n: int, d: int) -> torch.Tensor:
+    return torch.rand(n, d) * 2 - 1  # a field's coordinates, inside its domain [-1, 1]^d
+
+
+def _rbf_field_example():
+    return RBFField(2, 3, n_kernels=6, grid_resolutions=(3, 5), grid_channels=2), (_box_points(7, 2),)
+
+
+def _neurbf_example():
+    """A NeuRBF with trainable kernels (so every parameter gets a gradient), placed by weighted k-means."""
+    model = AdaptiveRBF(2, 3, n_kernels=8, feature_channels=4, grid_resolutions=(3,), hidden_features=8,
+                        trainable_kernels=True)
+    points = _box_points(64, 2)
+    model.init_kernels(points, weights=points.norm(dim=1))
+    return model, (_box_points(7, 2),)
 
 
 def _normalized_example():
@@ -68,6 +89,13 @@ MODELS.register("uno", example={"in_channels": 1, "out_channels": 1, "hidden_cha
                                 "resolution": [8, 8], "inputs": [(2, 1, 8, 8)]})(UNet)
 MODELS.register("unet", example={"in_channels": 1, "out_channels": 1, "hidden_channels": 4, "levels": 2,
                                  "operator": False, "inputs": [(2, 1, 8, 8)]})(UNet)
+MODELS.register("siren", example={"in_features": 2, "out_features": 3, "hidden_features": 8, "n_layers": 2,
+                                  "inputs": [(5, 2)]})(Siren)
+MODELS.register("coordinate_network", example={"in_features": 2, "out_features": 1, "encoding": "spherical_harmonics",
+                                               "encoding_options": {"L": 3}, "hidden_features": 8, "n_layers": 2,
+                                               "inputs": [(5, 2)]})(CoordinateNetwork)
+MODELS.register("rbf_field", example=_rbf_field_example)(RBFField)
+MODELS.register("neurbf", example=_neurbf_example)(AdaptiveRBF)
 MODELS.register("mlp", example={"in_features": 3, "out_features": 2, "hidden": [8], "inputs": [(5, 3)]})(MLP)
 MODELS.register("cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
                                 "inputs": [(2, 1, 12, 12)]})(CNN)
