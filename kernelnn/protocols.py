@@ -7,6 +7,7 @@ layer with ``regularization()`` is penalised like kernelnn's.
 - :class:`InputChecked`: ``check_input(x)``, a clear error for input it cannot take (models, most layers);
 - :class:`Regularized`: ``regularization()`` and optionally ``regularization_active`` (RBF, KAN, quadratic);
 - :class:`DataInitialized`: ``init_from_data(x, seed)`` (RBF layers, kernel / distance convolutions);
+- :class:`SignalPlaced`: ``init_kernels(points, weights, seed)`` on a signal's points (NeuRBF);
 - :class:`OutputBasisFitted`: ``fit_output_basis(y)`` on training targets (POD-DeepONet);
 - :class:`GridAdaptive`: ``update_grid(x)``, ``refine(grid_size)`` (B-spline KAN layers);
 - :class:`SparsityPenalized`: ``sparsity_loss()``, ``reset_statistics()``, ``statistics()`` (delta activations);
@@ -39,6 +40,13 @@ class Regularized(Protocol):
 class DataInitialized(Protocol):
     def init_from_data(self, x: torch.Tensor, seed: int = 0) -> bool:
         """Place templates (centres, filters) on the inputs ``x`` this layer sees; returns whether it did."""
+
+
+@runtime_checkable
+class SignalPlaced(Protocol):
+    def init_kernels(self, points: torch.Tensor, weights: torch.Tensor | None = None, seed: int = 0) -> None:
+        """Place kernels on the points of a signal, ``points (N, d)``, weighted by where it varies
+        (``weights (N,)``, e.g. its gradient magnitude), as NeuRBF's weighted k-means."""
 
 
 @runtime_checkable

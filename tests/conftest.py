@@ -36,6 +36,9 @@ _TUNED_SIZES = {
     "tetris": ["data.train_copies=2", "data.n_val=16", "data.n_test=16"],
     "lennard_jones": ["data.n_atoms=5", "data.n_train=16", "data.n_val=4", "data.n_test=4", "data.sweeps=5"],
     "antiderivative": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.solve_resolution=200"],
+    "image": ["data.downscale=16"],  # 26 x 40 pixels of china.jpg
+    "land_ocean": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.n_polar=4"],
+    "sphere_checkerboard": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.n_polar=4"],
 }
 # Small resolutions as well, for training runs.
 _TUNED_DATA = {
@@ -67,6 +70,10 @@ _TUNED_MODEL = {
     "equivariant": ["model.channels=4", "model.layers=1", "model.L=1"],
     "deeponet": ["model.width=16", "model.branch_depth=2", "model.trunk_depth=2"],
     "pod_deeponet": ["model.width=8", "model.branch_depth=2"],
+    # NeuRBF's k-means needs as many points as kernels: fewer kernels than any tiny data set has points
+    "neurbf": ["model.n_kernels=8", "model.feature_channels=4", "model.grid_resolutions=[4]",
+               "model.hidden_features=8"],
+    "rbf_field": ["model.n_kernels=4", "model.grid_resolutions=[4,8]", "model.grid_channels=2"],
     "t1": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.head_channels=16"],
     "t1_fft": ["model.n_modes=4", "model.hidden_channels=8", "model.n_layers=2", "model.head_channels=16"],
 }
@@ -81,6 +88,8 @@ def _hydra_value(value) -> str:
         return str(value).lower()
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

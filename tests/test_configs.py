@@ -70,9 +70,11 @@ def first_fit(*, model: str | None = None, data: str | None = None) -> str:
 
 
 def test_a_config_without_a_table_entry_finds_its_partner():
-    """The fallback pairs an untuned model with data it runs on (the operator U-Net is 2-D only: not burgers)."""
-    assert "uno" not in MATCHING_DATA and "uno" not in __import__("tests.conftest").conftest._TUNED_MODEL
-    assert first_fit(model="uno") == "darcy"
+    """The fallback pairs an untuned model with data it runs on: the registry example of the coordinate network
+    encodes (longitude, latitude), so the first data whose inputs are two coordinates in range (in name order)."""
+    name = "coordinate_network"
+    assert name not in MATCHING_DATA and name not in __import__("tests.conftest").conftest._TUNED_MODEL
+    assert first_fit(model=name) == "image"
 
 
 def test_config_groups_are_not_empty():

@@ -18,7 +18,7 @@ from kernelnn.archive import verify_archive
 
 log = logging.getLogger(__name__)
 
-TASKS = ("operator", "classification", "regression", "energy_forces")
+TASKS = ("operator", "classification", "regression", "field", "energy_forces")
 
 
 @dataclass
@@ -35,12 +35,15 @@ class DataBundle:
     ``periodic`` tells derivative-based losses how to treat the boundary.
 
     Fields the training loop reads (typed, so a misspelt one fails at construction): ``geometric`` marks point
-    coordinates, which are never standardised per axis (that would break rotation equivariance);
-    ``model_fill`` offers model settings the data implies (filled only where the model config leaves them null);
-    ``loss_weights`` are weights of the task's loss terms (e.g. ``{"energy": 1, "forces": 1}``). ``info`` holds
-    anything else, for people (solver settings, the raw sequences, ...). ``sources`` says where each split's
-    samples come from in a user's file, ``{split: (path, the file's index of each sample)}``, so that errors name
-    the sample a user can find.
+    coordinates, which are never standardised per axis (that would break rotation equivariance); ``model_fill``
+    offers model settings the data implies (filled only where the model config leaves them null); ``field_layout``
+    describes how the points of a field task (``"field"``: coordinates ``(n, d)`` in, values ``(n, c)`` out; or
+    ``"classification"`` of points) tile a signal, for full-field metrics and plots
+    (:class:`~kernelnn.training.plugins.field_report.FieldReport`): ``{"kind": "image", "shape": [H, W],
+    "value_range": 1.0}``, ``{"kind": "sdf", ...}`` or ``{"kind": "sphere"}``. ``loss_weights`` are weights of the
+    task's loss terms (e.g. ``{"energy": 1, "forces": 1}``). ``info`` holds anything else, for people (solver
+    settings, the raw sequences, ...). ``sources`` says where each split's samples come from in a user's file,
+    ``{split: (path, the file's index of each sample)}``, so that errors name the sample a user can find.
     """
 
     name: str
@@ -55,6 +58,7 @@ class DataBundle:
     geometric: bool = False
     model_fill: dict[str, Any] = field(default_factory=dict)
     loss_weights: dict[str, float] | None = None
+    field_layout: dict[str, Any] | None = None
     info: dict = field(default_factory=dict)
     sources: dict[str, tuple[str, torch.Tensor]] = field(default_factory=dict)
 

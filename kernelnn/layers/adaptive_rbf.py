@@ -69,6 +69,17 @@ def nearest_kernels(x: torch.Tensor, centers: torch.Tensor, k: int, chunk_size: 
                       for part in x.split(chunk_size)])
 
 
+@torch.no_grad()
+def image_gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """``(H, W)``: the Sobel gradient of ``image (channels, H, W)`` (kernels normalised to sum 1 in absolute value,
+    edges replicated), its norm over channels and both directions: NeuRBF's kernel-placement weights."""
+    img = image.detach().double()[:, None]
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64) / 8
+    kernels = torch.stack([sobel.T, sobel])[:, None]  # d/di, d/dj
+    gradient = torch.nn.functional.conv2d(torch.nn.functional.pad(img, (1, 1, 1, 1), mode="replicate"), kernels)
+    return gradient.square().sum((0, 1)).sqrt()
+
+
 class AdaptiveRBF(nn.Module):
     """NeuRBF field ``(..., d)`` coordinates in ``[-1, 1]^d -> (..., out_features)``.
 
@@ -184,8 +195,10 @@ class AdaptiveRBF(nn.Module):
 
         Seeds are ``M`` points drawn without replacement with probability proportional to the weight; ``n_iter``
         Lloyd iterations move each centre to its cluster's weighted mean (an empty cluster keeps its centre). Each
-        shape is ``alpha Sigma_i^{-1}`` from the cluster's weighted covariance ``Sigma_i``, its diagonal clipped to
-        ``[(h / 200)^2, (1 / 5)^2]`` (``h`` the mean spacing of the points) and its correlations to ``+-0.999``.
+        shape is ``alpha Sigma_i^{-1}`` from the cluster's weighted covariance ``Sigma_i``, whose eigenvalues are
+        clipped to ``[(h / 200)^2, (1 / 5)^2]`` (``h`` the mean spacing of the points; an empty or degenerate
+        cluster gets the narrowest kernel). The authors clip the diagonal and the 2-D correlation instead, which
+        in 3-D can leave a matrix that is not positive definite.
         """
         if points.dim() != 2 or points.shape[1] != self.in_features:
             raise ValueError(f"AdaptiveRBF.init_kernels: points must have shape (N, {self.in_features}), got "
@@ -216,12 +229,10 @@ class AdaptiveRBF(nn.Module):
         covariance = torch.zeros(self.n_kernels, d * d, dtype=torch.float64).index_add_(0, assign, outer)
         covariance = covariance.reshape(-1, d, d) / mass.clamp_min(1e-300)[:, None, None] / alpha
         spacing = 2 / len(points) ** (1 / d)
-        variance = covariance.diagonal(dim1=-2, dim2=-1).clamp((spacing / 200) ** 2, (1 / 5) ** 2)
-        scale = variance.sqrt()
-        correlation = (covariance / (scale[:, :, None] * scale[:, None, :])).clamp(-0.999, 0.999)
-        correlation.diagonal(dim1=-2, dim2=-1).fill_(1.0)
-        covariance = correlation * scale[:, :, None] * scale[:, None, :]
-        factor = torch.linalg.cholesky(torch.linalg.inv(covariance))
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        eigenvalues = eigenvalues.clamp((spacing / 200) ** 2, (1 / 5) ** 2)
+        inverse = eigenvectors @ torch.diag_embed(1 / eigenvalues) @ eigenvectors.transpose(-1, -2)
+        factor = torch.linalg.cholesky((inverse + inverse.transpose(-1, -2)) / 2)
         self.centers.copy_(centers.to(self.centers))
         self.shape_factor.copy_(factor.to(self.shape_factor))
         self._neighbour_cache = None
@@ -229,21 +240,16 @@ class AdaptiveRBF(nn.Module):
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, **options) -> None:
         """:meth:`init_kernels` on the pixel grid of ``image (channels, H, W)`` (pixel ``(i, j)`` at
-        ``(-1 + 2 i / (H - 1), -1 + 2 j / (W - 1))``), weighted by the Sobel gradient magnitude over all channels,
-        as the authors do for images."""
+        ``(-1 + 2 i / (H - 1), -1 + 2 j / (W - 1))``), weighted by :func:`image_gradient_magnitude`, as the
+        authors do for images."""
         if self.in_features != 2 or image.dim() != 3:
             raise ValueError(f"AdaptiveRBF.init_from_image: a 2-D field and an image (channels, H, W) are needed, "
                              f"got in_features={self.in_features} and shape {tuple(image.shape)}")
-        img = image.detach().double()[:, None]
-        sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64) / 8
-        kernels = torch.stack([sobel.T, sobel])[:, None]  # d/di, d/dj
-        padded = torch.nn.functional.pad(img, (1, 1, 1, 1), mode="replicate")
-        gradient = torch.nn.functional.conv2d(padded, kernels)  # (channels, 2, H, W)
-        magnitude = gradient.square().sum((0, 1)).sqrt()
         h, w = image.shape[1:]
         rows, cols = torch.meshgrid(torch.linspace(-1, 1, h, dtype=torch.float64),
                                     torch.linspace(-1, 1, w, dtype=torch.float64), indexing="ij")
-        self.init_kernels(torch.stack([rows, cols], -1).reshape(-1, 2), magnitude.reshape(-1), **options)
+        self.init_kernels(torch.stack([rows, cols], -1).reshape(-1, 2),
+                          image_gradient_magnitude(image).reshape(-1), **options)
 
     # ------------------------------------------------------------------------------------------------ forward
     def radial_features(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

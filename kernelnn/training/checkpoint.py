@@ -174,10 +174,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
 
 # Config keys a resumed run may change: how long it trains, how it reports, where it runs. Anything else (model, data,
 # seed, plugins, ...) would make the resumed run a different training than its checkpoint.
-RESUMABLE_CHANGES = ("trainer.resume", "trainer.epochs", "trainer.early_stopping_patience", "trainer.grad_clip",
-                     "trainer.device", "trainer.num_workers", "trainer.eval_batch_size", "trainer.test_every",
-                     "trainer.log_every", "trainer.progress_bar", "trainer.tensorboard", "trainer.plots",
-                     "trainer.plot_samples", "imports")
+RESUMABLE_CHANGES = ("trainer.resume", "trainer.epochs", "trainer.time_limit", "trainer.early_stopping_patience",
+                     "trainer.grad_clip", "trainer.device", "trainer.num_workers", "trainer.eval_batch_size",
+                     "trainer.test_every", "trainer.log_every", "trainer.progress_bar", "trainer.tensorboard",
+                     "trainer.plots", "trainer.plot_samples", "imports")
 # Settings a resumed run applies, and records: the optimizer's hyper-parameters that do not change the shape of its
 # saved state (so not its class, amsgrad, or L-BFGS's history_size), and the whole learning-rate schedule, which is
 # rebuilt and replayed to the checkpoint's step.

@@ -8,6 +8,7 @@ Types, unknown keys and choices (enums) are checked by OmegaConf; value ranges b
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -101,6 +102,7 @@ class TrainerConfig:
     monitor: str = "auto"
     monitor_mode: MonitorMode = MonitorMode.auto
     early_stopping_patience: int | None = None
+    time_limit: float | None = None  # seconds of training (evaluation excluded) after which no epoch starts
     test_every: int = 5  # as configs/trainer/default.yaml
     resume: str | None = None
     deterministic: bool = False
@@ -115,6 +117,8 @@ class TrainerConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every", "test_every"):
             _positive(name, getattr(self, name))
         _positive("early_stopping_patience", self.early_stopping_patience, allow_none=True)
+        require(self.time_limit is None or 0 < self.time_limit < math.inf, "time_limit", self.time_limit,
+                "must be a positive number of seconds or null")
         require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip,
                 "must be a positive number or null")
         require(self.num_workers >= 0, "num_workers", self.num_workers, "must be >= 0")

@@ -436,3 +436,74 @@ def plot_fields(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, path: Path
     |error|, each with a colour bar. 3-D: the same for the middle slice along the last axis.
     """
     return _save(_fields_figure(x, y, pred, title), path, dpi=100)
+
+
+# ---------------------------------------------------------------------------------------------------- fields
+def plot_image_fit(truth: torch.Tensor, prediction: torch.Tensor, path: Path, title: str) -> Path:
+    """An image field: truth, reconstruction and |error| (mean over channels), images ``(channels, H, W)`` in
+    ``[0, 1]``."""
+    fig = _new_figure(figsize=(13, 4.2))
+    axes = fig.subplots(1, 3)
+
+    def show(t: torch.Tensor) -> torch.Tensor:
+        t = t.clamp(0, 1).permute(1, 2, 0)
+        return t[..., 0] if t.shape[-1] == 1 else t[..., :3]
+
+    for ax, img, label in ((axes[0], truth, "truth"), (axes[1], prediction, "reconstruction")):
+        ax.imshow(show(img).numpy(), cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(label)
+        ax.set_axis_off()
+    error = (prediction - truth).abs().mean(0)
+    im = axes[2].imshow(error.numpy(), cmap="magma")
+    axes[2].set_title(f"|error| (max {_fmt(error.max().item())})")
+    axes[2].set_axis_off()
+    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    fig.suptitle(title)
+    return _save(fig, path, dpi=100)
+
+
+def plot_sdf_slices(truth: torch.Tensor, prediction: torch.Tensor, path: Path, title: str) -> Path:
+    """A signed distance field on a grid ``(R, R, R)`` over ``[-1, 1]^3``: the middle slice across each axis, truth
+    and prediction with their zero contours (the surface) and the truth's contour dashed on the prediction."""
+    fig = _new_figure(figsize=(12, 8))
+    axes = fig.subplots(2, 3)
+    r = truth.shape[0]
+    limit = max(truth.abs().max().item(), 1e-12)
+    for col, axis in enumerate(range(3)):
+        t, p = truth.select(axis, r // 2), prediction.select(axis, r // 2)
+        for row, (field, label) in enumerate(((t, "truth"), (p, "prediction"))):
+            ax = axes[row, col]
+            im = ax.imshow(field.T.numpy(), origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu", vmin=-limit,
+                           vmax=limit)
+            ax.contour(field.T.numpy(), levels=[0], colors="k", extent=(-1, 1, -1, 1), linewidths=1.2)
+            if row == 1:
+                ax.contour(t.T.numpy(), levels=[0], colors="gold", extent=(-1, 1, -1, 1), linewidths=1,
+                           linestyles="dashed")
+            names = [n for i, n in enumerate("xyz") if i != axis]
+            ax.set_title(f"{label}, {'xyz'[axis]} = 0")
+            ax.set_xlabel(names[0])
+            ax.set_ylabel(names[1])
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(title)
+    return _save(fig, path, dpi=100)
+
+
+def plot_world_map(classes: torch.Tensor, lonlat: torch.Tensor, correct: torch.Tensor, path: Path,
+                   title: str) -> Path:
+    """Classification on the sphere: the predicted class on a lon/lat grid ``classes (n_lat, n_lon)`` (north up),
+    with the test points the model got wrong in red, on an equirectangular map."""
+    fig = _new_figure(figsize=(12, 6.5))
+    ax = fig.subplots()
+    n_classes = int(classes.max().item()) + 1
+    ax.imshow(classes.numpy(), origin="lower", extent=(-180, 180, -90, 90), interpolation="nearest",
+              cmap="Greys" if n_classes <= 2 else "tab20", alpha=0.75)
+    wrong = ~correct
+    ax.scatter(lonlat[wrong, 0].numpy(), lonlat[wrong, 1].numpy(), s=3, c="red", label="misclassified test points")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.legend(loc="lower left")
+    accuracy = correct.float().mean().item()
+    ax.set_title(f"{title}: test accuracy {accuracy:.4f}")
+    return _save(fig, path, dpi=100)

@@ -85,6 +85,38 @@ class RegressionTask:
         return {"mse": err.square().mean(1), "mae": err.abs().mean(1)}
 
 
+class FieldTask:
+    """A field: coordinates in, values out, ``(batch, d) -> (batch, channels)`` (images, signed distances).
+
+    Loss: mean squared error (``mse``, NeuRBF's) or mean absolute error (``l1``, Gaussian RBFNet's). Metrics: both,
+    and from the set's mean squared error the RMSE and the PSNR, ``10 log10(value_range^2 / mse)`` (images in
+    ``[0, 1]``: ``value_range`` 1).
+    """
+
+    losses = ("mse", "l1")
+    lower_is_better = {"mse": True, "mae": True, "rmse": True, "psnr": False}
+
+    def __init__(self, loss: str = "mse", value_range: float = 1.0) -> None:
+        if loss not in self.losses:
+            raise ValueError(f"trainer.loss={loss!r} is not valid for a field; valid: {self.losses}")
+        if not 0 < value_range < math.inf:
+            raise ValueError(f"field: value_range={value_range} must be a positive number")
+        self.loss_name, self.value_range = loss, float(value_range)
+        self.main_metric = "mse"
+        self.metric_names = ["mae", "mse"]
+        self.derived_metrics = {"rmse": ("mse", math.sqrt), "psnr": ("mse", self.psnr)}
+
+    def psnr(self, mse: float) -> float:
+        return 10 * math.log10(self.value_range**2 / mse) if mse > 0 else math.inf
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred, target) if self.loss_name == "mse" else F.l1_loss(pred, target)
+
+    def metrics(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        err = (pred - target).flatten(1)
+        return {"mse": err.square().mean(1), "mae": err.abs().mean(1)}
+
+
 class EnergyForcesTask:
     """Energies and forces of atomic configurations, packed ``(batch, 1 + 3 n_atoms)`` as
     ``[energy, forces.flatten()]`` in predictions and targets alike.
@@ -134,13 +166,15 @@ class EnergyForcesTask:
 
 
 def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0,
-               loss_weights: dict[str, float] | None = None):
+               loss_weights: dict[str, float] | None = None, field_layout: dict | None = None):
     if task == "energy_forces":
         weights = loss_weights or {}
         return EnergyForcesTask("energy_forces" if loss == "auto" else loss, weights.get("energy", 1.0),
                                 weights.get("forces", 1.0))
     if task == "operator":
         return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s)
+    if task == "field":
+        return FieldTask("mse" if loss == "auto" else loss, (field_layout or {}).get("value_range", 1.0))
     if task == "regression":
         return RegressionTask("mse" if loss == "auto" else loss)
     return ClassificationTask("cross_entropy" if loss == "auto" else loss)

@@ -306,6 +306,11 @@ class Trainer:
                          f"{row['time/eval_s']:.1f} s)")
                 for plugin in self.plugins:
                     plugin.on_epoch_end(self, epoch, row)
+                trained = sum(r.get("time/train_s", 0.0) for r in self.state.history)
+                if opts.time_limit is not None and trained >= opts.time_limit and self.state.epoch < opts.epochs:
+                    self.log(f"time limit: {trained:.1f} s of training reached trainer.time_limit="
+                             f"{opts.time_limit:g} s after epoch {epoch + 1}")
+                    break
                 patience = opts.early_stopping_patience
                 if patience is not None and self.state.bad_epochs >= patience:
                     self.log(f"early stopping: {self.monitor} has not improved for {patience} epochs (best "

@@ -16,6 +16,8 @@ from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import NoOptions, TrainingPlugin
 from kernelnn.training.plugins.data_init import DataInit
 from kernelnn.training.plugins.delta_sparsity import DeltaSparsity
+from kernelnn.training.plugins.field_init import FieldInit
+from kernelnn.training.plugins.field_report import FieldReport
 from kernelnn.training.plugins.kan_grids import KANGrids
 from kernelnn.training.plugins.pod_basis import PODBasis
 from kernelnn.training.plugins.query_points import QueryPointsPlugin
@@ -25,7 +27,7 @@ from kernelnn.training.plugins.spectral_refiner import SpectralRefiner
 
 PLUGINS = Registry("training plugin")
 for _plugin in (DataInit, PODBasis, Regularization, ReLinear, DeltaSparsity, KANGrids, SpectralRefiner,
-                QueryPointsPlugin):
+                QueryPointsPlugin, FieldInit, FieldReport):
     PLUGINS.register(_plugin.name)(_plugin)
 
 
@@ -68,5 +70,5 @@ def build_plugins(sections: dict[str, Any] | None) -> list[TrainingPlugin]:
     return plugins
 
 
-__all__ = ["PLUGINS", "DataInit", "DeltaSparsity", "KANGrids", "NoOptions", "ReLinear", "Regularization",
-           "SpectralRefiner", "TrainingPlugin", "build_plugins", "plugin_class"]
+__all__ = ["PLUGINS", "DataInit", "DeltaSparsity", "FieldInit", "FieldReport", "KANGrids", "NoOptions", "ReLinear",
+           "Regularization", "SpectralRefiner", "TrainingPlugin", "build_plugins", "plugin_class"]
