@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from kernelnn.layers.input_checks import check_float_tensor, check_positive_ints
-from kernelnn.layers.spherical_harmonics import spherical_harmonics_from_parts
+from kernelnn.layers.spherical_harmonics import spherical_harmonics_feature_major, spherical_harmonics_from_parts
 from kernelnn.registry import ENCODINGS
 
 
@@ -64,7 +64,10 @@ class SphericalHarmonicsEncoding(nn.Module):
     with kernelnn's real harmonics (:mod:`kernelnn.layers.spherical_harmonics`: orthonormal on the sphere, no
     Condon-Shortley phase, index ``l^2 + l + m``), polar axis through the geographic poles and azimuth the
     longitude, so ``Y_l^m`` varies as ``cos(m lon)`` / ``sin(|m| lon)``. Computed in closed form by the stable
-    Legendre recursion (no division at the poles).
+    Legendre recursion (no division at the poles). Without gradients (inference, or coordinates that need none,
+    as in training) the recursion runs in chunks in place and the output is a transposed view of a feature-major
+    tensor (``.reshape`` works on it, ``.view`` may not): ``L = 20`` at a million points costs little more than
+    writing its 441 million numbers.
 
     Rußwurm et al. count ``L`` Legendre polynomials, degrees ``0 .. L - 1`` (``L^2`` features); here ``L`` is the
     highest degree, so their ``L = 10`` is ``L = 9``. Their harmonics equal these up to the sign ``(-1)^l`` (they
@@ -107,8 +110,13 @@ class SphericalHarmonicsEncoding(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             lon, lat = torch.deg2rad(x).unbind(-1)
             cos_lat = torch.cos(lat)
-            y = spherical_harmonics_from_parts(self.L, torch.sin(lat), cos_lat * torch.cos(lon),
-                                               cos_lat * torch.sin(lon), self.normalization)
+            parts = (torch.sin(lat), cos_lat * torch.cos(lon), cos_lat * torch.sin(lon))
+            if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling():
+                y = spherical_harmonics_from_parts(self.L, *parts, self.normalization)
+            else:  # many points, no gradient: the chunked in-place recursion, returned as a transposed view
+                flat = [p.reshape(-1) for p in parts]
+                y = spherical_harmonics_feature_major(self.L, *flat, self.normalization).T
+                y = y.reshape(*x.shape[:-1], self.out_features)
         return y.to(dtype)
 
 

@@ -90,6 +90,68 @@ def spherical_harmonics_from_parts(L: int, cos_theta: torch.Tensor, sin_cos: tor
     return y * math.sqrt(4 * math.pi) if normalization == "component" else y
 
 
+def _recursion_coefficients(L: int, dtype: torch.dtype) -> tuple[list[float], dict[int, tuple]]:
+    """The diagonal ``Q_m^m`` and, per degree ``l >= 2``, the column vectors ``a_lm`` and ``a_lm b_lm`` over
+    ``m = 0 .. l - 2`` of the recursion in :func:`_legendre_over_sin_powers`."""
+    diagonal = [math.sqrt(1 / (4 * math.pi))]
+    for m in range(1, L + 1):
+        diagonal.append(diagonal[-1] * math.sqrt((2 * m + 1) / (2 * m)))
+    steps = {}
+    for l in range(2, L + 1):
+        m = torch.arange(l - 1, dtype=torch.float64)
+        a = torch.sqrt((4 * l * l - 1) / (l * l - m * m))
+        b = torch.sqrt(((l - 1) ** 2 - m * m) / (4 * (l - 1) ** 2 - 1))
+        steps[l] = (a.to(dtype)[:, None], (a * b).to(dtype)[:, None])
+    return diagonal, steps
+
+
+@torch.no_grad()
+def spherical_harmonics_feature_major(L: int, cos_theta: torch.Tensor, sin_cos: torch.Tensor, sin_sin: torch.Tensor,
+                                      normalization: str = "integral", chunk: int = 8192) -> torch.Tensor:
+    """:func:`spherical_harmonics_from_parts` of flat ``(N,)`` inputs as a ``((L+1)^2, N)`` tensor, without
+    gradients, for many points: the recursion runs over chunks of ``chunk`` points in reused buffers (each
+    operation vectorised over the orders ``m``) and writes each harmonic's row in place, so memory traffic is about
+    one write of the output. ``.T`` gives the usual ``(N, (L+1)^2)`` layout as a view."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"spherical_harmonics: normalization={normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+    n_points, dtype, device = cos_theta.numel(), cos_theta.dtype, cos_theta.device
+    out = torch.empty((L + 1) ** 2, n_points, dtype=dtype, device=device)
+    diagonal, steps = _recursion_coefficients(L, dtype)
+    steps = {l: (a.to(device), ab.to(device)) for l, (a, ab) in steps.items()}
+    root2 = math.sqrt(2)
+    scale = math.sqrt(4 * math.pi) if normalization == "component" else 1.0
+    q_a, q_b, re, im, tmp = (torch.empty(L + 1, min(chunk, max(n_points, 1)), dtype=dtype, device=device)
+                             for _ in range(5))
+    for start in range(0, n_points, chunk):
+        n = min(chunk, n_points - start)
+        rows = slice(start, start + n)
+        c, sc, ss = cos_theta[rows], sin_cos[rows], sin_sin[rows]
+        y, r, i, t = out[:, rows], re[:, :n], im[:, :n], tmp[:, :n]
+        r[0].fill_(root2)  # sqrt(2) (sin e^{i phi})^m: the factor of every m != 0 harmonic
+        i[0].fill_(0.0)
+        for m in range(1, L + 1):
+            torch.mul(r[m - 1], sc, out=r[m]).addcmul_(i[m - 1], ss, value=-1)
+            torch.mul(r[m - 1], ss, out=i[m]).addcmul_(i[m - 1], sc)
+        older, old = q_a[:, :n], q_b[:, :n]  # rows m of Q_{l-2}, Q_{l-1}
+        for l in range(L + 1):
+            q = older  # Q_l overwrites Q_{l-2}, row by row after reading it
+            if l >= 2:
+                a, ab = steps[l]
+                torch.mul(old[: l - 1], c, out=t[: l - 1]).mul_(a)
+                q[: l - 1].mul_(ab).neg_().add_(t[: l - 1])
+            if l >= 1:
+                torch.mul(c, math.sqrt(2 * l + 1) * diagonal[l - 1], out=q[l - 1])
+            q[l].fill_(diagonal[l])
+            first = l * l
+            if l:
+                torch.mul(q[1: l + 1], i[1: l + 1], out=t[:l])
+                y[first: first + l].copy_(t[:l].flip(0))  # m = -l .. -1
+                torch.mul(q[1: l + 1], r[1: l + 1], out=y[first + l + 1: first + 2 * l + 1])
+            y[first + l].copy_(q[0])
+            older, old = old, q
+    return out.mul_(scale) if scale != 1.0 else out
+
+
 def spherical_harmonics(L: int, vectors: torch.Tensor, normalization: str = "integral") -> torch.Tensor:
     """Real spherical harmonics up to degree ``L`` of the directions of ``vectors`` ``(..., 3)`` (normalised
     here; zero vectors are not allowed): ``(..., (L+1)^2)``, e3nn's layout and convention (module docstring)."""

@@ -106,3 +106,21 @@ def test_bad_arguments_and_coordinates_are_named(build, x, message):
 def test_empty_inputs_and_leading_dims():
     assert SphericalHarmonicsEncoding(4)(torch.zeros(0, 2)).shape == (0, 25)
     assert SphericalHarmonicsEncoding(4)(torch.zeros(3, 5, 2)).shape == (3, 5, 25)
+
+
+@pytest.mark.parametrize("normalization", ["integral", "component"])
+def test_the_fast_inference_path_equals_the_differentiable_one(normalization):
+    """Without gradients the harmonics come from the chunked in-place recursion (a transposed view); with them,
+    from the differentiable one: the same numbers, any leading shape, chunk boundaries included."""
+    from kernelnn.layers.spherical_harmonics import spherical_harmonics_feature_major
+
+    torch.manual_seed(0)
+    points = (torch.rand(3, 7, 2, dtype=torch.float64) - 0.5) * torch.tensor([360.0, 180.0], dtype=torch.float64)
+    encoding = SphericalHarmonicsEncoding(7, normalization)
+    fast = encoding(points)
+    slow = encoding(points.clone().requires_grad_())
+    assert slow.requires_grad and not fast.requires_grad and fast.shape == (3, 7, 64)
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-13)
+    c, s1, s2 = (torch.rand(21, dtype=torch.float64) for _ in range(3))
+    torch.testing.assert_close(spherical_harmonics_feature_major(5, c, s1, s2, chunk=4),
+                               spherical_harmonics_feature_major(5, c, s1, s2, chunk=100))
