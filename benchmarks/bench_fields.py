@@ -106,7 +106,7 @@ def sphere_part(device: str) -> list[dict]:
                        "parameters": summary["n_parameters"], "epochs": summary["epochs"],
                        "test accuracy": summary["test"]["test/accuracy"],
                        "polar accuracy (|lat| > 60)": summary["test"]["test_polar/accuracy"],
-                       "accuracy [70, 90)": polar_bands.get("[70, 90)")}
+                       "accuracy [70, 90]": polar_bands.get("[70, 90]")}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows
@@ -182,7 +182,7 @@ def main() -> None:
     elif args.part == "sphere":
         rows = sphere_part(args.device)
         columns = ["data", "network", "encoding", "parameters", "epochs", "test accuracy",
-                   "polar accuracy (|lat| > 60)", "accuracy [70, 90)"]
+                   "polar accuracy (|lat| > 60)", "accuracy [70, 90]"]
         notes = ["`python benchmarks/bench_fields.py --part sphere`: the land_ocean_sh_siren / checkerboard_sh_siren "
                  "recipes (Adam, batch 2000, early stopping on the validation loss) with the network and encoding "
                  "of each row; SIREN and MLP 64 x 2"]

@@ -95,13 +95,17 @@ def chamfer_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def accuracy_by_latitude(lonlat: torch.Tensor, correct: torch.Tensor, band: float = 20.0) -> dict[str, float]:
-    """Accuracy in latitude bands of ``band`` degrees (the authors' 9 bands of 20 degrees), keyed
-    ``"[lo, hi)"``; bands without points are left out."""
+    """Accuracy in latitude bands of ``band`` degrees from -90 (the authors' 9 bands of 20 degrees), keyed
+    ``"[lo, hi)"``, the last ``"[lo, 90]"`` (shorter when ``band`` does not divide 180); bands without points are
+    left out."""
+    if not 0 < band <= 180:
+        raise ValueError(f"accuracy_by_latitude: band={band} must be in (0, 180] degrees")
     lat = lonlat[:, 1].double()
     out = {}
-    edges = torch.arange(-90, 90 + band / 2, band, dtype=torch.float64)
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-        inside = (lat >= lo) & ((lat < hi) if hi < 90 else (lat <= hi))
+    edges = [*torch.arange(-90, 90, band, dtype=torch.float64).tolist(), 90.0]  # the last band ends at 90
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        last = hi == 90.0
+        inside = (lat >= lo) & ((lat <= hi) if last else (lat < hi))
         if inside.any():
-            out[f"[{lo:g}, {hi:g})"] = correct[inside].float().mean().item()
+            out[f"[{lo:g}, {hi:g}{']' if last else ')'}"] = correct[inside].float().mean().item()
     return out

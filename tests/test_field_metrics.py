@@ -46,4 +46,6 @@ def test_iou_and_accuracy_by_latitude():
     assert field_metrics.sdf_iou(truth, truth) == 1.0
     lonlat = torch.tensor([[0.0, -85.0], [0.0, -80.0], [10.0, 0.0], [0.0, 90.0]])
     bands = field_metrics.accuracy_by_latitude(lonlat, torch.tensor([True, False, True, True]))
-    assert bands == {"[-90, -70)": 0.5, "[-10, 10)": 1.0, "[70, 90)": 1.0}
+    assert bands == {"[-90, -70)": 0.5, "[-10, 10)": 1.0, "[70, 90]": 1.0}
+    # a band that does not divide 180: the last one is shorter and still reaches the pole
+    assert field_metrics.accuracy_by_latitude(lonlat, torch.ones(4, dtype=torch.bool), band=25)["[85, 90]"] == 1.0

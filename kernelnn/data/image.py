@@ -4,8 +4,11 @@
 path of the user's own image (anything Pillow opens). Pixel ``(i, j)`` of an ``H x W`` image sits at
 ``(-1 + 2 i / (H - 1), -1 + 2 j / (W - 1))`` in ``[-1, 1]^2`` (rows, columns), its colour scaled to ``[0, 1]``.
 The task is to represent the image: training and test sets are all its pixels (a model is judged by its
-reconstruction, PSNR and SSIM); ``data.holdout`` keeps a random fraction of the pixels out of training, for a
-test of interpolation between them.
+reconstruction, PSNR and SSIM); ``data.holdout`` keeps a random fraction of the pixels out of training, and the
+test set ``heldout`` holds them alone (interpolation between the trained pixels).
+
+Files: 8-bit gray or colour, 16-bit gray (scaled by 65535), 32-bit float gray in ``[0, 1]``; transparent pixels
+are composited over black; the EXIF orientation is applied.
 """
 
 from __future__ import annotations
@@ -32,18 +35,46 @@ def load_image(image: str) -> torch.Tensor:
         if not path.is_file():
             raise ValueError(f"image: data.image={image!r} is neither one of {list(SAMPLE_IMAGES)} nor an existing "
                              "file")
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                mode = "L" if opened.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-                array = np.array(opened.convert(mode))
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-            raise ValueError(f"image: data.image={image!r} is not an image Pillow can read ({err})") from None
+        array = _read_with_pillow(path, image)
+    if array.dtype == np.float32:  # a floating-point image (mode F) is taken as it is, if it is in [0, 1]
+        if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+            raise ValueError(f"image: data.image={image!r} holds floating-point values outside [0, 1]")
+        scale = 1.0
+    else:
+        scale = 65535.0 if array.dtype == np.uint16 else 255.0
     array = array[..., None] if array.ndim == 2 else array
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0
     return torch.from_numpy(array.astype(np.float32) / scale).permute(2, 0, 1).contiguous()
+
+
+def _read_with_pillow(path: Path, image: str) -> np.ndarray:
+    """The pixels as Pillow reads them, turned upright (EXIF orientation): 8-bit gray or RGB as uint8, 16-bit gray
+    as uint16, 32-bit float gray as float32; transparency composited over black (premultiplied colours)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            picture = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"image: data.image={image!r} is larger than Pillow opens by default ({err})") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"image: data.image={image!r} is not an image Pillow can read ({err})") from None
+    mode = picture.mode
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.array(picture).astype(np.uint16)
+    if mode == "I":
+        values = np.array(picture)
+        if values.min() < 0 or values.max() > 65535:
+            raise ValueError(f"image: data.image={image!r} is a 32-bit integer image with values outside 0..65535")
+        return values.astype(np.uint16)
+    if mode == "F":
+        return np.array(picture).astype(np.float32)
+    if "A" in mode or (mode == "P" and "transparency" in picture.info):
+        rgba = np.array(picture.convert("RGBA")).astype(np.float32)
+        composited = rgba[..., :3] * (rgba[..., 3:] / 255.0)
+        return (np.rint(composited).astype(np.uint8)[..., :1] if mode in ("LA", "La") else
+                np.rint(composited).astype(np.uint8))
+    return np.array(picture.convert("L" if mode in ("1", "L") else "RGB"))
 
 
 def pixel_coordinates(height: int, width: int) -> torch.Tensor:
@@ -67,13 +98,15 @@ def make_image(image: str = "china.jpg", downscale: int = 1, holdout: float = 0.
         raise ValueError(f"image: data.image={image!r} is {height} x {width} pixels after data.downscale="
                          f"{downscale}; at least 2 x 2 are needed")
     x, y = pixel_coordinates(height, width), pixels.reshape(channels, -1).T.contiguous()
-    everything = TensorDataset(x, y)
-    train = everything
+    tests = {"test": TensorDataset(x, y)}
+    layout = {"kind": "image", "shape": [height, width], "value_range": 1.0}
+    train = tests["test"]
     if holdout:
         keep = torch.rand(len(x), generator=torch.Generator().manual_seed(seed)) >= holdout
-        train = TensorDataset(x[keep], y[keep])
-    return DataBundle(
-        name=name, task="field", train=train, tests={"test": everything}, in_channels=2, out_channels=channels, dim=0,
-        geometric=True, field_layout={"kind": "image", "shape": [height, width], "value_range": 1.0},
-        info={"image": str(image)},
-    )
+        if keep.all() or not keep.any():
+            raise ValueError(f"image: data.holdout={holdout} keeps {'every' if keep.all() else 'no'} pixel of the "
+                             f"{height} x {width} image for training")
+        train, tests["heldout"] = TensorDataset(x[keep], y[keep]), TensorDataset(x[~keep], y[~keep])
+        layout["train_mask"] = keep.reshape(height, width)
+    return DataBundle(name=name, task="field", train=train, tests=tests, in_channels=2, out_channels=channels, dim=0,
+                      geometric=True, field_layout=layout, info={"image": str(image)})

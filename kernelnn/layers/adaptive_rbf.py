@@ -25,15 +25,13 @@ cluster's weighted covariance, ``K_i = alpha Sigma_i^{-1}`` with ``alpha = 0.5``
 distance ``1 / sqrt(alpha)``). The authors then keep positions and shapes fixed (``trainable_kernels=False``, the
 default here too); only the features, the grid and the decoder train.
 
-The ``k`` nearest centres are found exactly (:func:`nearest_kernels`: a k-d tree on the CPU, ``torch.cdist`` and
-``topk`` over chunks of points elsewhere), so no ``(points, kernels, dims)`` tensor is built; for a fixed set of
-points (full-batch training) the indices are kept until the points or the kernels change.
+The ``k`` nearest centres are found exactly at every call (:func:`nearest_kernels`: a k-d tree on the CPU,
+direct distances and ``topk`` over chunks of points elsewhere), so no ``(points, kernels, dims)`` tensor is built.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 
 import torch
@@ -55,18 +53,26 @@ def log_spaced(low: float, high: float, n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def nearest_kernels(x: torch.Tensor, centers: torch.Tensor, k: int, chunk_size: int = 2**14) -> torch.Tensor:
-    """Indices ``(N, k)`` of the ``k`` nearest centres ``(M, d)`` to each point of ``x`` ``(N, d)``, nearest first,
-    exact. On the CPU through SciPy's k-d tree; on other devices through ``torch.cdist`` and ``topk`` over chunks
-    of ``chunk_size`` points (memory ``chunk_size x M``). No ``(N, M, d)`` tensor either way."""
+    """Indices ``(N, k)`` of the ``k`` nearest centres ``(M, d)`` to each point of ``x`` ``(N, d)``, nearest first.
+    On the CPU through SciPy's k-d tree (exact, float64); on other devices by :func:`nearest_kernels_direct`. No
+    ``(N, M, d)`` tensor either way."""
     if len(x) == 0:
         return torch.zeros(0, k, dtype=torch.long, device=x.device)
     if x.device.type == "cpu":
         from scipy.spatial import cKDTree
 
-        _, index = cKDTree(centers.double().numpy()).query(x.double().numpy(), k=k)
+        _, index = cKDTree(centers.double().numpy()).query(x.double().numpy(), k=k, workers=-1)
         return torch.from_numpy(index.reshape(len(x), k)).long()
-    return torch.cat([torch.cdist(part, centers).topk(k, dim=1, largest=False).indices
-                      for part in x.split(chunk_size)])
+    return nearest_kernels_direct(x, centers, k, chunk_size)
+
+
+@torch.no_grad()
+def nearest_kernels_direct(x: torch.Tensor, centers: torch.Tensor, k: int, chunk_size: int = 2**14) -> torch.Tensor:
+    """The ``k`` nearest centres by direct differences (``torch.cdist`` without its ``|x|^2 + |c|^2 - 2 x.c``
+    shortcut, whose cancellation reorders near ties in float32) and ``topk``, over chunks of ``chunk_size`` points
+    (memory ``chunk_size x M``): any device."""
+    return torch.cat([torch.cdist(part, centers, compute_mode="donot_use_mm_for_euclid_dist")
+                      .topk(k, dim=1, largest=False).indices for part in x.split(chunk_size)])
 
 
 @torch.no_grad()
@@ -162,7 +168,6 @@ class AdaptiveRBF(nn.Module):
         self.register_buffer("decoder_omega", log_spaced(*decoder_frequencies, hidden_features), persistent=False)
         self.decoder = nn.Sequential(nn.Linear(hidden_features, hidden_features), nn.ReLU(),
                                      nn.Linear(hidden_features, out_features))
-        self._neighbour_cache: tuple | None = None
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, n_kernels={self.n_kernels}, "
@@ -176,16 +181,8 @@ class AdaptiveRBF(nn.Module):
         return a @ a.transpose(-1, -2)
 
     def neighbours(self, x: torch.Tensor) -> torch.Tensor:
-        """Indices ``(N, k)`` of each point's nearest kernels; reused while ``x`` is the same tensor, unmodified, and
-        the kernels have not moved."""
-        key = (x._version, self.centers._version, self.centers.data_ptr(), self.n_neighbours)
-        cache = self._neighbour_cache
-        if cache is not None and cache[0]() is x and cache[1] == key:
-            return cache[2]
-        index = nearest_kernels(x.detach(), self.centers.detach().to(x.dtype), self.n_neighbours)
-        if not torch.compiler.is_compiling():
-            self._neighbour_cache = (weakref.ref(x), key, index)
-        return index
+        """Indices ``(N, k)`` of each point's nearest kernels."""
+        return nearest_kernels(x.detach(), self.centers.detach().to(x.dtype), self.n_neighbours)
 
     @torch.no_grad()
     def init_kernels(self, points: torch.Tensor, weights: torch.Tensor | None = None, n_iter: int = 10,
@@ -208,13 +205,18 @@ class AdaptiveRBF(nn.Module):
         weights = torch.ones(len(points), dtype=torch.float64) if weights is None else weights.detach().double().cpu()
         if weights.shape != (len(points),) or not torch.isfinite(weights).all() or (weights < 0).any():
             raise ValueError(f"AdaptiveRBF.init_kernels: weights must be ({len(points)},) finite and >= 0")
+        spacing = 2 / len(points) ** (1 / self.in_features)  # of the signal's points, before any is dropped
         keep = weights > 0
         points, weights = points[keep], weights[keep] / weights[keep].mean()
         if len(points) < self.n_kernels:
+            why = " (the weights are all zero: a constant signal?)" if not len(points) else ""
             raise ValueError(f"AdaptiveRBF.init_kernels: {len(points)} points of positive weight cannot place "
-                             f"{self.n_kernels} kernels")
+                             f"{self.n_kernels} kernels{why}; use fewer kernels or more points")
+        # Weighted sampling without replacement (Efraimidis & Spirakis): the M largest U^(1/w). Unlike
+        # torch.multinomial it takes any number of points (an 8K image has 2^26).
         generator = torch.Generator().manual_seed(seed)
-        centers = points[torch.multinomial(weights, self.n_kernels, replacement=False, generator=generator)]
+        keys = torch.rand(len(points), generator=generator, dtype=torch.float64).log() / weights
+        centers = points[keys.topk(self.n_kernels).indices]
         for _ in range(n_iter):
             assign = nearest_kernels(points, centers, 1)[:, 0]
             mass = torch.zeros(self.n_kernels, dtype=torch.float64).index_add_(0, assign, weights)
@@ -228,14 +230,12 @@ class AdaptiveRBF(nn.Module):
         mass = torch.zeros(self.n_kernels, dtype=torch.float64).index_add_(0, assign, weights)
         covariance = torch.zeros(self.n_kernels, d * d, dtype=torch.float64).index_add_(0, assign, outer)
         covariance = covariance.reshape(-1, d, d) / mass.clamp_min(1e-300)[:, None, None] / alpha
-        spacing = 2 / len(points) ** (1 / d)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         eigenvalues = eigenvalues.clamp((spacing / 200) ** 2, (1 / 5) ** 2)
         inverse = eigenvectors @ torch.diag_embed(1 / eigenvalues) @ eigenvectors.transpose(-1, -2)
         factor = torch.linalg.cholesky((inverse + inverse.transpose(-1, -2)) / 2)
         self.centers.copy_(centers.to(self.centers))
         self.shape_factor.copy_(factor.to(self.shape_factor))
-        self._neighbour_cache = None
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, **options) -> None:
@@ -271,8 +271,9 @@ class AdaptiveRBF(nn.Module):
         h = self.radial_features(x, index)
         if self.grid is not None:
             h = torch.cat([h, self.grid(x)], -1)
-        h = self.hidden(h + self.bias)
-        h = h + torch.sin(self.decoder_omega.to(h.dtype) * h)
+        with torch.autocast(h.device.type, enabled=False):  # omega' h reaches 10^3 rad: no half precision here
+            h = self.hidden((h + self.bias).to(self.hidden.weight.dtype))
+            h = h + torch.sin(self.decoder_omega.to(h.dtype) * h)
         return self.decoder(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -280,7 +281,7 @@ class AdaptiveRBF(nn.Module):
         check_box(x, "AdaptiveRBF", self.in_features)
         lead = x.shape[:-1]
         points = x.reshape(-1, self.in_features)
-        index = self.neighbours(x if x.dim() == 2 else points)
+        index = self.neighbours(points)
         if len(points) <= self.chunk_size:
             out = self._decode(points, index)
         else:

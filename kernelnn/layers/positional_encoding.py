@@ -13,7 +13,8 @@ On the sphere, a point is ``(longitude, latitude)`` in degrees, ``lon`` in ``[-1
 
 In Euclidean boxes: :class:`FourierFeatures`, random Fourier features ``[cos 2 pi B v, sin 2 pi B v]`` with
 ``B ~ N(0, sigma^2)`` (Tancik et al., "Fourier features let networks learn high frequency functions in low
-dimensional domains", NeurIPS 2020).
+dimensional domains", NeurIPS 2020; their ``sigma = 10`` is for coordinates in ``[0, 1]``: on ``[-1, 1]`` the same
+bandwidth is ``sigma = 5``).
 
 Every encoding maps ``(..., in_features) -> (..., out_features)`` and says its ``out_features``; they are registered
 in :data:`kernelnn.registry.ENCODINGS`, so a coordinate network picks one by name.
@@ -45,8 +46,10 @@ def check_lonlat(x: torch.Tensor, owner: str) -> None:
         bad = ~(values.abs() <= bound)  # NaN is outside too
         if bad.any():
             value = values[bad][0].item()
+            hint = " (longitudes in [0, 360): use ((lon + 180) % 360) - 180)" if name == "longitude" else ""
             raise ValueError(f"{owner}: input {name} {value:g} is outside [-{bound}, {bound}] degrees "
-                             f"({int(bad.sum())} of {values.numel()} points); the input is (longitude, latitude)")
+                             f"({int(bad.sum())} of {values.numel()} points); the input is (longitude, latitude)"
+                             f"{hint}")
 
 
 def _check_degree(owner: str, L: object) -> None:
@@ -135,7 +138,9 @@ class DoubleFourierSphere(nn.Module):
     ``(..., 2) -> (..., out_features)``.
 
     With angles in radians and ``S`` frequencies ``w_s = 360 / p_s`` (periods ``p_s`` in degrees, geometric from
-    ``max_period`` down to ``min_period``):
+    ``max_period`` down to ``min_period``), rounded to whole numbers for the longitude so that every feature is
+    continuous across the date line (a double Fourier series of the sphere has integer longitude frequencies; the
+    reference code's fractional ones jump at 180 degrees):
 
     - ``variant="grid"`` (Space2Vec's grid cell): ``[sin w_s lon, cos w_s lon, sin w_s lat, cos w_s lat]``, ``4 S``;
     - ``variant="spherec+"`` (Sphere2Vec): ``[sin w_s lat, cos w_s lat, sin w_s lon, cos w_s lon,
@@ -173,8 +178,9 @@ class DoubleFourierSphere(nn.Module):
                              "0 < min_period <= max_period (degrees)")
         self.n_scales, self.min_period, self.max_period, self.variant = n_scales, min_period, max_period, variant
         self.out_features = self.VARIANTS[variant] * n_scales
-        self.register_buffer("frequencies", _geometric_frequencies(n_scales, min_period, max_period).float(),
-                             persistent=False)
+        frequencies = _geometric_frequencies(n_scales, min_period, max_period)
+        self.register_buffer("frequencies", frequencies, persistent=False)  # latitude, float64
+        self.register_buffer("longitude_frequencies", frequencies.round().clamp_min(1), persistent=False)
 
     def extra_repr(self) -> str:
         return (f"n_scales={self.n_scales}, min_period={self.min_period:g}, max_period={self.max_period:g}, "
@@ -185,8 +191,9 @@ class DoubleFourierSphere(nn.Module):
         dtype = x.dtype
         with torch.autocast(x.device.type, enabled=False):
             x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
-            angles = torch.deg2rad(x)[..., None] * self.frequencies.to(x.dtype)  # (..., 2, S)
-            lon, lat = angles.unbind(-2)
+            lon_deg, lat_deg = torch.deg2rad(x).unbind(-1)
+            lon = lon_deg[..., None] * self.longitude_frequencies.to(x.dtype)  # (..., S)
+            lat = lat_deg[..., None] * self.frequencies.to(x.dtype)
             if self.variant == "grid":
                 parts = [torch.sin(lon), torch.cos(lon), torch.sin(lat), torch.cos(lat)]
             else:
@@ -226,10 +233,12 @@ class FourierFeatures(nn.Module):
     sigma : float
         Standard deviation of the frequencies (in cycles per unit of the coordinates).
     seed : int, optional
-        Seed of ``B``'s generator (``None``: torch's global generator).
+        Seed of ``B``'s own generator; ``None`` (default): torch's global generator, so runs with different seeds
+        draw different frequencies.
     """
 
-    def __init__(self, in_features: int, n_frequencies: int = 256, sigma: float = 10.0, seed: int | None = 0) -> None:
+    def __init__(self, in_features: int, n_frequencies: int = 256, sigma: float = 10.0,
+                 seed: int | None = None) -> None:
         super().__init__()
         check_positive_ints("FourierFeatures", in_features=in_features, n_frequencies=n_frequencies)
         if not 0 < sigma < math.inf:

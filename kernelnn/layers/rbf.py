@@ -63,6 +63,9 @@ class RBFLayer(nn.Module):
         ``(lambda_L, lambda_w, lambda_c)`` of :meth:`regularization`, the paper's penalties (0: off).
     chunk_size : int, optional
         Centres per chunk for per-centre full precisions (default: keep chunks near 2^22 elements).
+    data_init : bool
+        Let :func:`~kernelnn.layers.data_dependent_init` (``train.py``'s ``plugins.data_init``) place the centres
+        on the inputs this layer sees; ``False`` keeps the initialisation a containing layer chose.
 
     ``L`` starts as ``I / sqrt(D)`` (so the quadratic form of standardised data is of order one) and the
     centres at standard-normal values until :meth:`init_centers` places them on data.
@@ -79,7 +82,7 @@ class RBFLayer(nn.Module):
     def __init__(self, in_features: int, n_centers: int, out_features: int | None = None, precision: str = "full",
                  shared: bool = True, rank: int | None = None, trainable_centers: bool = True, bias: bool = False,
                  regularization_weights: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | None = None, data_init: bool = True) -> None:
         super().__init__()
         for arg, value in (("in_features", in_features), ("n_centers", n_centers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -99,6 +102,7 @@ class RBFLayer(nn.Module):
         self.precision, self.shared, self.rank = precision, shared, rank
         self.regularization_weights = weights
         self.chunk_size = chunk_size
+        self.data_init = data_init
 
         d = in_features
         copies = () if shared else (n_centers,)
@@ -199,7 +203,10 @@ class RBFLayer(nn.Module):
                 self.reset_precision(1.0 / spacing.item())
 
     def init_from_data(self, x: torch.Tensor, seed: int = 0) -> bool:
-        """:meth:`init_centers` by k-means with the width fitted (the hook :func:`data_dependent_init` calls)."""
+        """:meth:`init_centers` by k-means with the width fitted (the hook :func:`data_dependent_init` calls);
+        nothing when the layer was built with ``data_init=False``."""
+        if not self.data_init:
+            return False
         self.init_centers(x, seed=seed)
         return True
 

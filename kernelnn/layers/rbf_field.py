@@ -9,7 +9,10 @@ reconstruction of neural fields", 2025; the authors' code is ``AbdelazizBouzidi/
 with ``G`` the multi-resolution feature grids (:class:`~kernelnn.layers.FeatureGrid`, bilinear reads), ``M``
 Gaussian neurons each with its own centre ``c_m`` and shape ``P_m`` in feature space (diagonal, the authors'
 choice, or full), and a linear head. The Gaussians replace the hidden layers of an MLP decoder: one layer of RBF
-neurons is enough, so the field is cheap to train and to evaluate.
+neurons is enough, so the field is cheap to train and to evaluate. As the authors: 64 kernels, six levels of 32 to
+128 nodes with 4, 4, 4, 2, 2, 2 features, grid features standard normal, centres ``U(+-1e-4)``, unit precisions.
+Unlike their DiF-Grid, a level is one grid over the domain, not tiled periodically across it (the tiling of their
+stored code repeats every level once per node), so at equal size this field has coarser grids than theirs.
 
 The quadratic forms go through :class:`~kernelnn.layers.RBFLayer` (distance expansion, no ``(points, kernels,
 features)`` tensor). Points are processed in chunks of ``chunk_size``, each under activation checkpointing while
@@ -72,8 +75,13 @@ class RBFField(nn.Module):
         # on a 64 x 64 crop of china.jpg reached 22 dB against 33 dB.
         self.grid = FeatureGrid(in_features, grid_resolutions, grid_channels, init_std=1.0, owner="RBFField",
                                 prefix="grid_")
+        # The authors' start: centres near the origin (U(+-1e-4)), unit precision, and no k-means placement (the
+        # feature space is what training shapes; data_init would see only the first rows of an image).
         self.rbf = RBFLayer(self.grid.out_features, n_kernels, out_features, precision=shape, shared=False,
-                            bias=True)
+                            bias=True, data_init=False)
+        with torch.no_grad():
+            self.rbf.centers.uniform_(-1e-4, 1e-4)
+            self.rbf.reset_precision(1.0)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, chunk_size={self.chunk_size}"

@@ -9,8 +9,9 @@ before it, whatever the depth. Biases keep ``nn.Linear``'s default, as in the au
 ``sine_init``, ``first_layer_sine_init``), and :math:`\omega_0 = 30` in every layer.
 
 Rußwurm et al. (2024) use SIREN after spherical-harmonic encodings with :math:`\omega_0 = 30` on the first layer
-and 1 on the others (``hidden_omega_0=1``; with the same rule, :math:`\sqrt{6/n}`, the function class at
-initialisation is the same; the gradients are scaled differently).
+and 1 on the others (``hidden_omega_0=1``: hidden weights then span :math:`\pm\sqrt{6/n}`, the same
+pre-activations, differently scaled gradients). Their code also draws the biases like the weights, where this
+keeps ``nn.Linear``'s (as the SIREN authors), so the first layer's phase offsets differ at initialisation.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class SineLayer(nn.Module):
         check_float_input(x, self, "SineLayer")
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"SineLayer: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
-        return torch.sin(self.omega_0 * self.linear(x))
+        # omega_0 (W x + b) spans tens of radians: in half precision its rounding would be phase noise, so under
+        # autocast the layer computes in its parameters' dtype (float32) and returns that.
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.sin(self.omega_0 * self.linear(x.to(self.linear.weight.dtype)))
 
 
 class Siren(nn.Module):

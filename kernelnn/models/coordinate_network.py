@@ -56,6 +56,9 @@ class CoordinateNetwork(nn.Module):
         fixed = getattr(factory, "in_features", None)
         if fixed is None:
             options.setdefault("in_features", in_features)
+            if options["in_features"] != in_features:
+                raise ValueError(f"CoordinateNetwork: encoding_options in_features={options['in_features']} differs "
+                                 f"from in_features={in_features}")
         elif fixed != in_features:
             raise ValueError(f"CoordinateNetwork: encoding={encoding!r} reads {fixed} coordinates "
                              f"(longitude, latitude), but in_features={in_features}")

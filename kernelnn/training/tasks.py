@@ -89,22 +89,24 @@ class FieldTask:
     """A field: coordinates in, values out, ``(batch, d) -> (batch, channels)`` (images, signed distances).
 
     Loss: mean squared error (``mse``, NeuRBF's) or mean absolute error (``l1``, Gaussian RBFNet's). Metrics: both,
-    and from the set's mean squared error the RMSE and the PSNR, ``10 log10(value_range^2 / mse)`` (images in
-    ``[0, 1]``: ``value_range`` 1).
+    and from the set's mean squared error the RMSE and, for values in a known range (images in ``[0, 1]``:
+    ``value_range`` 1), the PSNR ``10 log10(value_range^2 / mse)``.
     """
 
     losses = ("mse", "l1")
     lower_is_better = {"mse": True, "mae": True, "rmse": True, "psnr": False}
 
-    def __init__(self, loss: str = "mse", value_range: float = 1.0) -> None:
+    def __init__(self, loss: str = "mse", value_range: float | None = None) -> None:
         if loss not in self.losses:
             raise ValueError(f"trainer.loss={loss!r} is not valid for a field; valid: {self.losses}")
-        if not 0 < value_range < math.inf:
+        if value_range is not None and not 0 < value_range < math.inf:
             raise ValueError(f"field: value_range={value_range} must be a positive number")
-        self.loss_name, self.value_range = loss, float(value_range)
+        self.loss_name, self.value_range = loss, value_range
         self.main_metric = "mse"
         self.metric_names = ["mae", "mse"]
-        self.derived_metrics = {"rmse": ("mse", math.sqrt), "psnr": ("mse", self.psnr)}
+        self.derived_metrics = {"rmse": ("mse", math.sqrt)}
+        if value_range is not None:
+            self.derived_metrics["psnr"] = ("mse", self.psnr)
 
     def psnr(self, mse: float) -> float:
         return 10 * math.log10(self.value_range**2 / mse) if mse > 0 else math.inf
@@ -174,7 +176,7 @@ def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float 
     if task == "operator":
         return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s)
     if task == "field":
-        return FieldTask("mse" if loss == "auto" else loss, (field_layout or {}).get("value_range", 1.0))
+        return FieldTask("mse" if loss == "auto" else loss, (field_layout or {}).get("value_range"))
     if task == "regression":
         return RegressionTask("mse" if loss == "auto" else loss)
     return ClassificationTask("cross_entropy" if loss == "auto" else loss)

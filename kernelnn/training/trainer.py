@@ -172,6 +172,9 @@ class Trainer:
         self._wrap_model()
         self.make_optimizer, self.make_scheduler = make_optimizer, make_scheduler
         self._build_optimizer(options.epochs)
+        if options.time_limit is not None and getattr(make_scheduler, "func", make_scheduler).__name__ != "constant":
+            self.log(f"trainer.time_limit={options.time_limit:g} s: the learning-rate schedule spans trainer.epochs="
+                     f"{options.epochs}; a run the time limit stops ends it early (scheduler=constant avoids this)")
         self.scaler = torch.amp.GradScaler(device.type, enabled=options.amp == Amp.fp16)
         self.metrics_log = MetricsLog(self.output_dir, options.tensorboard) if dist.is_main else None
 
@@ -278,7 +281,7 @@ class Trainer:
         for plugin in self.plugins:
             plugin.on_fit_start(self)
         try:
-            while self.state.epoch < opts.epochs:
+            while self.state.epoch < opts.epochs and not self._time_is_up():  # a resumed run may be out of time
                 epoch = self.state.epoch
                 for plugin in self.plugins:
                     plugin.on_epoch_start(self, epoch)
@@ -306,10 +309,7 @@ class Trainer:
                          f"{row['time/eval_s']:.1f} s)")
                 for plugin in self.plugins:
                     plugin.on_epoch_end(self, epoch, row)
-                trained = sum(r.get("time/train_s", 0.0) for r in self.state.history)
-                if opts.time_limit is not None and trained >= opts.time_limit and self.state.epoch < opts.epochs:
-                    self.log(f"time limit: {trained:.1f} s of training reached trainer.time_limit="
-                             f"{opts.time_limit:g} s after epoch {epoch + 1}")
+                if self.state.epoch < opts.epochs and self._time_is_up():
                     break
                 patience = opts.early_stopping_patience
                 if patience is not None and self.state.bad_epochs >= patience:
@@ -320,6 +320,19 @@ class Trainer:
             if self.metrics_log is not None:
                 self.metrics_log.close()
         return self.state
+
+    def _time_is_up(self) -> bool:
+        """Whether the recorded training time (every epoch so far, resumed ones too) has reached
+        ``trainer.time_limit``: decided on rank 0 and broadcast, so no rank starts an epoch the others skip."""
+        limit = self.options.time_limit
+        if limit is None:
+            return False
+        trained = sum(row.get("time/train_s", 0.0) for row in self.state.history)
+        up = D.broadcast_object(trained >= limit, self.dist)
+        if up:
+            self.log(f"time limit: {trained:.1f} s of training reached trainer.time_limit={limit:g} s after epoch "
+                     f"{self.state.epoch}")
+        return up
 
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training set; returns the mean training loss (over all ranks)."""

@@ -30,7 +30,38 @@ def test_a_users_image_file_and_a_holdout(tmp_path):
     bundle = make_image(str(tmp_path / "gray.png"), holdout=0.5)
     x, y = bundle.tests["test"].tensors
     assert y.shape == (108, 1) and y[5, 0].item() == pytest.approx(10 / 255)
-    assert 30 < len(bundle.train) < 80  # about half the pixels train
+    assert 30 < len(bundle.train) < 80  # about half the pixels train, the others are the heldout test set
+    mask = bundle.field_layout["train_mask"].reshape(-1)
+    assert torch.equal(bundle.train.tensors[0], x[mask]) and torch.equal(bundle.tests["heldout"].tensors[0], x[~mask])
+
+
+def test_image_files_of_every_depth_and_transparency(tmp_path):
+    """16-bit gray scales by 65535, float gray is taken as it is, transparency is composited over black, and the
+    EXIF orientation turns the picture upright."""
+    from PIL import Image
+
+    ramp = (np.arange(6 * 4).reshape(6, 4) * 2000).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    y = make_image(str(tmp_path / "deep.png")).tests["test"].tensors[1]
+    torch.testing.assert_close(y[:, 0], torch.from_numpy(ramp.reshape(-1) / 65535.0).float())
+    floats = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    Image.fromarray(floats, mode="F").save(tmp_path / "float.tif")
+    y = make_image(str(tmp_path / "float.tif")).tests["test"].tensors[1]
+    torch.testing.assert_close(y[:, 0], torch.from_numpy(floats.reshape(-1)))
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[0, 0, 3], rgba[0, 1, 3] = 255, 255, 0  # red; opaque, transparent, transparent, transparent
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "alpha.png")
+    y = make_image(str(tmp_path / "alpha.png")).tests["test"].tensors[1]
+    assert y.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    picture = Image.fromarray(np.arange(6, dtype=np.uint8).reshape(2, 3) * 40)
+    exif = picture.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    picture.save(tmp_path / "turned.jpg", exif=exif, quality=100)
+    assert make_image(str(tmp_path / "turned.jpg")).field_layout["shape"] == [3, 2]
+    bad = (np.ones((2, 2)) * 3).astype(np.float32)
+    Image.fromarray(bad, mode="F").save(tmp_path / "hot.tif")
+    with pytest.raises(ValueError, match=r"holds floating-point values outside \[0, 1\]"):
+        make_image(str(tmp_path / "hot.tif"))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -70,13 +101,26 @@ def test_sdf_samples_half_near_the_surface():
     assert (y[1000:].abs() < 0.1).float().mean() < 0.6
 
 
-def test_the_smooth_union_is_below_the_union_by_at_most_k_over_4():
-    from kernelnn.data.sdf import smooth_min
+def test_the_smooth_union_is_below_the_union_by_its_bound():
+    """Two fields: at most k / 4 below their minimum, equal where they differ by k or more. The blend nests two
+    smooth minima: at most k / 4 + 9 k / 64 below the union of its three shapes (checked on a grid)."""
+    from kernelnn.data.sdf import BLEND_K, blend_parts, smooth_min
 
     a, b = torch.linspace(-1, 1, 101)[:, None], torch.linspace(-1, 1, 101)[None, :]
     blended, union = smooth_min(a, b, 0.1), torch.minimum(a, b)
     assert (blended <= union).all() and (union - blended).max() == pytest.approx(0.1 / 4)
     assert torch.equal(blended[(a - b).abs() >= 0.1], union[(a - b).abs() >= 0.1])
+    axis = torch.linspace(-1, 1, 81, dtype=torch.float64)
+    p = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    parts = blend_parts(p)
+    gap = torch.minimum(torch.minimum(parts[0], parts[1]), parts[2]) - shape_sdf("blend", p)
+    assert gap.min() >= 0 and gap.max() <= BLEND_K * (1 / 4 + 9 / 64) and gap.max() > BLEND_K / 4
+
+
+def test_sdf_data_can_be_built_without_gradients():
+    with torch.no_grad():
+        bundle = make_sdf("torus", n_train=10, n_test=10, cache=False)
+    assert bundle.train.tensors[0].shape == (10, 3)
 
 
 def test_uniform_points_on_the_sphere_and_the_polar_caps():

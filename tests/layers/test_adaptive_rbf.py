@@ -1,6 +1,6 @@
 """NeuRBF (AdaptiveRBF): the sinusoidal composition of normalised radial bases equals a dense reference, the k-d
-tree and the GPU path find the same neighbours, weighted k-means places kernels where the signal varies, and the
-neighbour cache never serves stale indices."""
+tree and the GPU path find the same neighbours, weighted k-means places kernels where the signal varies (in 2-D
+and 3-D), and the sinusoids survive autocast."""
 
 import math
 
@@ -45,11 +45,17 @@ def test_the_k_nearest_kernels_are_the_ones_that_matter():
     assert torch.equal(distances.gather(1, index), distances.sort(1).values[:, :4])
 
 
-def test_kd_tree_and_cdist_paths_agree():
+def test_kd_tree_and_direct_paths_agree_in_float32():
+    """The GPU path (direct differences, no |x|^2 + |c|^2 - 2 x.c shortcut) run on CPU tensors in float32 finds the
+    k-d tree's neighbours, order included, at a size where the shortcut reorders near ties."""
+    from kernelnn.layers.adaptive_rbf import nearest_kernels_direct
+
     torch.manual_seed(0)
-    centers, points = torch.rand(300, 3) * 2 - 1, torch.rand(2000, 3) * 2 - 1
-    reference = torch.cdist(points.double(), centers.double()).topk(8, dim=1, largest=False).indices
-    assert torch.equal(nearest_kernels(points, centers, 8), reference)
+    centers, points = torch.rand(4096, 2) * 2 - 1, torch.rand(50_000, 2) * 2 - 1
+    tree = nearest_kernels(points, centers, 4)
+    assert torch.equal(nearest_kernels_direct(points, centers, 4), tree)
+    reference = torch.cdist(points[:2000].double(), centers.double()).topk(4, dim=1, largest=False).indices
+    assert torch.equal(tree[:2000], reference)
     assert nearest_kernels(points[:0], centers, 8).shape == (0, 8)
 
 
@@ -71,6 +77,24 @@ def test_weighted_kmeans_finds_weighted_means_and_covariances():
         torch.testing.assert_close(model.inverse_shapes()[i], 0.5 * torch.linalg.inv(cov))
 
 
+def test_3d_shapes_are_positive_definite_and_clipped():
+    """In 3-D the clipped covariance must stay positive definite (clipping correlations pairwise would not): the
+    eigenvalues of Sigma / alpha are clipped to [(h / 200)^2, (1 / 5)^2], h the points' spacing, so those of the
+    inverse shape K lie in [25, (200 / h)^2]; a flat cluster's thickness hits the floor, a wide one the ceiling."""
+    torch.manual_seed(0)
+    flat = torch.rand(1500, 3, dtype=torch.float64) * 0.3 + torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
+    flat[:, 2] = 0.0  # a planar blob: zero variance across the plane
+    wide = torch.rand(1500, 3, dtype=torch.float64) * 2 - 1
+    wide[:, 0] = wide[:, 0] * 0.4 - 0.6  # a wide blob, its own cluster
+    model = AdaptiveRBF(3, 1, n_kernels=2, n_neighbours=1, grid_resolutions=()).double()
+    model.init_kernels(torch.cat([flat, wide]))
+    eigenvalues = torch.linalg.eigvalsh(model.inverse_shapes())
+    h = 2 / 3000 ** (1 / 3)
+    assert (eigenvalues >= 25 * (1 - 1e-9)).all() and (eigenvalues <= (200 / h) ** 2 * (1 + 1e-9)).all()
+    assert eigenvalues.max() == pytest.approx((200 / h) ** 2)  # the plane's thickness: the floor
+    assert eigenvalues.min() == pytest.approx(25)  # the wide blob's 2 x 0.4 x 2 extent: the ceiling
+
+
 def test_image_init_puts_kernels_on_the_edges():
     """A step image: gradient magnitude is zero away from the step, so every kernel lands within a pixel or two of
     it (the points of zero weight are dropped)."""
@@ -82,22 +106,18 @@ def test_image_init_puts_kernels_on_the_edges():
     assert (model.centers[:, 1] - step).abs().max() < 2 * 2 / 39
 
 
-def test_the_neighbour_cache_follows_the_points_and_the_kernels():
+def test_autocast_keeps_the_sinusoids_in_float32():
+    """omega reaches 2^12 in the composition and omega' h about 10^3 rad in the decoder: in bfloat16 their phases
+    would be noise. Under autocast the output stays within bfloat16 rounding of the float32 one."""
     torch.manual_seed(0)
-    model = AdaptiveRBF(2, 1, n_kernels=20, grid_resolutions=())
-    x = torch.rand(10, 2) * 2 - 1
-    first = model.neighbours(x)
-    assert model.neighbours(x) is first  # same tensor, unchanged
-    x.mul_(-1)  # modified in place: recomputed
-    flipped = model.neighbours(x)
-    assert flipped is not first and torch.equal(flipped, nearest_kernels(x, model.centers, 4))
-    y = x.clone()  # equal values, another tensor: recomputed (a freed tensor's address is never trusted)
-    assert model.neighbours(y) is not flipped
+    model = AdaptiveRBF(2, 3, n_kernels=64, decoder_frequencies=(30.0, 300.0))
     with torch.no_grad():
-        model.centers.mul_(0.5)  # the kernels moved: recomputed
-    assert torch.equal(model.neighbours(y), nearest_kernels(y, model.centers, 4))
-    model.n_neighbours = 6  # another k: recomputed
-    assert model.neighbours(y).shape == (10, 6)
+        model.features.normal_()
+    x = torch.rand(500, 2) * 2 - 1
+    reference = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x)
+    assert ((low.float() - reference).norm() / reference.norm()).item() < 0.02
 
 
 def test_chunks_and_gradcheck():

@@ -65,6 +65,22 @@ def test_double_fourier_sphere_formula():
     assert DoubleFourierSphere(5, variant="spherec+").out_features == 30 and enc.out_features == 12
 
 
+def test_spherec_plus_formula_and_continuity_across_the_date_line():
+    """sphereC+ per scale: sin lat, cos lat, sin lon, cos lon, cos lat cos lon, cos lat sin lon (angles times the
+    scale's frequency; longitude frequencies whole numbers), and the same features at -180 and +180 degrees."""
+    enc = DoubleFourierSphere(4, min_period=10, max_period=360, variant="spherec+").double()
+    torch.testing.assert_close(enc.longitude_frequencies, enc.frequencies.round())
+    x = torch.tensor([[-75.0, 33.0]], dtype=torch.float64)
+    lon, lat = torch.deg2rad(x[0, 0]) * enc.longitude_frequencies, torch.deg2rad(x[0, 1]) * enc.frequencies
+    expected = torch.cat([torch.sin(lat), torch.cos(lat), torch.sin(lon), torch.cos(lon),
+                          torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon)])[None]
+    torch.testing.assert_close(enc(x), expected)
+    meridian = torch.tensor([[-180.0, 12.0], [180.0, 12.0]], dtype=torch.float64)
+    for variant in ("grid", "spherec+"):
+        out = DoubleFourierSphere(16, variant=variant).double()(meridian)
+        torch.testing.assert_close(out[0], out[1], rtol=0, atol=1e-12)
+
+
 def test_fourier_features_formula_and_saved_frequencies():
     enc = FourierFeatures(2, n_frequencies=5, sigma=3.0, seed=1).double()
     x = torch.rand(4, 2, dtype=torch.float64)
@@ -74,6 +90,10 @@ def test_fourier_features_formula_and_saved_frequencies():
     other.load_state_dict(enc.state_dict())  # random frequencies are part of the model, not rebuilt
     torch.testing.assert_close(other(x), enc(x))
     assert 2 < enc.frequencies.std() < 4
+    torch.manual_seed(5)
+    first = FourierFeatures(2, n_frequencies=5).frequencies
+    torch.manual_seed(6)
+    assert not torch.equal(FourierFeatures(2, n_frequencies=5).frequencies, first)  # the run's seed draws B
 
 
 def test_lonlat_is_radians():

@@ -71,3 +71,15 @@ def test_bad_input_is_named():
         Siren(2, 1, hidden_features=4)(torch.zeros(4, 3))
     with pytest.raises(TypeError, match=r"Siren: input dtype torch.float64 does not match"):
         Siren(2, 1, hidden_features=4)(torch.zeros(4, 2, dtype=torch.float64))
+
+
+def test_sine_layers_compute_in_float32_under_autocast():
+    """omega_0 (W x + b) spans tens of radians: under bfloat16 autocast the sine layers still compute (and return)
+    float32, equal to the eager result."""
+    torch.manual_seed(0)
+    layer = SineLayer(2, 16, omega_0=30.0, first=True)
+    x = torch.rand(64, 2) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = layer(x)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, layer(x))

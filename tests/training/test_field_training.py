@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from kernelnn.training import run
 from kernelnn.training.checkpoint import load_checkpoint
@@ -37,13 +36,16 @@ def test_neurbf_fits_an_image_and_the_report_measures_it(image_file, tmp_path):
     assert report["psnr"] >= summary["test"]["test/psnr"] - 1e-6 and summary["test"]["test/psnr"] > 25
     assert math.isclose(summary["test"]["test/psnr"], 10 * math.log10(1 / summary["test"]["test/mse"]))
     assert 0.5 < report["ssim"] <= 1 and (tmp_path / "run" / "plots" / "image_fit.png").exists()
-    weights = load_checkpoint(summary["best_checkpoint"])["model"]
-    centers = weights["centers"]
-    # field_init placed the kernels on the image's edges (weighted k-means), not at the seeded random positions
-    from kernelnn.layers import AdaptiveRBF
+    # field_init placed the kernels where the image varies: the gradient magnitude at the kernels' pixels is well
+    # above its mean over the image (random positions: about equal)
+    from kernelnn.data import make_image
+    from kernelnn.layers.adaptive_rbf import image_gradient_magnitude
 
-    assert not torch.allclose(centers, AdaptiveRBF(2, 3, n_kernels=64).centers)
-    assert centers.abs().max() <= 1
+    centers = load_checkpoint(summary["best_checkpoint"])["model"]["centers"]
+    image = make_image(image_file).tests["test"].tensors[1].T.reshape(3, 20, 20)
+    magnitude = image_gradient_magnitude(image)
+    pixels = ((centers + 1) / 2 * 19).round().long().clamp(0, 19)
+    assert magnitude[pixels[:, 0], pixels[:, 1]].mean() > 1.4 * magnitude.mean()
 
 
 def test_an_sdf_is_fitted_and_reported_with_iou_and_chamfer(tmp_path):
@@ -56,14 +58,27 @@ def test_an_sdf_is_fitted_and_reported_with_iou_and_chamfer(tmp_path):
     assert (tmp_path / "plots" / "sdf_slices.png").exists()
 
 
+def test_neurbf_kernels_gather_at_the_surface_of_an_sdf(tmp_path):
+    """field_init weights SDF points by 1 / |sdf|: the placed kernels sit near the zero set."""
+    from kernelnn.data.sdf import shape_sdf
+
+    summary = run(compose_config("data=sdf", "data.shape=torus", "data.n_train=3000", "data.n_test=200",
+                                 "data.cache=false", "model=neurbf", "model.n_kernels=64", "model.frequencies=[1,8]",
+                                 "model.grid_resolutions=[4]", "trainer.epochs=1", "trainer.batch_size=1000",
+                                 "plugins.field_report.grid=16", "trainer.plots=false", *QUIET), output_dir=tmp_path)
+    centers = load_checkpoint(summary["last_checkpoint"])["model"]["centers"]
+    assert shape_sdf("torus", centers.double()).abs().mean() < 0.03  # uniform points: about 0.3
+
+
 def test_the_sphere_is_reported_by_latitude_band(tmp_path):
     summary = run(compose_config("data=sphere_checkerboard", "data.n_train=400", "data.n_val=50", "data.n_test=300",
                                  "data.n_polar=100", "data.n_support=20", "data.n_classes=4",
-                                 "model=coordinate_network", "model.encoding_options={L: 4}", "trainer.epochs=3",
+                                 "model=coordinate_network", "model.encoding=spherical_harmonics",
+                                 "+model.encoding_options.L=4", "trainer.epochs=3",
                                  "trainer.batch_size=100", "plugins.field_report.map_step=5", *QUIET),
                   output_dir=tmp_path)
     report = summary["plugins"]["field_report"]
-    assert set(report["test_polar/accuracy_by_latitude"]) <= {"[-90, -70)", "[-70, -50)", "[50, 70)", "[70, 90)"}
+    assert set(report["test_polar/accuracy_by_latitude"]) <= {"[-90, -70)", "[-70, -50)", "[50, 70)", "[70, 90]"}
     assert len(report["test/accuracy_by_latitude"]) == 9 and (tmp_path / "plots" / "world_map.png").exists()
 
 
@@ -76,4 +91,16 @@ def test_the_time_limit_stops_training_after_the_epoch_that_passes_it(image_file
     trained = sum(row["time/train_s"] for row in history)
     assert summary["epochs"] < 100000 and trained >= 0.5
     assert trained - history[-1]["time/train_s"] < 0.5  # the last epoch is the one that passed the limit
+    assert "time limit: " in caplog.text
+
+
+def test_a_resumed_run_out_of_time_trains_no_further_epoch(image_file, tmp_path, caplog):
+    """The limit counts the checkpoint's recorded training time: resuming a run that used it up (say with more
+    epochs) starts no epoch."""
+    common = ["data=image", f"data.image={image_file}", "model=siren", "model.hidden_features=16",
+              "trainer.batch_size=40", "trainer.time_limit=0.3", "trainer.plots=false", *QUIET]
+    first = run(compose_config(*common, "trainer.epochs=100000"), output_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="kernelnn.training"):
+        again = run(compose_config(*common, "trainer.epochs=200000", "trainer.resume=auto"), output_dir=tmp_path)
+    assert again["epochs"] == first["epochs"] and again["epochs_run"] == 0
     assert "time limit: " in caplog.text

@@ -1,7 +1,8 @@
 """Kernels placed on the signal before training: every :class:`~kernelnn.protocols.SignalPlaced` layer (NeuRBF's
 adaptive kernels) gets weighted k-means on the signal's points, weighted where the signal varies, as the authors:
 
-- an image: every pixel, weighted by the Sobel gradient magnitude of the image;
+- an image: its training pixels, weighted by the Sobel gradient magnitude of the image (held-out pixels replaced
+  by their training neighbours' mean first, so they place nothing);
 - a signed distance field: the training points, weighted by ``1 / |sdf|`` (kernels gather at the surface);
 - other data: the training inputs, uniformly.
 
@@ -12,6 +13,8 @@ them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 from kernelnn.layers.adaptive_rbf import image_gradient_magnitude
 from kernelnn.protocols import SignalPlaced, layers_with
@@ -56,10 +59,23 @@ class FieldInit(TrainingPlugin):
         data = trainer.data
         layout = getattr(data, "field_layout", None) or {}
         if layout.get("kind") == "image":
-            x, y = data.tests["test"].tensors  # every pixel, row-major
+            _, y = data.tests["test"].tensors  # every pixel, row-major
             height, width = layout["shape"]
-            image = y.T.reshape(-1, height, width)
-            return x, image_gradient_magnitude(image).reshape(-1)
+            image = y.T.reshape(-1, height, width).double()
+            mask = layout.get("train_mask")
+            if mask is None:
+                return data.tests["test"].tensors[0], image_gradient_magnitude(image).reshape(-1)
+            # Held-out pixels must not place kernels: each gets the mean of the training pixels around it (3 x 3,
+            # else the training mean) before the gradient is taken, and only training pixels are points.
+            m = mask.double()[None, None]
+            box = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+            sums = torch.nn.functional.conv2d(image[:, None] * m, box, padding=1)[:, 0]
+            counts = torch.nn.functional.conv2d(m, box, padding=1)[0]
+            mean = (image * m[0]).sum((1, 2), keepdim=True) / m.sum()
+            filled = torch.where(counts > 0, sums / counts.clamp_min(1), mean)
+            image = torch.where(mask, image, filled)
+            weights = image_gradient_magnitude(image).reshape(-1)[mask.reshape(-1)]
+            return data.train.tensors[0], weights
         x, y = data.train.tensors
         if layout.get("kind") == "sdf":
             return x, 1 / (y.reshape(-1).double().abs() + 1e-9)

@@ -84,12 +84,15 @@ class FieldReport(TrainingPlugin):
         value_range = layout.get("value_range", 1.0)
         truth = y.T.reshape(-1, height, width)
         prediction = self._predict(trainer, x).float().T.reshape(-1, height, width)
-        out = {"psnr": field_metrics.psnr(prediction.clamp(0, value_range), truth, value_range),
-               "ssim": field_metrics.ssim(prediction.clamp(0, value_range), truth, value_range)}
+        clipped = prediction.clamp(0, value_range)
+        out = {"psnr": field_metrics.psnr(clipped, truth, value_range),
+               # SSIM's 11-pixel window needs an image at least that large
+               "ssim": field_metrics.ssim(clipped, truth, value_range) if min(height, width) >= 11 else None}
         path = self._plot_path(trainer, "image_fit.png")
         if path is not None:
+            ssim = "n/a" if out["ssim"] is None else f"{out['ssim']:.4f}"
             out["plot"] = str(plot_image_fit(truth, prediction, path, f"{trainer.data.name}: PSNR "
-                                             f"{out['psnr']:.2f} dB, SSIM {out['ssim']:.4f}"))
+                                             f"{out['psnr']:.2f} dB, SSIM {ssim}"))
         return out
 
     def _sdf(self, trainer, layout: dict) -> dict[str, Any]:
