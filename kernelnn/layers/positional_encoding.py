@@ -69,8 +69,8 @@ class SphericalHarmonicsEncoding(nn.Module):
     longitude, so ``Y_l^m`` varies as ``cos(m lon)`` / ``sin(|m| lon)``. Computed in closed form by the stable
     Legendre recursion (no division at the poles). Without gradients (inference, or coordinates that need none,
     as in training) the recursion runs in chunks in place and the output is a transposed view of a feature-major
-    tensor (``.reshape`` works on it, ``.view`` may not): ``L = 20`` at a million points costs little more than
-    writing its 441 million numbers.
+    tensor (``.reshape`` works on it, ``.view`` may not); on the CPU it runs at close to the cost of writing the
+    output (``benchmarks/RESULTS.md``).
 
     Rußwurm et al. count ``L`` Legendre polynomials, degrees ``0 .. L - 1`` (``L^2`` features); here ``L`` is the
     highest degree, so their ``L = 10`` is ``L = 9``. Their harmonics equal these up to the sign ``(-1)^l`` (they
