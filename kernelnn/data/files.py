@@ -12,6 +12,9 @@ from torch.utils.data import TensorDataset
 
 from kernelnn.data.bundle import TASKS, DataBundle
 
+# Tasks a data file can hold (fields come from their own generators: images, signed distances, the sphere).
+FILE_TASKS = tuple(t for t in TASKS if t != "field")
+
 SUFFIXES = (".pt", ".pth", ".npz", ".h5", ".hdf5")
 
 
@@ -117,8 +120,8 @@ def load_files(
     ``"regression"`` ``(n, features)`` in and ``(n, outputs)`` (or ``(n,)``) out; for ``"energy_forces"`` positions
     ``(n, atoms, 3)`` in and ``[energy, forces.flatten()]`` ``(n, 1 + 3 atoms)`` out.
     """
-    if task not in TASKS:
-        raise ValueError(f"files: data.task={task!r} is not one of {TASKS}")
+    if task not in FILE_TASKS:
+        raise ValueError(f"files: data.task={task!r} is not one of {FILE_TASKS}")
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(f"files: data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
                          "in [0, 1) and sum to less than 1")

@@ -123,6 +123,8 @@ class AdaptiveRBF(nn.Module):
     the mean spacing.
     """
 
+    input_bounds = (-1.0, 1.0)  # the domain its coordinates must lie in (tests draw inputs from it)
+
     def __init__(self, in_features: int, out_features: int, n_kernels: int = 1024, n_neighbours: int | None = None,
                  basis: str = "inverse_quadric", feature_channels: int = 32,
                  frequencies: Sequence[float] = (2.0**-3, 2.0**12), normalize: bool = True,

@@ -52,6 +52,8 @@ class FeatureGrid(nn.Module):
         its own name and ``"grid_"``).
     """
 
+    input_bounds = (-1.0, 1.0)  # the domain its coordinates must lie in (tests draw inputs from it)
+
     def __init__(self, dim: int, resolutions: Sequence[int] = (32, 64, 128), channels: int | Sequence[int] = 4,
                  init_std: float = 0.1, owner: str = "FeatureGrid", prefix: str = "") -> None:
         super().__init__()

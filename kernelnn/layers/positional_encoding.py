@@ -208,6 +208,8 @@ class LonLatEncoding(nn.Module):
     """The raw angles, ``(..., 2)`` degrees ``-> (..., 2)`` radians in ``[-pi, pi] x [-pi/2, pi/2]`` (the paper's
     "direct" baseline, centred: its code subtracts ``pi`` from both, which is not what its comment says)."""
 
+    point_wise = True  # (..., 2) -> (..., 2): features last, any leading dims (not element-wise: the 2 is checked)
+
     in_features = out_features = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,6 +268,8 @@ class FourierFeatures(nn.Module):
 @ENCODINGS.register("identity", example={"in_features": 2})
 class IdentityEncoding(nn.Module):
     """The coordinates as they are, ``(..., d) -> (..., d)``: a coordinate network without an encoding."""
+
+    point_wise = True  # (..., d) -> (..., d): features last, any leading dims (not element-wise: d is checked)
 
     def __init__(self, in_features: int) -> None:
         super().__init__()

@@ -61,6 +61,8 @@ class RBFField(nn.Module):
     torch.Size([1024, 3])
     """
 
+    input_bounds = (-1.0, 1.0)  # the domain its coordinates must lie in (tests draw inputs from it)
+
     def __init__(self, in_features: int, out_features: int, n_kernels: int = 64, shape: str = "diagonal",
                  grid_resolutions: Sequence[int] = (32, 51, 70, 89, 108, 128),
                  grid_channels: int | Sequence[int] = (4, 4, 4, 2, 2, 2), chunk_size: int = 2**16) -> None:
@@ -94,10 +96,13 @@ class RBFField(nn.Module):
         check_box(x, "RBFField", self.in_features)
         lead = x.shape[:-1]
         points = x.reshape(-1, self.in_features)
-        if len(points) <= self.chunk_size:
-            out = self._chunk(points)
-        else:
-            grad = torch.is_grad_enabled()
-            out = torch.cat([checkpoint(self._chunk, part, use_reentrant=False) if grad else self._chunk(part)
-                             for part in points.split(self.chunk_size)])
+        try:
+            if len(points) <= self.chunk_size:
+                out = self._chunk(points)
+            else:
+                grad = torch.is_grad_enabled()
+                out = torch.cat([checkpoint(self._chunk, part, use_reentrant=False) if grad else self._chunk(part)
+                                 for part in points.split(self.chunk_size)])
+        except (ValueError, TypeError) as err:  # a part's refusal (e.g. half-precision Gaussians), said by the field
+            raise type(err)(f"RBFField: {err}") from None
         return out.reshape(*lead, self.out_features)

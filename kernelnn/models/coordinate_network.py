@@ -76,5 +76,8 @@ class CoordinateNetwork(nn.Module):
         return f"network={self.network_name!r}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(self.encoding(x))
+        try:
+            return self.network(self.encoding(x))
+        except (ValueError, TypeError) as err:  # the part's own message, said by the model the user called
+            raise type(err)(f"CoordinateNetwork: {err}") from None
 

@@ -29,7 +29,7 @@ CONFIGS = {  # overrides on the tiny Darcy / FNO run -> the message
     "+trainer.world=2": "unknown trainer key 'world'; valid: ['amp', 'batch_size', 'compile', 'deterministic', "
                         "'device', 'early_stopping_patience', 'epochs', 'eval_batch_size', 'grad_accum', 'grad_clip', "
                         "'log_every', 'loss', 'monitor', 'monitor_mode', 'num_workers', 'plot_samples', 'plots', "
-                        "'precision', 'progress_bar', 'resume', 'tensorboard', 'test_every']",
+                        "'precision', 'progress_bar', 'resume', 'tensorboard', 'test_every', 'time_limit']",
     "trainer.loss=l3": "trainer.loss='l3' is not valid for operator learning; valid: ('l2', 'h1', 'negative_sobolev')",
     "trainer.monitor=holdout/l2": "trainer.monitor='holdout/l2' names no evaluation set; sets: ['val', 'test_16', "
                                   "'test_32']",

@@ -22,7 +22,8 @@ Dtypes expected to work (the layer returns a floating tensor of the example's ou
 activations: ``module.elementwise``) the input's shape, whatever it is; for point-wise (features-last)
 modules, whose example output keeps every dim but the last (which changes), ``input.shape[:-1] + (out_features,)``
 for any number of leading dims. torch's own layers are registered with kernelnn's check in front
-(kernelnn/layers/checked.py), so they are held to the same rule. Nothing here lists entry names.
+(kernelnn/layers/checked.py), so they are held to the same rule. A module with ``input_bounds = (low, high)`` (a
+field's coordinate domain) gets its random inputs from that range. Nothing here lists entry names.
 ``gaunt_tensor_product``, a function in no registry, gets its own dtype / empty-batch / 0-d tests at the end.
 The examples are derandomized, so CI runs the same cases every time; the file takes about 20-40 s on one thread.
 """
@@ -70,9 +71,12 @@ def example(kind: str, name: str):
     return copy.deepcopy(module), inputs, reference
 
 
-def point_wise(x: torch.Tensor, reference: torch.Tensor) -> bool:
+def point_wise(x: torch.Tensor, reference: torch.Tensor, module=None) -> bool:
     """Whether the module maps ``(..., in) -> (..., out)``: its example output keeps every dim but the last, which
-    changes (fields ``(batch, C, *spatial)`` that keep their shape are not point-wise)."""
+    changes (fields ``(batch, C, *spatial)`` that keep their shape are not point-wise), or the module says so
+    (``point_wise = True``: features last with as many out as in, e.g. an identity encoding)."""
+    if getattr(module, "point_wise", False):
+        return True
     return reference.dim() == x.dim() and reference.shape[:-1] == x.shape[:-1] and reference.shape[-1] != x.shape[-1]
 
 
@@ -89,8 +93,15 @@ def call(module, x, *rest):
     return out
 
 
-def random_like(shape, dtype, seed: int) -> torch.Tensor:
-    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed)).to(dtype)
+def random_like(shape, dtype, seed: int, module=None) -> torch.Tensor:
+    """Standard normal values, or uniform in the module's ``input_bounds`` (a field's coordinates have a domain;
+    values outside it are refused, which is tested by the module's own tests)."""
+    generator = torch.Generator().manual_seed(seed)
+    bounds = getattr(module, "input_bounds", None)
+    if bounds is None:
+        return torch.randn(tuple(shape), generator=generator).to(dtype)
+    low, high = bounds
+    return (low + (high - low) * torch.rand(tuple(shape), generator=generator)).to(dtype)
 
 
 @pytest.mark.parametrize(("kind", "name"), ENTRIES)
@@ -98,7 +109,7 @@ def random_like(shape, dtype, seed: int) -> torch.Tensor:
 @given(batch=st.integers(0, 4), seed=SEEDS)
 def test_any_batch_size_gives_that_many_outputs(kind, name, batch, seed):
     module, (x, *rest), reference = example(kind, name)
-    x = random_like((batch, *x.shape[1:]), x.dtype, seed)
+    x = random_like((batch, *x.shape[1:]), x.dtype, seed, module)
     rest = [r[:1].expand(batch, *r.shape[1:]) if r.dim() else r for r in rest]
     out = call(module, x, *rest)
     if isinstance(out, torch.Tensor):
@@ -120,14 +131,14 @@ def test_a_wrong_number_of_dims_is_refused_or_point_wise(kind, name, change, whe
         shape = [n for i, n in enumerate(x.shape) if i != where % x.dim()]
     else:
         shape = []
-    bad = random_like(shape, x.dtype, seed)
+    bad = random_like(shape, x.dtype, seed, module)
     out = call(module, bad, *rest)
     if not isinstance(out, torch.Tensor):
         return
     label = f"{type(module).__name__}: input {tuple(bad.shape)} (example {tuple(x.shape)})"
     if getattr(module, "elementwise", False):
         assert out.shape == bad.shape, f"{label} -> {out.shape}"
-    elif point_wise(x, reference):
+    elif point_wise(x, reference, module):
         assert bad.dim() >= 1 and out.shape == (*bad.shape[:-1], reference.shape[-1]), f"{label} -> {out.shape}"
     else:  # channels-first layers may take one unbatched sample, as nn.ConvNd does
         assert bad.dim() == x.dim() - 1 and out.dim() == reference.dim() - 1, f"{label} -> {out.shape}"
@@ -147,10 +158,10 @@ def test_other_sizes_along_each_dim_work_or_are_refused(kind, name, dim, delta, 
     shape[d] = max(1, shape[d] + delta)
     if shape[d] == x.shape[d]:
         return
-    bad = random_like(shape, x.dtype, seed)
+    bad = random_like(shape, x.dtype, seed, module)
     out = call(module, bad, *rest)
     label = f"{type(module).__name__}: input {tuple(bad.shape)} (example {tuple(x.shape)})"
-    if point_wise(x, reference) and d == x.dim() - 1:
+    if point_wise(x, reference, module) and d == x.dim() - 1:
         assert isinstance(out, ValueError), f"{label}: a wrong feature count must raise ValueError, got {out!r}"
     elif getattr(module, "elementwise", False):
         assert isinstance(out, torch.Tensor) and out.shape == bad.shape, f"{label} -> {out!r}"
@@ -163,7 +174,7 @@ def test_other_sizes_along_each_dim_work_or_are_refused(kind, name, dim, delta, 
 @given(seed=SEEDS)
 def test_dtypes_work_or_raise_a_clear_type_error(kind, name, seed):
     module, (x, *rest), reference = example(kind, name)
-    values = random_like(x.shape, torch.float64, seed)
+    values = random_like(x.shape, torch.float64, seed, module)
     float64 = call(copy.deepcopy(module).to(torch.float64), values, *rest)  # gradcheck's setting: must work
     assert isinstance(float64, torch.Tensor), f"{type(module).__name__} in float64: {float64}"
     assert float64.dtype == torch.float64 and float64.shape == reference.shape
