@@ -34,12 +34,54 @@ RUNS = {  # name -> (data, overrides)
 }
 
 
+def projection_floors() -> list[dict]:
+    """The relative L2 error of projecting each dataset's test targets onto the frequencies a T1 keeps: the lowest
+    error any model whose output lies in their span can reach (FFT, |k| < modes on all axes but the last)."""
+    import torch
+    from hydra.utils import instantiate
+
+    from kernelnn.layers.dct import dctn, idctn
+
+    rows = []
+    for data, modes_list in (("burgers", (8, 16, 32)), ("navier_stokes", (8, 12, 16)), ("darcy", (12, 16, 24))):
+        bundle = instantiate(compose(RECIPES[data][0]).data)
+        y = next(iter(bundle.tests.values())).tensors[1].double()
+        for m in modes_list:
+            if data == "darcy":  # the DCT of T1 on the non-periodic Darcy data: the lowest m x m coefficients
+                c = dctn(y, 2)
+                c[..., m:, :] = 0
+                c[..., :, m:] = 0
+                p = idctn(c, 2)
+            elif y.dim() == 3:
+                c = torch.fft.rfft(y, dim=-1)
+                c[..., m:] = 0
+                p = torch.fft.irfft(c, n=y.shape[-1], dim=-1)
+            else:
+                c = torch.fft.rfft2(y)
+                keep = torch.zeros(c.shape[-2:], dtype=torch.bool)
+                keep[:m, :m] = True
+                keep[-(m - 1):, :m] = True
+                p = torch.fft.irfft2(c * keep, s=y.shape[-2:])
+            error = ((p - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean().item()
+            rows.append({"data": data, "modes": m, "projection error": error})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which variants to train")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder of the table")
+    parser.add_argument("--floors", action="store_true",
+                        help="only the error of projecting the test targets onto the kept modes (seconds)")
     args = parser.parse_args()
+    if args.floors:
+        print(write_results(projection_floors(), ["data", "modes", "projection error"],
+                            "Projection of the test targets onto T1's kept frequencies",
+                            Path(args.out) / "t1_projection_floors",
+                            ["`python benchmarks/bench_t1_tuning.py --floors`"]))
+        return
     from kernelnn.training import run
 
     rows = []
