@@ -111,12 +111,13 @@ def spherical_harmonics_feature_major(L: int, cos_theta: torch.Tensor, sin_cos: 
     """:func:`spherical_harmonics_from_parts` of flat ``(N,)`` inputs as a ``((L+1)^2, N)`` tensor, without
     gradients, for many points: the recursion runs over chunks of ``chunk`` points in reused buffers (each
     operation vectorised over the orders ``m``) and writes each harmonic's row in place, so memory traffic is about
-    one write of the output. ``.T`` gives the usual ``(N, (L+1)^2)`` layout as a view. ``chunk``: 8192 points on
-    the CPU (the buffers stay in cache), 2^20 elsewhere (fewer kernel launches)."""
+    one write of the output. ``.T`` gives the usual ``(N, (L+1)^2)`` layout as a view. ``chunk``: 2^17 points on
+    the CPU (at L = 20 and 10^6 points, 2 threads: 0.88 s against 1.2 s with 2^13, whose many small operations
+    cost more than the buffers' cache misses), 2^20 elsewhere (fewer kernel launches)."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"spherical_harmonics: normalization={normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
     n_points, dtype, device = cos_theta.numel(), cos_theta.dtype, cos_theta.device
-    chunk = chunk or (8192 if device.type == "cpu" else 2**20)
+    chunk = chunk or (2**17 if device.type == "cpu" else 2**20)
     out = torch.empty((L + 1) ** 2, n_points, dtype=dtype, device=device)
     diagonal, steps = _recursion_coefficients(L, dtype)
     steps = {l: (a.to(device), ab.to(device)) for l, (a, ab) in steps.items()}
