@@ -43,12 +43,14 @@ SDF = {
     "Gaussian RBFNet": ("sdf_rbf", None),
     "SIREN": ("sdf_siren", "model.hidden_features={width}"),
 }
+# The recipe's encoding_options are replaced, not merged (Hydra merges a dict into a dict): deleted, then added.
 ENCODINGS = {
-    "spherical harmonics": ["model.encoding=spherical_harmonics", "model.encoding_options={L:9}"],
-    "double Fourier sphere (sphereC+)": ["model.encoding=double_fourier_sphere",
-                                         "model.encoding_options={n_scales:16,min_period:10.0,max_period:360.0,"
+    "spherical harmonics": ["model.encoding=spherical_harmonics", "~model.encoding_options",
+                            "+model.encoding_options={L:9}"],
+    "double Fourier sphere (sphereC+)": ["model.encoding=double_fourier_sphere", "~model.encoding_options",
+                                         "+model.encoding_options={n_scales:16,min_period:10.0,max_period:360.0,"
                                          "variant:spherec+}"],
-    "lon/lat (radians)": ["model.encoding=lonlat"],
+    "lon/lat (radians)": ["model.encoding=lonlat", "~model.encoding_options", "+model.encoding_options={}"],
 }
 NETWORKS = {"SIREN": ["model.network=siren", "model.hidden_features=64", "model.n_layers=2",
                       "model.hidden_omega_0=1.0"],
