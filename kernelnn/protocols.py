@@ -83,6 +83,12 @@ class TwoSpeed(Protocol):
         """Parameters trained at their own (small) learning rate, as ReLinear's quadratic terms."""
 
 
+@runtime_checkable
+class Decoded(Protocol):
+    def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters of a field's decoder, which its authors train at their own learning rate (NeuRBF)."""
+
+
 P = TypeVar("P")
 
 

@@ -176,6 +176,11 @@ class AdaptiveRBF(nn.Module):
                 f"n_neighbours={self.n_neighbours}, basis={self.basis!r}, normalize={self.normalize}, "
                 f"trainable_kernels={self.trainable_kernels}")
 
+    def decoder_parameters(self):
+        """The decoder MLP's parameters (the authors train them at 1e-2, the rest at 5e-3: ``plugins.decoder_lr``)."""
+        yield from self.hidden.parameters()
+        yield from self.decoder.parameters()
+
     # ------------------------------------------------------------------------------------------------ kernels
     def inverse_shapes(self) -> torch.Tensor:
         """``K_i = A_i A_i^T``: ``(M, d, d)``."""
@@ -260,14 +265,18 @@ class AdaptiveRBF(nn.Module):
         the sine's phase."""
         with torch.autocast(x.device.type, enabled=False):
             x = x.to(self.features.dtype)
-            offsets = x[:, None, :] - self.centers[index].to(x.dtype)  # (N, k, d)
-            a = (self.shape_factor * self.tril_mask)[index].to(x.dtype)  # (N, k, d, d)
-            q = torch.einsum("nkd,nkde->nke", offsets, a).square().sum(-1)
+            n, k = index.shape
+            rows = index.reshape(-1)
+            # index_select (backward: index_add) and a multiply-sum, not fancy indexing (backward: index_put) and
+            # einsum (a batch of 1 x k products): the same values, in a third of the time on a CPU.
+            offsets = x[:, None, :] - self.centers.index_select(0, rows).view(n, k, -1).to(x.dtype)  # (N, k, d)
+            a = (self.shape_factor * self.tril_mask).index_select(0, rows).view(n, k, *self.tril_mask.shape)
+            q = torch.einsum("nkd,nkde->nke", offsets, a.to(x.dtype)).square().sum(-1)
             phi = 1 / (1 + q) if self.basis == "inverse_quadric" else torch.exp(-0.5 * q)
             if self.normalize:
                 phi = phi / (phi.sum(-1, keepdim=True).detach() + 1e-8)
             waves = torch.sin(phi[..., None] * self.omega.to(x.dtype))  # (N, k, C)
-            return torch.einsum("nkc,nkc->nc", self.features[index], waves)
+            return (self.features.index_select(0, rows).view(n, k, -1) * waves).sum(1)
 
     def _decode(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         h = self.radial_features(x, index)

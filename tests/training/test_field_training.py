@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from kernelnn.training import run
 from kernelnn.training.checkpoint import load_checkpoint
+from kernelnn.training.errors import ConfigError
 from tests.conftest import compose_config
 
 QUIET = ["trainer.progress_bar=false", "trainer.tensorboard=false"]
@@ -104,3 +106,25 @@ def test_a_resumed_run_out_of_time_trains_no_further_epoch(image_file, tmp_path,
         again = run(compose_config(*common, "trainer.epochs=200000", "trainer.resume=auto"), output_dir=tmp_path)
     assert again["epochs"] == first["epochs"] and again["epochs_run"] == 0
     assert "time limit: " in caplog.text
+
+
+def test_decoder_lr_puts_the_decoder_in_its_own_group(image_file, tmp_path):
+    """``plugins.decoder_lr.lr``: NeuRBF's decoder trains at its own rate; at 0 it keeps its initial weights while
+    the kernels' features train at the optimizer's rate."""
+    common = ["data=image", f"data.image={image_file}", "model=neurbf", "model.n_kernels=32",
+              "model.grid_resolutions=[8]", "trainer.epochs=2", "trainer.batch_size=200", "trainer.plots=false",
+              "optim.lr=5e-3", "scheduler=constant", *QUIET]
+    start = run(compose_config(*common, "optim.lr=0"), output_dir=tmp_path / "start")  # the initial weights
+    summary = run(compose_config(*common, "plugins.decoder_lr.lr=0"), output_dir=tmp_path / "frozen")
+    before = load_checkpoint(start["last_checkpoint"])["model"]
+    after = load_checkpoint(summary["last_checkpoint"])
+    assert [(g["name"], g["lr"]) for g in after["optimizer"]["param_groups"]] == [("decoder", 0), ("features", 5e-3)]
+    for name, value in after["model"].items():
+        frozen = name.startswith(("hidden.", "decoder."))
+        assert torch.equal(value, before[name]) == (frozen or name in ("centers", "shape_factor")), name
+
+
+def test_decoder_lr_needs_a_model_with_a_decoder(tmp_path):
+    with pytest.raises(ConfigError, match=r"plugins\.decoder_lr\.lr=0\.01.*model=neurbf"):
+        run(compose_config("data=image", "data.downscale=16", "model=siren", "plugins.decoder_lr.lr=1e-2",
+                           "trainer.epochs=1", *QUIET), output_dir=tmp_path)

@@ -15,6 +15,7 @@ from kernelnn.training.config import typed
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import NoOptions, TrainingPlugin
 from kernelnn.training.plugins.data_init import DataInit
+from kernelnn.training.plugins.decoder_lr import DecoderLR
 from kernelnn.training.plugins.delta_sparsity import DeltaSparsity
 from kernelnn.training.plugins.field_init import FieldInit
 from kernelnn.training.plugins.field_report import FieldReport
@@ -27,7 +28,7 @@ from kernelnn.training.plugins.spectral_refiner import SpectralRefiner
 
 PLUGINS = Registry("training plugin")
 for _plugin in (DataInit, PODBasis, Regularization, ReLinear, DeltaSparsity, KANGrids, SpectralRefiner,
-                QueryPointsPlugin, FieldInit, FieldReport):
+                QueryPointsPlugin, FieldInit, FieldReport, DecoderLR):
     PLUGINS.register(_plugin.name)(_plugin)
 
 
