@@ -9,7 +9,9 @@ trained by the one loop under the same budget, plus the speed and memory of the 
 Images and SDFs: every model gets the same wall-clock budget (``trainer.time_limit``, training only) and at most
 ``--params`` trainable parameters (default: the size of the authors' Gaussian RBFNet image model, which runs as
 configured; every other model gets the largest width that fits; NeuRBF's kernel positions and shapes are fixed
-after their k-means placement, as the authors', and not counted). The recipes are
+after their k-means placement, as the authors', and not counted). Each model's learning rate decays along a cosine
+to 1/100 over the epochs that fit in the budget on this machine, counted by a short timed run of the same model
+first (a schedule needs its length in advance; the budget stays the hard limit). The recipes are
 ``configs/experiment/{image,sdf}_*.yaml``. Location encoding: the authors' tuned SIREN sizes for SH and DFS, the
 same network for every encoding of a row, early stopping on the validation loss; accuracy on the uniform test set
 and on the polar caps (``test_polar``, beyond 60 degrees).
@@ -84,16 +86,25 @@ def widest_below(base: list[str], sized: str, target: int) -> int:
     return low
 
 
+def epochs_within(overrides: list[str], budget: float, calibration_epochs: int = 3) -> int:
+    """How many epochs of this model fit in ``budget`` seconds of training here, from a timed run of
+    ``calibration_epochs`` (its first epoch's warm-up included, so the count errs low)."""
+    summary = fit([*overrides, f"trainer.epochs={calibration_epochs}", "trainer.time_limit=null",
+                   "trainer.test_every=1000000"])
+    return max(1, int(budget / summary["seconds_per_epoch"]))
+
+
 def fields_part(models: dict, budget: float, target: int, device: str, part: str) -> list[dict]:
     rows = []
     for name, (experiment, sized) in models.items():
-        base = [f"experiment={experiment}", f"trainer.time_limit={budget}", f"trainer.device={device}", *QUIET,
-                "trainer.plots=false"]
+        base = [f"experiment={experiment}", f"trainer.device={device}", *QUIET, "trainer.plots=false"]
         overrides = base if sized is None else [*base, sized.format(width=widest_below(base, sized, target))]
-        summary = fit(overrides)
+        epochs = epochs_within(overrides, budget)
+        summary = fit([*overrides, "scheduler=cosine", "scheduler.min_lr_ratio=0.01", f"trainer.epochs={epochs}",
+                       f"trainer.time_limit={budget}"])
         report = summary["plugins"].get("field_report", {})
         row = {"model": name, "parameters": summary["n_parameters"], "steps": None,
-               "epochs": summary["epochs"], "train s": summary["train_seconds"]}
+               "epochs": f"{summary['epochs']} of {epochs}", "train s": summary["train_seconds"]}
         if part == "image":
             row.update({"PSNR (dB)": report.get("psnr"), "SSIM": report.get("ssim")})
         else:
@@ -105,11 +116,30 @@ def fields_part(models: dict, budget: float, target: int, device: str, part: str
     return rows
 
 
-def sphere_part(device: str) -> list[dict]:
-    rows = []
+def measured_rows(path: str | None) -> dict[tuple, dict]:
+    """Rows an earlier run of ``--part sphere`` printed (its JSON lines, in a log or a file), by (data, network,
+    encoding): kept, not run again, when a long run was cut short."""
+    if path is None:
+        return {}
+    rows = {}
+    for line in Path(path).read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and {"data", "network", "encoding"} <= row.keys():
+            rows[row["data"], row["network"], row["encoding"]] = row
+    return rows
+
+
+def sphere_part(device: str, reuse: str | None = None) -> list[dict]:
+    rows, done = [], measured_rows(reuse)
     for data, recipe in (("land_ocean", "land_ocean_sh_siren"), ("sphere_checkerboard", "checkerboard_sh_siren")):
         for network, net in NETWORKS.items():
             for encoding, enc in ENCODINGS.items():
+                if (data, network, encoding) in done:
+                    rows.append(done[data, network, encoding])
+                    continue
                 overrides = [f"experiment={recipe}", f"trainer.device={device}", *QUIET, "trainer.plots=false",
                              *net, *enc]
                 summary = fit(overrides)
@@ -172,6 +202,7 @@ def main() -> None:
     parser.add_argument("--params", type=int, default=108_537,
                         help="trainable parameters per image / SDF model (default: the Gaussian RBFNet image model's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--reuse", help="sphere: the log of an earlier, cut-short run; its measured rows are kept")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder of the tables")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -194,12 +225,13 @@ def main() -> None:
                  f"each, at most {args.params:,} trainable parameters each",
                  "IoU of the insides and Chamfer distance between the surfaces on a 96^3 grid over [-1, 1]^3"]
     elif args.part == "sphere":
-        rows = sphere_part(args.device)
+        rows = sphere_part(args.device, args.reuse)
         columns = ["data", "network", "encoding", "parameters", "epochs", "test accuracy",
                    "polar accuracy (|lat| > 60)", "accuracy [70, 90]"]
         notes = ["`python benchmarks/bench_fields.py --part sphere`: the land_ocean_sh_siren / checkerboard_sh_siren "
                  "recipes (Adam, batch 2000, early stopping on the validation loss) with the network and encoding "
-                 "of each row; SIREN and MLP 64 x 2"]
+                 "of each row; SIREN and MLP 64 x 2"] + ([f"rows measured earlier, read from {args.reuse}: "
+                                                         f"{len(measured_rows(args.reuse))}"] if args.reuse else [])
     else:
         rows = speed_part()
         columns = ["measurement", "value", "target"]
