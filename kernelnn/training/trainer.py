@@ -78,8 +78,9 @@ class ShardSampler(Sampler[int]):
 def batch_loader(dataset: Dataset, sampler: Sampler[int], batch_size: int, **options) -> DataLoader:
     """A loader of ``batch_size`` samples in ``sampler``'s order. A :class:`TensorDataset` is indexed a whole batch at
     a time (one gather per tensor) rather than sample by sample and stacked: the same batches, but at 2^14 points of
-    a field per batch the per-sample path took longer than the training step itself."""
-    if isinstance(dataset, TensorDataset):
+    a field per batch the per-sample path took longer than the training step itself. Only the exact class: a
+    subclass may index differently."""
+    if type(dataset) is TensorDataset:
         return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False),
                           **options)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **options)

@@ -32,8 +32,17 @@ def test_whole_batch_gather_matches_the_per_sample_loader(sampler, world):
             assert all(torch.equal(u, v) and u.dtype == v.dtype for u, v in zip(a, b, strict=True))
 
 
+class Doubled(TensorDataset):
+    def __getitem__(self, i: int):
+        return (2 * float(self.tensors[0][i]),)  # float() of a batch would fail
+
+
 def test_other_datasets_keep_the_per_sample_loader():
     fields = TensorDataset(torch.randn(6, 1, 8), torch.randn(6, 1, 8))
     loader = batch_loader(QueryPoints(fields, n_queries=3), ShardSampler(6, D.DistInfo(0, 1, 0)), 4)
     (u, coords), values = next(iter(loader))
     assert u.shape == (4, 1, 8) and coords.shape == (4, 3, 1) and values.shape == (4, 3, 1)
+    # A TensorDataset subclass may index its own way: it is asked sample by sample, as DataLoader would.
+    x = torch.arange(5.0)
+    (batch,) = next(iter(batch_loader(Doubled(x), ShardSampler(5, D.DistInfo(0, 1, 0)), 5)))
+    assert torch.equal(batch, 2 * x.double())
