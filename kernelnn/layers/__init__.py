@@ -35,6 +35,7 @@ from kernelnn.layers.quadratic import (
 from kernelnn.layers.radial import BesselBasis, PolynomialCutoff
 from kernelnn.layers.rbf import RBFLayer, plot_rbf_interpretation
 from kernelnn.layers.rbf_field import RBFField
+from kernelnn.layers.relu_kan import ReLUKANLinear
 from kernelnn.layers.siren import SineLayer, Siren
 from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
@@ -49,8 +50,9 @@ __all__ = [
     "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KANConv1d", "KANConv2d", "KANConv3d", "KANLinear",
     "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d", "LocalIntegralConv2d",
     "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
-    "QuadraticLinear", "RBFField", "RBFLayer", "SineLayer", "Siren", "SoftGating", "SpectralConv", "SphericalConv",
-    "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANLinear", "data_dependent_init", "delta_layers",
+    "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SineLayer", "Siren", "SoftGating", "SpectralConv",
+    "SphericalConv", "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANLinear", "data_dependent_init",
+    "delta_layers",
     "fourier_resample", "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise",
     "relinear_param_groups", "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
 ]

@@ -1,0 +1,96 @@
+r"""ReLU-KAN: a Kolmogorov-Arnold layer whose basis needs only ReLU, products and a matmul.
+
+Source: Qiu, Zhu, Lu, Li, Ma & Yan, "ReLU-KAN: New Kolmogorov-Arnold Networks that Only Need Matrix Addition,
+Dot Multiplication, and ReLU" (2024; the authors' code is ``quiqi/relu_kan``). Each input ``x_d`` is expanded in
+``n = G + k`` bumps on a grid of ``G`` intervals of width ``h = (high - low) / G``,
+
+.. math::
+    R_{di}(x) = \Bigl[\operatorname{relu}(e_{di} - x)\, \operatorname{relu}(x - s_{di})\,
+                \frac{4}{(e_i^0 - s_i^0)^2}\Bigr]^2, \qquad s^0_i = low + (i - k) h, \quad e^0_i = s^0_i + (k + 1) h,
+
+each a bump of height 1 at the middle of its support ``[s, e]`` (``16 / (e - s)^4`` in the paper's notation, with
+the constant fixed at the initial width as in the authors' code), and the layer is one linear map of the ``D n``
+bump values with a bias: ``y = W vec(R(x)) + b`` (the authors' ``Conv2d`` over the whole ``(n, D)`` matrix is
+exactly this). The phases ``s, e`` start on the grid and train (the authors' default), one pair of rows per input.
+There is no base branch and no normalisation. The authors' grid covers ``[0, 1]`` (``grid_range=(0, 1)``); the
+default here is ``[-1, 1]``, as for kernelnn's other KAN layers.
+
+Shapes: ``(..., in_features) -> (..., out_features)``. Parameters: ``out D n + out + 2 D n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelnn.layers.input_checks import check_float_tensor
+from kernelnn.registry import NEURONS
+
+
+@NEURONS.register("relu_kan")
+class ReLUKANLinear(nn.Module):
+    """ReLU-KAN layer (see the module docstring).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    grid_size : int
+        ``G``, intervals of the grid over ``grid_range``.
+    order : int
+        ``k``: each bump spans ``k + 1`` intervals; ``G + k`` bumps per input.
+    grid_range : (float, float)
+        Where the inputs are expected (the bumps cover ``k`` intervals beyond each end).
+    train_phases : bool
+        Learn the bumps' ends ``s, e`` (the authors' default).
+
+    Example
+    -------
+    >>> layer = ReLUKANLinear(4, 3, grid_size=5, order=3)
+    >>> layer(torch.rand(10, 4)).shape
+    torch.Size([10, 3])
+    """
+
+    def __init__(self, in_features: int, out_features: int, grid_size: int = 5, order: int = 3,
+                 grid_range: Sequence[float] = (-1.0, 1.0), train_phases: bool = True) -> None:
+        super().__init__()
+        for arg, value, least in (("in_features", in_features, 1), ("out_features", out_features, 1),
+                                  ("grid_size", grid_size, 1), ("order", order, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"ReLUKANLinear: {arg}={value!r} must be an int >= {least}")
+        low, high = (float(v) for v in grid_range)
+        if not low < high:
+            raise ValueError(f"ReLUKANLinear: grid_range={tuple(grid_range)} must be (low, high) with low < high")
+        self.in_features, self.out_features = in_features, out_features
+        self.grid_size, self.order, self.grid_range = grid_size, order, (low, high)
+        n = grid_size + order
+        step = (high - low) / grid_size
+        start = low + (torch.arange(n, dtype=torch.float64) - order) * step
+        start = start.float().expand(in_features, n).clone()
+        end = start + (order + 1) * step
+        self.start = nn.Parameter(start, requires_grad=train_phases)
+        self.end = nn.Parameter(end, requires_grad=train_phases)
+        self.scale = 4 / ((order + 1) * step) ** 2  # peak 1: (h'/2)^2 * scale = 1 for the support width h'
+        self.linear = nn.Linear(in_features * n, out_features)  # torch's init: U(+-1/sqrt(D n)), as the authors'
+
+    @property
+    def n_basis(self) -> int:
+        return self.grid_size + self.order
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, grid_size={self.grid_size}, "
+                f"order={self.order}, grid_range={self.grid_range}, train_phases={self.start.requires_grad}")
+
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """``R(x)``: ``(..., D, G + k)`` bump values of ``x (..., D)``."""
+        x = x.unsqueeze(-1)
+        return (F.relu(x - self.start.to(x.dtype)) * F.relu(self.end.to(x.dtype) - x) * self.scale).square()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_tensor(x, "ReLUKANLinear")
+        if x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"ReLUKANLinear: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
+        basis = self.basis(x).flatten(-2)
+        return F.linear(basis, self.linear.weight.to(basis.dtype), self.linear.bias.to(basis.dtype))
