@@ -2,6 +2,7 @@
 
 from kernelnn.layers import checked  # noqa: F401  (registers torch's activations and nn.Linear, checked)
 from kernelnn.layers.adaptive_rbf import AdaptiveRBF
+from kernelnn.layers.af_kan import AFKANLinear
 from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations
@@ -43,16 +44,17 @@ from kernelnn.layers.spherical import SphericalConv
 from kernelnn.layers.spherical_harmonics import spherical_harmonics
 from kernelnn.layers.time_distributed import TimeDistributed
 from kernelnn.layers.trukan import TruKANLinear
+from kernelnn.layers.trukan_conv import TruKANConv1d, TruKANConv2d, TruKANConv3d
 
 __all__ = [
-    "AdaptiveRBF", "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d", "DeltaLinear",
-    "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FunctionAttention", "Gate",
-    "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KANConv1d", "KANConv2d", "KANConv3d", "KANLinear",
-    "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d", "LocalIntegralConv2d",
-    "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
-    "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SineLayer", "Siren", "SoftGating", "SpectralConv",
-    "SphericalConv", "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANLinear", "data_dependent_init",
-    "delta_layers",
-    "fourier_resample", "gaunt_coefficients", "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise",
-    "relinear_param_groups", "replace_activations", "spectral_parameter_counts", "spherical_harmonics",
+    "AFKANLinear", "AdaptiveRBF", "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d",
+    "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FunctionAttention",
+    "Gate", "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KANConv1d", "KANConv2d", "KANConv3d",
+    "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d",
+    "LocalIntegralConv2d", "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d",
+    "QuadraticConv3d", "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SineLayer", "Siren", "SoftGating",
+    "SpectralConv", "SphericalConv", "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANConv1d", "TruKANConv2d",
+    "TruKANConv3d", "TruKANLinear", "data_dependent_init", "delta_layers", "fourier_resample", "gaunt_coefficients",
+    "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups", "replace_activations",
+    "spectral_parameter_counts", "spherical_harmonics",
 ]

@@ -30,6 +30,22 @@ from kernelnn.registry import NEURONS
 CHUNK_ELEMENTS = 2**22  # elements of one (batch, outputs, inputs, knots) block for individual knots
 
 
+def ordered_knots(raw_gaps: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Knots ``low + (high - low) cumsum(softplus(r))_j / sum(softplus(r))`` from ``n + 1`` raw gaps per row (last
+    dim): strictly ordered inside ``(low, high)`` for any raw values."""
+    gaps = F.softplus(raw_gaps)
+    return low + (high - low) * gaps.cumsum(-1)[..., :-1] / gaps.sum(-1, keepdim=True)
+
+
+def truncated_power_basis(x: torch.Tensor, knots: torch.Tensor, order: int) -> torch.Tensor:
+    """``(..., in, order + 1 + n)``: ``x^0 .. x^k`` then ``(x - t_j)_+^k`` of ``x (..., in)``, knots ``(in, n)``."""
+    x = x.unsqueeze(-1)
+    powers = [x**p for p in range(order + 1)]
+    shifted = F.relu(x - knots)
+    truncated = (x > knots).to(x.dtype) if order == 0 else shifted if order == 1 else shifted**order
+    return torch.cat([*powers, truncated], dim=-1)
+
+
 @NEURONS.register("trukan")
 class TruKANLinear(nn.Module):
     """TruKAN layer: ``(..., in_features) -> (..., out_features)`` (see the module docstring).
@@ -94,10 +110,7 @@ class TruKANLinear(nn.Module):
 
     def knot_positions(self) -> torch.Tensor:
         """Ordered knots inside ``knot_range``: ``(in, n)`` shared or ``(out, in, n)`` individual."""
-        gaps = F.softplus(self.raw_gaps)
-        fractions = gaps.cumsum(-1)[..., :-1] / gaps.sum(-1, keepdim=True)
-        low, high = self.knot_range
-        return low + (high - low) * fractions
+        return ordered_knots(self.raw_gaps, *self.knot_range)
 
     def _truncated(self, x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
         shifted = F.relu(x - knots)
@@ -114,13 +127,13 @@ class TruKANLinear(nn.Module):
         self.check_input(x)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)
-        powers = torch.stack([flat**p for p in range(self.order + 1)], dim=-1)  # (N, in, k + 1)
         knots = self.knot_positions().to(flat.dtype)
         if self.knots == "shared":
-            basis = torch.cat([powers, self._truncated(flat.unsqueeze(-1), knots)], dim=-1)  # (N, in, k+1+n)
+            basis = truncated_power_basis(flat, knots, self.order)  # (N, in, k + 1 + n)
             weight = torch.cat([self.poly_weight, self.trunc_weight], dim=-1).to(basis.dtype)
             out = F.linear(basis.flatten(1), weight.flatten(1))
         else:
+            powers = torch.stack([flat**p for p in range(self.order + 1)], dim=-1)  # (N, in, k + 1)
             out = F.linear(powers.flatten(1), self.poly_weight.to(powers.dtype).flatten(1))
             out = out + self._individual_truncated(flat, knots)
         return out.reshape(*lead, self.out_features)

@@ -1,4 +1,4 @@
-"""Kolmogorov-Arnold networks: a stack of KAN layers (B-spline ``kan``, ``trukan`` or ``relu_kan``) of given widths."""
+"""Kolmogorov-Arnold networks: a stack of KAN layers (``kan``, ``trukan``, ``relu_kan``, ``af_kan``) of given widths."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 from kernelnn.registry import NEURONS
 
-LAYERS = ("kan", "trukan", "relu_kan")
+LAYERS = ("kan", "trukan", "relu_kan", "af_kan")
 
 
 class KAN(nn.Module):
@@ -20,8 +20,9 @@ class KAN(nn.Module):
     widths : sequence of int
         Layer widths including input and output, e.g. ``[2, 5, 1]``.
     layer : str
-        ``"kan"`` (:class:`~kernelnn.layers.KANLinear`), ``"trukan"`` (:class:`~kernelnn.layers.TruKANLinear`) or
-        ``"relu_kan"`` (:class:`~kernelnn.layers.ReLUKANLinear`).
+        ``"kan"`` (:class:`~kernelnn.layers.KANLinear`), ``"trukan"`` (:class:`~kernelnn.layers.TruKANLinear`),
+        ``"relu_kan"`` (:class:`~kernelnn.layers.ReLUKANLinear`) or ``"af_kan"``
+        (:class:`~kernelnn.layers.AFKANLinear`).
     layer_options : dict, optional
         Constructor arguments of every layer (``grid_size``, ``spline_order``, ``n_knots``, ...).
     layer_norm : bool

@@ -1,0 +1,138 @@
+"""AF-KAN against a loop-by-loop reading of the paper's formulas (the fast layer is tested against this reference,
+gradients included), the authors' parameter count, each option's gradcheck, and its errors."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernelnn.layers import AFKANLinear
+from kernelnn.layers.af_kan import ACTIVATIONS, FUNCTIONS
+from kernelnn.testing import assert_gradcheck
+
+FORMULAS = {  # the paper's function combinations of A = act(x - s), B = act(e - x), written out
+    "quad1": lambda a, b: a * a * b * b,
+    "quad2": lambda a, b: a * b + a**2 + b**2,
+    "sum": lambda a, b: a + b,
+    "prod": lambda a, b: a * b,
+    "sum_prod": lambda a, b: a + b + a * b,
+    "cubic1": lambda a, b: (a + b) * (a**2 + b**2),
+    "cubic2": lambda a, b: a**3 * b**3,
+}
+
+
+def reference(layer: AFKANLinear, x: torch.Tensor) -> torch.Tensor:
+    """The layer's output, one sample and one input at a time."""
+    act = ACTIVATIONS[layer.activation]
+    n_samples, d = x.shape
+    n = layer.n_basis
+    phi = torch.stack([torch.stack([torch.stack([FORMULAS[layer.function](act(x[b, i] - layer.start[j]),
+                                                                          act(layer.end[j] - x[b, i]))
+                                                 for j in range(n)]) for i in range(d)]) for b in range(n_samples)])
+    if layer.basis_norm == "minmax":
+        phi = (phi - phi.min()) / (phi.max() - phi.min())
+    rows = []
+    for b in range(n_samples):
+        if layer.attention == "none":
+            z = torch.stack([phi[b, i] @ layer.score.weight[0] + layer.score.bias[0] for i in range(d)])
+        else:
+            tau = torch.clamp(layer.temperature, min=1.0)
+            if layer.attention == "global":  # softmax across the inputs of one score per input
+                scores = torch.stack([phi[b, i] @ layer.score.weight[0] + layer.score.bias[0] for i in range(d)])
+                alpha = torch.softmax(scores / tau, dim=0)
+                z = torch.stack([alpha[i] * phi[b, i].sum() for i in range(d)])
+            else:  # spatial: per basis function, a 3-tap filter along the inputs; softmax across the functions
+                kernel, bias = layer.score.weight[:, 0, :], layer.score.bias
+                scores = torch.stack([torch.stack([
+                    bias[j] + sum(kernel[j, t] * phi[b, i + t - 1, j] for t in range(3) if 0 <= i + t - 1 < d)
+                    for j in range(n)]) for i in range(d)])  # (d, n)
+                weights = torch.softmax(scores / tau, dim=1)
+                z = (weights * phi[b]).sum(1)
+        rows.append(z)
+    z = torch.stack(rows)
+    if layer.norm_kind == "layer":
+        z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + layer.norm.eps)
+        z = z * layer.norm.weight + layer.norm.bias
+    return act(z) @ layer.weight.T
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@pytest.mark.parametrize(("attention", "activation"), [("global", "silu"), ("spatial", "relu"), ("none", "tanh")])
+def test_the_layer_is_the_paper_s_formulas(function, attention, activation):
+    torch.manual_seed(0)
+    layer = AFKANLinear(4, 3, function=function, attention=attention, activation=activation).double()
+    with torch.no_grad():  # move every parameter off its initial value, so each one matters
+        for p in layer.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.rand(5, 4, dtype=torch.float64) * 2.4 - 1.2
+    x_ref = x.clone().requires_grad_()
+    x.requires_grad_()
+    out, expected = layer(x), reference(layer, x_ref)
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x_ref, *layer.parameters()])
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_min_max_basis_norm_is_the_authors_batch_wide_rescaling():
+    layer = AFKANLinear(3, 2, basis_norm="minmax").double()
+    x = torch.rand(6, 3, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), reference(layer, x))
+    phi = layer.basis(x)
+    assert phi.min() == 0 and phi.max() == 1
+    # A constant basis (one sample, one input, where every value is equal) gives zeros, not NaN.
+    constant = AFKANLinear(1, 1, grid_size=1, order=0, basis_norm="minmax")
+    assert torch.isfinite(constant(torch.zeros(1, 1))).all()
+
+
+@pytest.mark.parametrize(("attention", "norm"), [("global", "layer"), ("spatial", "batch"), ("none", "none")])
+def test_gradcheck_every_reduction_and_norm(attention, norm):
+    layer = AFKANLinear(3, 2, attention=attention, norm=norm, function="quad2")
+    assert_gradcheck(layer, torch.rand(4, 3) * 2 - 1)
+
+
+def test_parameter_count_matches_the_authors():
+    """The authors count the parameters that receive a gradient: 784-64-10 at G = k = 3, global attention, 52,552."""
+    layers = [AFKANLinear(784, 64), AFKANLinear(64, 10)]
+    assert sum(p.numel() for layer in layers for p in layer.parameters()) == 52_552
+    x = torch.rand(8, 784) * 2 - 1
+    layers[1](layers[0](x)).sum().backward()
+    assert all(p.grad is not None for layer in layers for p in layer.parameters())
+
+
+def test_the_global_weights_sum_to_one_across_the_inputs():
+    layer = AFKANLinear(6, 2, norm="none")
+    phi = layer.basis(torch.rand(3, 6))
+    scores = F.linear(phi, layer.score.weight, layer.score.bias).squeeze(-1)
+    alpha = torch.softmax(scores / layer.temperature.clamp_min(1), dim=-1)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3))
+    assert math.isclose(layer.temperature.item(), math.sqrt(6), rel_tol=1e-6)
+
+
+def test_a_kan_of_af_kan_layers():
+    from kernelnn.models import KAN
+
+    model = KAN([2, 8, 2], layer="af_kan", layer_options={"grid_size": 3})
+    assert all(isinstance(layer, AFKANLinear) for layer in model.layers)
+    assert model(torch.rand(5, 2)).shape == (5, 2)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"activation": "swish"}, r"AFKANLinear: activation='swish' is not one of \['elu', 'gelu'"),
+    ({"function": "quad3"}, r"AFKANLinear: function='quad3' is not one of \['cubic1'"),
+    ({"attention": "self"}, r"AFKANLinear: attention='self' is not one of \['global', 'none', 'spatial'\]"),
+    ({"norm": "group"}, r"AFKANLinear: norm='group' is not one of \['batch', 'layer', 'none'\]"),
+    ({"basis_norm": "l2"}, r"AFKANLinear: basis_norm='l2' is not one of \['minmax', 'none'\]"),
+    ({"grid_size": 0}, r"AFKANLinear: grid_size=0 must be an int >= 1"),
+    ({"grid_range": (2, -2)}, r"AFKANLinear: grid_range=\(2, -2\) must be \(low, high\)"),
+])
+def test_bad_arguments_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        AFKANLinear(2, 3, **options)
+
+
+def test_a_wrong_input_width_is_named():
+    with pytest.raises(ValueError, match=r"AFKANLinear: input must have shape \(\.\.\., 2\), got \(4, 5\)"):
+        AFKANLinear(2, 3)(torch.rand(4, 5))
