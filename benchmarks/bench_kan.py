@@ -4,8 +4,8 @@
     python benchmarks/bench_kan.py --widths 64 256 --device cuda
 
 Settings (issue #5): batch 1024, in = out = 64 and 256, grid 5, spline order 3. TruKAN uses 4 shared knots,
-the same 8-dimensional cubic-spline space per edge as the B-spline layer with 5 intervals; ReLU-KAN (issue #18)
-its 5 + 3 = 8 bumps per input. pykan's ``KANLayer``
+the same 8-dimensional cubic-spline space per edge as the B-spline layer with 5 intervals; ReLU-KAN and AF-KAN
+(issue #18) their 5 + 3 = 8 basis functions per input. pykan's ``KANLayer``
 is timed when pykan is installed (``pip install -e ".[bench]"``). Ratios are taken against the floor measured
 in the same run. Memory: saved for backward (bytes of the tensors autograd keeps, once per storage; what grows
 with the batch) and, on CPU, the growth of the peak resident set over one forward + backward in a fresh
@@ -31,7 +31,7 @@ from common import (  # noqa: E402
     write_results,
 )
 
-from kernelnn.layers import KANLinear, ReLUKANLinear, TruKANLinear  # noqa: E402
+from kernelnn.layers import AFKANLinear, KANLinear, ReLUKANLinear, TruKANLinear  # noqa: E402
 
 FLOOR = "Linear + SiLU (floor)"
 
@@ -54,6 +54,8 @@ def cases(d: int) -> dict:
         "TruKANLinear shared knots": lambda: module(TruKANLinear(d, d, order=3, n_knots=4)),
         "TruKANLinear individual knots": lambda: module(TruKANLinear(d, d, order=3, n_knots=4, knots="individual")),
         "ReLUKANLinear (grid 5, order 3)": lambda: module(ReLUKANLinear(d, d, grid_size=5, order=3)),
+        "AFKANLinear (grid 5, order 3; SiLU, quad1, global attention)":
+            lambda: module(AFKANLinear(d, d, grid_size=5, order=3)),
     }
     try:
         import kan  # noqa: F401
@@ -116,7 +118,7 @@ def main() -> None:
                     r["note"] = f"{pykan['ms'] / r['ms']:.1f}x faster than pykan"
     notes = [
         f"batch {args.batch}, in = out = width, inputs uniform in [-1, 1]; grid 5, order 3; TruKAN 4 knots (the same "
-        "8-dimensional spline space per edge); ReLU-KAN 8 bumps per input (grid 5 + order 3).",
+        "8-dimensional spline space per edge); ReLU-KAN and AF-KAN 8 basis functions per input (grid 5 + order 3).",
         f"Time: forward + backward, median of {args.repeats} after {args.warmup} warm-up runs.",
         "saved: bytes autograd keeps for backward (once per storage); peak: CUDA peak allocated, or on CPU the "
         "growth of the peak resident set over one forward + backward in a fresh process.",
