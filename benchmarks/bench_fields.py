@@ -121,25 +121,46 @@ def fields_part(models: dict, budget: float, target: int, device: str, part: str
     return rows
 
 
+SPHERE_TASKS = {"land_ocean": "land_ocean_sh_siren", "sphere_checkerboard": "checkerboard_sh_siren"}
+ACCURACIES = ("test accuracy", "polar accuracy (|lat| > 60)", "accuracy [70, 90]")
+
+
 def measured_rows(path: str | None) -> dict[tuple, dict]:
     """Rows an earlier run of ``--part sphere`` printed (its JSON lines, in a log or a file), by (data, network,
-    encoding): kept, not run again, when a long run was cut short."""
+    encoding): kept, not run again, when a long run was cut short. Lines that are not JSON objects are skipped (a
+    log's other output); an object that names a row of this table but is not one as this script prints it stops
+    the run, so nothing unmeasured reaches the table."""
     if path is None:
         return {}
     rows = {}
-    for line in Path(path).read_text().splitlines():
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(row, dict) and {"data", "network", "encoding"} <= row.keys():
-            rows[row["data"], row["network"], row["encoding"]] = row
+        if not isinstance(row, dict) or not {"data", "network", "encoding"} <= row.keys():
+            continue
+        key = (row["data"], row["network"], row["encoding"])
+        problems = []
+        if not (all(isinstance(k, str) for k in key) and key[0] in SPHERE_TASKS and key[1] in NETWORKS
+                and key[2] in ENCODINGS):
+            problems.append(f"(data, network, encoding) = {key} is not a row of this table")
+        for name in ("parameters", "epochs"):
+            if not (type(row.get(name)) is int and row[name] > 0):
+                problems.append(f"{name}={row.get(name)!r} is not a positive int")
+        for name in ACCURACIES:
+            value = row.get(name)
+            if not (isinstance(value, float | int) and not isinstance(value, bool) and 0 <= value <= 1):
+                problems.append(f"{name!r}={value!r} is not an accuracy in [0, 1]")
+        if problems:
+            sys.exit(f"--reuse {path}, line {number}: {'; '.join(problems)}")
+        rows[key] = {**row, "source": "reused"}
     return rows
 
 
 def sphere_part(device: str, reuse: str | None = None) -> list[dict]:
     rows, done = [], measured_rows(reuse)
-    for data, recipe in (("land_ocean", "land_ocean_sh_siren"), ("sphere_checkerboard", "checkerboard_sh_siren")):
+    for data, recipe in SPHERE_TASKS.items():
         for network, net in NETWORKS.items():
             for encoding, enc in ENCODINGS.items():
                 if (data, network, encoding) in done:
@@ -154,7 +175,7 @@ def sphere_part(device: str, reuse: str | None = None) -> list[dict]:
                        "parameters": summary["n_parameters"], "epochs": summary["epochs"],
                        "test accuracy": summary["test"]["test/accuracy"],
                        "polar accuracy (|lat| > 60)": summary["test"]["test_polar/accuracy"],
-                       "accuracy [70, 90]": polar_bands.get("[70, 90]")}
+                       "accuracy [70, 90]": polar_bands.get("[70, 90]"), "source": "this run"}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows
@@ -216,6 +237,8 @@ def main() -> None:
         return
     if args.part is None:
         parser.error("--part is required")
+    if args.reuse and args.part != "sphere":
+        parser.error("--reuse is for --part sphere (the others run in minutes)")
     out = Path(args.out) / f"fields_{args.part}_{args.device}"
     if args.part == "image":
         rows = fields_part(IMAGE, args.budget, args.params, args.device, "image")
@@ -231,12 +254,13 @@ def main() -> None:
                  "IoU of the insides and Chamfer distance between the surfaces on a 96^3 grid over [-1, 1]^3", SCHEDULE]
     elif args.part == "sphere":
         rows = sphere_part(args.device, args.reuse)
-        columns = ["data", "network", "encoding", "parameters", "epochs", "test accuracy",
-                   "polar accuracy (|lat| > 60)", "accuracy [70, 90]"]
+        columns = ["data", "network", "encoding", "parameters", "epochs", *ACCURACIES]
+        columns += ["source"] if args.reuse else []
         notes = ["`python benchmarks/bench_fields.py --part sphere`: the land_ocean_sh_siren / checkerboard_sh_siren "
                  "recipes (Adam, batch 2000, early stopping on the validation loss) with the network and encoding "
-                 "of each row; SIREN and MLP 64 x 2"] + ([f"rows measured earlier, read from {args.reuse}: "
-                                                         f"{len(measured_rows(args.reuse))}"] if args.reuse else [])
+                 "of each row; SIREN and MLP 64 x 2"]
+        if args.reuse:
+            notes.append(f"source: reused rows were measured by an earlier run of this script, read from {args.reuse}")
     else:
         rows = speed_part()
         columns = ["measurement", "value", "target"]

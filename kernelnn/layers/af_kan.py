@@ -3,7 +3,8 @@ r"""AF-KAN: ReLU-KAN's bumps built from any activation function, reduced per inp
 Source: Ta & Tran, "AF-KAN: Activation Function-Based Kolmogorov-Arnold Networks for Efficient Representation
 Learning" (2025; the authors' code is ``hoangthangta/All-KAN``, ``models/af_kan.py``). For each input ``x_d`` and
 each of the ``n = G + k`` intervals of ReLU-KAN's grid (:class:`~kernelnn.layers.ReLUKANLinear`; here one shared,
-trainable pair of phase vectors ``s, e`` per layer, as the authors), with ``A = act(x_d - s_i)`` and
+trainable pair of phase vectors ``s, e`` per layer, as the authors; their grid covers ``[0, 1]``,
+``grid_range=(0, 1)``, the default here ``[-1, 1]`` as kernelnn's other KAN layers), with ``A = act(x_d - s_i)`` and
 ``B = act(e_i - x_d)``, the basis value is one of the paper's function combinations:
 
 =============  ============================
@@ -44,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor
+from kernelnn.layers.input_checks import check_float_tensor, check_interval
 from kernelnn.registry import NEURONS
 
 ACTIVATIONS = {"softplus": F.softplus, "sigmoid": torch.sigmoid, "silu": F.silu, "relu": F.relu,
@@ -111,9 +112,7 @@ class AFKANLinear(nn.Module):
                                   ("grid_size", grid_size, 1), ("order", order, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"AFKANLinear: {arg}={value!r} must be an int >= {least}")
-        low, high = (float(v) for v in grid_range)
-        if not low < high:
-            raise ValueError(f"AFKANLinear: grid_range={tuple(grid_range)} must be (low, high) with low < high")
+        low, high = check_interval("AFKANLinear", "grid_range", grid_range)
         self.activation = _choice(activation, ACTIVATIONS, "activation")
         self.function = _choice(function, FUNCTIONS, "function")
         self.attention = _choice(attention, ATTENTIONS, "attention")
@@ -179,6 +178,10 @@ class AFKANLinear(nn.Module):
             z = F.layer_norm(z, (self.in_features,), self.norm.weight.to(z.dtype), self.norm.bias.to(z.dtype),
                              self.norm.eps)
         elif self.norm_kind == "batch":
-            z = self.norm(z.to(self.norm.weight.dtype)).to(z.dtype)  # its running statistics keep their dtype
+            if self.training and len(z) == 1:
+                raise ValueError("AFKANLinear: norm='batch' needs more than one sample per training batch, got 1 "
+                                 "(a last short batch? use norm='layer', or another batch size)")
+            # In the dtype of its running statistics, which it updates in place.
+            z = self.norm(z.to(self.norm.weight.dtype)).to(z.dtype)
         out = F.linear(ACTIVATIONS[self.activation](z), self.weight.to(z.dtype))
         return out.reshape(*lead, self.out_features)

@@ -7,6 +7,8 @@ dtype" from deep inside the layer; under autocast the layer's own autocast handl
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -49,3 +51,15 @@ def check_positive_ints(owner: str, **values: object) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{owner}: {name}={value!r} must be a positive int")
+
+
+def check_interval(owner: str, name: str, value: object) -> tuple[float, float]:
+    """``value`` as a finite ``(low, high)`` with ``low < high``, or a ``ValueError`` naming ``owner`` and ``name``."""
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        shown = tuple(value) if isinstance(value, (list, tuple)) else value
+        raise ValueError(f"{owner}: {name}={shown!r} must be (low, high) with finite low < high")
+    return low, high

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor
+from kernelnn.layers.input_checks import check_float_tensor, check_interval
 from kernelnn.registry import NEURONS
 
 
@@ -60,9 +60,7 @@ class ReLUKANLinear(nn.Module):
                                   ("grid_size", grid_size, 1), ("order", order, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"ReLUKANLinear: {arg}={value!r} must be an int >= {least}")
-        low, high = (float(v) for v in grid_range)
-        if not low < high:
-            raise ValueError(f"ReLUKANLinear: grid_range={tuple(grid_range)} must be (low, high) with low < high")
+        low, high = check_interval("ReLUKANLinear", "grid_range", grid_range)
         self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.order, self.grid_range = grid_size, order, (low, high)
         n = grid_size + order

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernelnn.layers.conv_args import check_padding_mode, int_tuple, pad
-from kernelnn.layers.input_checks import check_float_tensor
+from kernelnn.layers.input_checks import check_float_tensor, check_interval
 from kernelnn.layers.trukan import ordered_knots, truncated_power_basis
 from kernelnn.registry import CONVOLUTIONS
 
@@ -57,9 +57,7 @@ class TruKANConv(nn.Module):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must be divisible "
                              f"by groups={groups}")
-        low, high = (float(v) for v in knot_range)
-        if not high > low:
-            raise ValueError(f"{name}: knot_range={tuple(knot_range)} must be (low, high) with low < high")
+        low, high = check_interval(name, "knot_range", knot_range)
         check_padding_mode(padding_mode, name)
         d = self.dim
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups

@@ -5,10 +5,9 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from kernelnn.layers import AFKANLinear
-from kernelnn.layers.af_kan import ACTIVATIONS, FUNCTIONS
+from kernelnn.layers.af_kan import FUNCTIONS
 from kernelnn.testing import assert_gradcheck
 
 FORMULAS = {  # the paper's function combinations of A = act(x - s), B = act(e - x), written out
@@ -22,9 +21,12 @@ FORMULAS = {  # the paper's function combinations of A = act(x - s), B = act(e -
 }
 
 
+ACTS = {"silu": lambda v: v / (1 + torch.exp(-v)), "relu": lambda v: torch.clamp(v, min=0), "tanh": torch.tanh}
+
+
 def reference(layer: AFKANLinear, x: torch.Tensor) -> torch.Tensor:
     """The layer's output, one sample and one input at a time."""
-    act = ACTIVATIONS[layer.activation]
+    act = ACTS[layer.activation]
     n_samples, d = x.shape
     n = layer.n_basis
     phi = torch.stack([torch.stack([torch.stack([FORMULAS[layer.function](act(x[b, i] - layer.start[j]),
@@ -102,13 +104,26 @@ def test_parameter_count_matches_the_authors():
     assert all(p.grad is not None for layer in layers for p in layer.parameters())
 
 
-def test_the_global_weights_sum_to_one_across_the_inputs():
-    layer = AFKANLinear(6, 2, norm="none")
-    phi = layer.basis(torch.rand(3, 6))
-    scores = F.linear(phi, layer.score.weight, layer.score.bias).squeeze(-1)
-    alpha = torch.softmax(scores / layer.temperature.clamp_min(1), dim=-1)
-    torch.testing.assert_close(alpha.sum(-1), torch.ones(3))
+def test_global_attention_weights_the_inputs_basis_sums_by_a_softmax_across_inputs():
+    """z_d / sum_i phi_{d,i} is the attention weight of input d: positive, summing to 1 over the inputs."""
+    layer = AFKANLinear(6, 2, norm="none").double()
     assert math.isclose(layer.temperature.item(), math.sqrt(6), rel_tol=1e-6)
+    phi = layer.basis(torch.rand(3, 6, dtype=torch.float64) * 2 - 1)
+    weights = layer.reduce(phi) / phi.sum(-1)
+    assert (weights > 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, dtype=torch.float64))
+
+
+def test_batch_norm_matches_torch_s_and_refuses_a_single_training_sample():
+    torch.manual_seed(0)
+    layer = AFKANLinear(4, 3, norm="batch").double()
+    x = torch.rand(8, 4, dtype=torch.float64) * 2 - 1
+    z = layer.reduce(layer.basis(x))
+    expected = torch.nn.functional.silu((z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)) @ layer.weight.T
+    torch.testing.assert_close(layer(x), expected)
+    with pytest.raises(ValueError, match="AFKANLinear: norm='batch' needs more than one sample per training batch"):
+        layer(x[:1])
+    assert layer.eval()(x[:1]).shape == (1, 3)  # the running statistics serve a single sample
 
 
 def test_a_kan_of_af_kan_layers():
@@ -127,6 +142,8 @@ def test_a_kan_of_af_kan_layers():
     ({"basis_norm": "l2"}, r"AFKANLinear: basis_norm='l2' is not one of \['minmax', 'none'\]"),
     ({"grid_size": 0}, r"AFKANLinear: grid_size=0 must be an int >= 1"),
     ({"grid_range": (2, -2)}, r"AFKANLinear: grid_range=\(2, -2\) must be \(low, high\)"),
+    ({"grid_range": (0, 1, 2)}, r"AFKANLinear: grid_range=\(0, 1, 2\) must be \(low, high\) with finite"),
+    ({"grid_range": (0, math.inf)}, r"AFKANLinear: grid_range=\(0, inf\) must be \(low, high\) with finite"),
 ])
 def test_bad_arguments_are_named(options, message):
     with pytest.raises(ValueError, match=message):

@@ -23,9 +23,8 @@ def test_the_basis_is_the_paper_s_on_the_authors_grid():
     x = torch.rand(50, 3, dtype=torch.float64)
     torch.testing.assert_close(layer.basis(x), paper_basis(x, layer.start, layer.end))
     # Each bump peaks at 1 in the middle of its support; k + 1 bumps are non-zero inside the range.
-    middle = (layer.start + layer.end) / 2
-    torch.testing.assert_close(paper_basis(middle[0, 3].reshape(1), layer.start[0], layer.end[0])[0, 3],
-                               torch.tensor(1.0, dtype=torch.float64))
+    middle = ((layer.start + layer.end) / 2)[:, 3]  # the middle of bump 3 of each input
+    torch.testing.assert_close(layer.basis(middle[None])[0, :, 3], torch.ones(3, dtype=torch.float64))
     assert ((layer.basis(x) > 0).sum(-1) == k + 1).float().mean() > 0.99
     # The output is one linear map of the flattened (input, bump) matrix with a bias.
     expected = layer.basis(x).flatten(1) @ layer.linear.weight.T + layer.linear.bias
@@ -67,6 +66,7 @@ def test_fits_a_bumpy_function():
     (lambda: ReLUKANLinear(2, 3, grid_size=2.5), r"ReLUKANLinear: grid_size=2.5 must be an int >= 1"),
     (lambda: ReLUKANLinear(2, 3, order=-1), r"ReLUKANLinear: order=-1 must be an int >= 0"),
     (lambda: ReLUKANLinear(2, 3, grid_range=(1, 1)), r"ReLUKANLinear: grid_range=\(1, 1\) must be \(low, high\)"),
+    (lambda: ReLUKANLinear(2, 3, grid_range="ab"), r"ReLUKANLinear: grid_range='ab' must be \(low, high\)"),
     (lambda: ReLUKANLinear(2, 3)(torch.rand(4, 5)),
      r"ReLUKANLinear: input must have shape \(\.\.\., 2\), got \(4, 5\)"),
 ])

@@ -45,11 +45,13 @@ def test_the_convolution_is_a_trukan_on_every_patch(order, padding_mode, stride)
 
 def test_groups_are_separate_convolutions():
     torch.manual_seed(0)
-    conv = TruKANConv1d(4, 6, 3, groups=2, padding=1).double()
-    halves = [TruKANConv1d(2, 3, 3, padding=1).double() for _ in range(2)]
+    conv = TruKANConv1d(4, 6, 3, groups=2, padding=1, learn_knots=True).double()
+    halves = [TruKANConv1d(2, 3, 3, padding=1, learn_knots=True).double() for _ in range(2)]
     with torch.no_grad():
+        conv.raw_gaps.normal_()  # every input channel its own knots
         for i, half in enumerate(halves):
             half.weight.copy_(conv.weight[3 * i: 3 * i + 3])
+            half.raw_gaps.copy_(conv.raw_gaps[2 * i: 2 * i + 2])
     x = torch.rand(2, 4, 9, dtype=torch.float64) * 2 - 1
     expected = torch.cat([half(part) for half, part in zip(halves, x.split(2, dim=1), strict=True)], dim=1)
     torch.testing.assert_close(conv(x), expected)
@@ -59,6 +61,7 @@ def test_groups_are_separate_convolutions():
     (lambda: TruKANConv2d(3, 4, 3, groups=2), r"TruKANConv2d: in_channels=3 and out_channels=4 must be divisible"),
     (lambda: TruKANConv2d(3, 4, 3, order=0, learn_knots=True), r"TruKANConv2d: learn_knots=True needs order >= 1"),
     (lambda: TruKANConv2d(3, 4, 3, knot_range=(1, 0)), r"TruKANConv2d: knot_range=\(1, 0\) must be \(low, high\)"),
+    (lambda: TruKANConv2d(3, 4, 3, knot_range=(0, float("nan"))), r"TruKANConv2d: knot_range=\(0, nan\) must be"),
     (lambda: TruKANConv2d(3, 4, 0), r"TruKANConv2d: kernel_size=0 must be an int >= 1"),
     (lambda: TruKANConv2d(3, 4, 3, padding_mode="mirror"), r"TruKANConv2d: padding_mode='mirror' must be one of"),
     (lambda: TruKANConv2d(3, 4, 3)(torch.rand(2, 5, 8, 8)),

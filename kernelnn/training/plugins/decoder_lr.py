@@ -1,9 +1,11 @@
 """A field's decoder at its own learning rate: NeuRBF's authors train the decoder MLP at 1e-2 and the kernels'
 features and the grid at 5e-3. Two optimizer groups: ``"decoder"`` (every :class:`~kernelnn.protocols.Decoded`
-layer's ``decoder_parameters()``) at ``lr``, ``"features"`` (the rest) at the optimizer's rate."""
+layer's ``decoder_parameters()``) at ``lr``, ``"features"`` (the rest) at the optimizer's rate, first, so the
+rate the loop logs is the optimizer's."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -19,7 +21,7 @@ class DecoderLRConfig:
     lr: float | None = None  # the decoders' learning rate (NeuRBF's authors: 1e-2; 0 freezes them); null: off
 
     def __post_init__(self) -> None:
-        require(self.lr is None or self.lr >= 0, "lr", self.lr, "must be a number >= 0 or null")
+        require(self.lr is None or 0 <= self.lr < math.inf, "lr", self.lr, "must be a finite number >= 0 or null")
 
 
 class DecoderLR(TrainingPlugin):
@@ -39,5 +41,6 @@ class DecoderLR(TrainingPlugin):
         decoder = {id(p): p for layer in layers_with(model, Decoded).values() for p in layer.decoder_parameters()
                    if p.requires_grad}
         rest = [p for p in model.parameters() if p.requires_grad and id(p) not in decoder]
-        groups = [{"name": "decoder", "params": list(decoder.values()), "lr": self.config.lr}]
-        return groups + ([{"name": "features", "params": rest}] if rest else [])
+        groups = [{"name": "features", "params": rest}] if rest else []
+        return groups + ([{"name": "decoder", "params": list(decoder.values()), "lr": self.config.lr}]
+                         if decoder else [])
