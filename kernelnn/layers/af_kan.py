@@ -45,7 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor, check_interval
+from kernelnn.layers.input_checks import check_float_tensor, check_interval, check_positive_ints
+from kernelnn.layers.relu_kan import bump_phases
 from kernelnn.registry import NEURONS
 
 ACTIVATIONS = {"softplus": F.softplus, "sigmoid": torch.sigmoid, "silu": F.silu, "relu": F.relu,
@@ -108,10 +109,7 @@ class AFKANLinear(nn.Module):
                  basis_norm: str = "none", grid_range: Sequence[float] = (-1.0, 1.0),
                  train_phases: bool = True) -> None:
         super().__init__()
-        for arg, value, least in (("in_features", in_features, 1), ("out_features", out_features, 1),
-                                  ("grid_size", grid_size, 1), ("order", order, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"AFKANLinear: {arg}={value!r} must be an int >= {least}")
+        check_positive_ints("AFKANLinear", in_features=in_features, out_features=out_features, grid_size=grid_size)
         low, high = check_interval("AFKANLinear", "grid_range", grid_range)
         self.activation = _choice(activation, ACTIVATIONS, "activation")
         self.function = _choice(function, FUNCTIONS, "function")
@@ -121,10 +119,9 @@ class AFKANLinear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.order, self.grid_range = grid_size, order, (low, high)
         n = grid_size + order
-        step = (high - low) / grid_size
-        start = (low + (torch.arange(n, dtype=torch.float64) - order) * step).float()
+        start, end = bump_phases(grid_size, order, low, high, "AFKANLinear")
         self.start = nn.Parameter(start, requires_grad=train_phases)
-        self.end = nn.Parameter(start + (order + 1) * step, requires_grad=train_phases)
+        self.end = nn.Parameter(end, requires_grad=train_phases)
         if attention != "none":
             self.temperature = nn.Parameter(torch.tensor(math.sqrt(in_features)))
         if attention in ("global", "none"):

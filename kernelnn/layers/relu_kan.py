@@ -26,8 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor, check_interval
+from kernelnn.layers.input_checks import check_float_tensor, check_interval, check_positive_ints
 from kernelnn.registry import NEURONS
+
+
+def bump_phases(grid_size: int, order: int, low: float, high: float, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``G + k`` bumps' ends ``s_i = low + (i - k) h``, ``e_i = s_i + (k + 1) h``, ``h = (high - low) / G``: the
+    authors' grid on ``[0, 1]``, moved to ``[low, high]``. Shared with AF-KAN."""
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise ValueError(f"{owner}: order={order!r} must be an int >= 0")
+    step = (high - low) / grid_size
+    start = low + (torch.arange(grid_size + order, dtype=torch.float64) - order) * step
+    return start.float(), (start + (order + 1) * step).float()
 
 
 @NEURONS.register("relu_kan")
@@ -56,21 +66,16 @@ class ReLUKANLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, order: int = 3,
                  grid_range: Sequence[float] = (-1.0, 1.0), train_phases: bool = True) -> None:
         super().__init__()
-        for arg, value, least in (("in_features", in_features, 1), ("out_features", out_features, 1),
-                                  ("grid_size", grid_size, 1), ("order", order, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"ReLUKANLinear: {arg}={value!r} must be an int >= {least}")
+        check_positive_ints("ReLUKANLinear", in_features=in_features, out_features=out_features,
+                            grid_size=grid_size)
         low, high = check_interval("ReLUKANLinear", "grid_range", grid_range)
         self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.order, self.grid_range = grid_size, order, (low, high)
+        start, end = bump_phases(grid_size, order, low, high, "ReLUKANLinear")
         n = grid_size + order
-        step = (high - low) / grid_size
-        start = low + (torch.arange(n, dtype=torch.float64) - order) * step
-        start = start.float().expand(in_features, n).clone()
-        end = start + (order + 1) * step
-        self.start = nn.Parameter(start, requires_grad=train_phases)
-        self.end = nn.Parameter(end, requires_grad=train_phases)
-        self.scale = 4 / ((order + 1) * step) ** 2  # peak 1: (h'/2)^2 * scale = 1 for the support width h'
+        self.start = nn.Parameter(start.expand(in_features, n).clone(), requires_grad=train_phases)
+        self.end = nn.Parameter(end.expand(in_features, n).clone(), requires_grad=train_phases)
+        self.scale = 4 / (end[0] - start[0]).item() ** 2  # peak 1: (width / 2)^2 * scale = 1
         self.linear = nn.Linear(in_features * n, out_features)  # torch's init: U(+-1/sqrt(D n)), as the authors'
 
     @property

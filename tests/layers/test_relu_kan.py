@@ -62,8 +62,8 @@ def test_fits_a_bumpy_function():
 
 
 @pytest.mark.parametrize(("build", "message"), [
-    (lambda: ReLUKANLinear(0, 3), r"ReLUKANLinear: in_features=0 must be an int >= 1"),
-    (lambda: ReLUKANLinear(2, 3, grid_size=2.5), r"ReLUKANLinear: grid_size=2.5 must be an int >= 1"),
+    (lambda: ReLUKANLinear(0, 3), r"ReLUKANLinear: in_features=0 must be a positive int"),
+    (lambda: ReLUKANLinear(2, 3, grid_size=2.5), r"ReLUKANLinear: grid_size=2.5 must be a positive int"),
     (lambda: ReLUKANLinear(2, 3, order=-1), r"ReLUKANLinear: order=-1 must be an int >= 0"),
     (lambda: ReLUKANLinear(2, 3, grid_range=(1, 1)), r"ReLUKANLinear: grid_range=\(1, 1\) must be \(low, high\)"),
     (lambda: ReLUKANLinear(2, 3, grid_range="ab"), r"ReLUKANLinear: grid_range='ab' must be \(low, high\)"),
