@@ -80,7 +80,7 @@ def _fast(name: str, fn: Callable) -> Callable:
         try:
             return compiled(*args)
         except Exception as err:  # no compiler, unsupported platform: fall back for good, once
-            warnings.warn(f"kernelnn: compiling the B-spline basis failed ({type(err).__name__}: {err}); using "
+            warnings.warn(f"kernelnn: compiling the {name} kernel failed ({type(err).__name__}: {err}); using "
                           "the eager version", RuntimeWarning, stacklevel=3)
             _COMPILED[name] = None
             return fn(*args)
@@ -93,14 +93,14 @@ class _BSplineBasis(torch.autograd.Function):
     def forward(ctx, x, grid, order):
         ctx.save_for_backward(x, grid)
         ctx.order = order
-        return _fast("basis", _basis)(x, grid, order)
+        return _fast("B-spline basis", _basis)(x, grid, order)
 
     @staticmethod
     def backward(ctx, grad):
         x, grid = ctx.saved_tensors
         if ctx.order == 0:  # piecewise constant: zero derivative almost everywhere
             return torch.zeros_like(x), None, None
-        return _fast("gradient", _basis_gradient)(x, grid, ctx.order, grad), None, None
+        return _fast("B-spline gradient", _basis_gradient)(x, grid, ctx.order, grad), None, None
 
 
 def bspline_basis(x: torch.Tensor, grid: torch.Tensor, order: int) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelnn.layers.bspline import _fast
 from kernelnn.layers.input_checks import check_float_tensor, check_interval, check_positive_ints
 from kernelnn.registry import NEURONS
 
@@ -38,6 +39,38 @@ def bump_phases(grid_size: int, order: int, low: float, high: float, owner: str)
     step = (high - low) / grid_size
     start = low + (torch.arange(grid_size + order, dtype=torch.float64) - order) * step
     return start.float(), (start + (order + 1) * step).float()
+
+
+def _bumps(x: torch.Tensor, start: torch.Tensor, end: torch.Tensor, scale: float) -> torch.Tensor:
+    x = x.unsqueeze(-1)
+    return (F.relu(x - start) * F.relu(end - x) * scale).square()
+
+
+def _bumps_gradient(x: torch.Tensor, start: torch.Tensor, end: torch.Tensor, scale: float, grad: torch.Tensor):
+    x = x.unsqueeze(-1)
+    a, b = F.relu(x - start), F.relu(end - x)
+    common = 2 * scale * scale * a * b * grad  # d(bump)/d(ab) times the incoming gradient
+    from_start = common * b * (x > start)  # d/dx relu(x - s) = 1[x > s], as torch's relu
+    from_end = common * a * (x < end)
+    return (from_start - from_end).sum(-1), -from_start.sum(0), from_end.sum(0)
+
+
+class _Bumps(torch.autograd.Function):
+    """The bumps ``(N, D, n)`` of ``x (N, D)``, saving only ``x`` and the phases for backward (eager autograd keeps
+    four ``(N, D, n)`` tensors); forward and backward each one fused loop when ``torch.compile`` is available."""
+
+    @staticmethod
+    def forward(ctx, x, start, end, scale):
+        ctx.save_for_backward(x, start, end)
+        ctx.scale = scale
+        return _fast("ReLU-KAN bumps", _bumps)(x, start, end, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, start, end = ctx.saved_tensors
+        grad_x, grad_start, grad_end = _fast("ReLU-KAN bump gradient", _bumps_gradient)(x, start, end, ctx.scale,
+                                                                                         grad)
+        return grad_x, grad_start, grad_end, None
 
 
 @NEURONS.register("relu_kan")
@@ -88,8 +121,10 @@ class ReLUKANLinear(nn.Module):
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """``R(x)``: ``(..., D, G + k)`` bump values of ``x (..., D)``."""
-        x = x.unsqueeze(-1)
-        return (F.relu(x - self.start.to(x.dtype)) * F.relu(self.end.to(x.dtype) - x) * self.scale).square()
+        lead = x.shape[:-1]
+        bumps = _Bumps.apply(x.reshape(-1, self.in_features), self.start.to(x.dtype), self.end.to(x.dtype),
+                             self.scale)
+        return bumps.reshape(*lead, *bumps.shape[-2:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x, "ReLUKANLinear")

@@ -81,3 +81,24 @@ def test_a_kan_of_relu_kan_layers():
     model = KAN([2, 4, 1], layer="relu_kan", layer_options={"grid_size": 3})
     assert all(isinstance(layer, ReLUKANLinear) for layer in model.layers)
     assert model(torch.rand(5, 2)).shape == (5, 1)
+
+
+@pytest.mark.parametrize("compiled", ["1", "0"])
+def test_the_fused_bumps_match_autograd_of_the_formula(compiled, monkeypatch):
+    """The custom backward (saving only x and the phases) against autograd of the eager formula, in x and in both
+    phases, with a point on a knot; compiled kernels and the eager fallback alike."""
+    monkeypatch.setenv("KERNELNN_COMPILE_BASIS", compiled)
+    torch.manual_seed(0)
+    layer = ReLUKANLinear(3, 2, grid_size=4, order=2).double()
+    with torch.no_grad():
+        layer.start.add_(0.05 * torch.randn_like(layer.start))
+    x = torch.rand(40, 3, dtype=torch.float64) * 2.4 - 1.2
+    x[0] = layer.start[:, 2].detach()  # exactly on a knot
+    x.requires_grad_()
+    grad = torch.randn(40, 3, layer.n_basis, dtype=torch.float64)
+    got = torch.autograd.grad((layer.basis(x) * grad).sum(), [x, layer.start, layer.end])
+    # The constant stays at the initial width once the phases move (the authors' r): autograd of the same formula.
+    eager = (torch.relu(x[..., None] - layer.start) * torch.relu(layer.end - x[..., None]) * layer.scale) ** 2
+    expected = torch.autograd.grad((eager * grad).sum(), [x, layer.start, layer.end])
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b)
