@@ -67,7 +67,10 @@ def _basis_gradient(x: torch.Tensor, grid: torch.Tensor, order: int, grad: torch
 _COMPILED: dict[str, Callable | None] = {}
 
 
-def _fast(name: str, fn: Callable) -> Callable:
+def fused_kernel(name: str, fn: Callable) -> Callable:
+    """``fn`` compiled by ``torch.compile`` (dynamic shapes, once per ``name``), or ``fn`` itself inside a user's
+    compile, with ``KERNELNN_COMPILE_BASIS=0``, or after compiling failed once (with a warning). Element-wise
+    kernels of custom autograd functions use it: the B-spline basis here, ReLU-KAN's bumps."""
     if os.environ.get("KERNELNN_COMPILE_BASIS", "1") == "0" or torch.compiler.is_compiling():
         return fn  # inside a user's torch.compile, dynamo traces the eager function itself
     if name not in _COMPILED:
@@ -93,14 +96,14 @@ class _BSplineBasis(torch.autograd.Function):
     def forward(ctx, x, grid, order):
         ctx.save_for_backward(x, grid)
         ctx.order = order
-        return _fast("B-spline basis", _basis)(x, grid, order)
+        return fused_kernel("B-spline basis", _basis)(x, grid, order)
 
     @staticmethod
     def backward(ctx, grad):
         x, grid = ctx.saved_tensors
         if ctx.order == 0:  # piecewise constant: zero derivative almost everywhere
             return torch.zeros_like(x), None, None
-        return _fast("B-spline gradient", _basis_gradient)(x, grid, ctx.order, grad), None, None
+        return fused_kernel("B-spline gradient", _basis_gradient)(x, grid, ctx.order, grad), None, None
 
 
 def bspline_basis(x: torch.Tensor, grid: torch.Tensor, order: int) -> torch.Tensor:

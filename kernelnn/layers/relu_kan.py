@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelnn.layers.bspline import _fast
+from kernelnn.layers.bspline import fused_kernel
 from kernelnn.layers.input_checks import check_float_tensor, check_interval, check_positive_ints
 from kernelnn.registry import NEURONS
 
@@ -63,13 +63,13 @@ class _Bumps(torch.autograd.Function):
     def forward(ctx, x, start, end, scale):
         ctx.save_for_backward(x, start, end)
         ctx.scale = scale
-        return _fast("ReLU-KAN bumps", _bumps)(x, start, end, scale)
+        return fused_kernel("ReLU-KAN bumps", _bumps)(x, start, end, scale)
 
     @staticmethod
     def backward(ctx, grad):
         x, start, end = ctx.saved_tensors
-        grad_x, grad_start, grad_end = _fast("ReLU-KAN bump gradient", _bumps_gradient)(x, start, end, ctx.scale,
-                                                                                         grad)
+        gradient = fused_kernel("ReLU-KAN bump gradient", _bumps_gradient)
+        grad_x, grad_start, grad_end = gradient(x, start, end, ctx.scale, grad)
         return grad_x, grad_start, grad_end, None
 
 
