@@ -265,15 +265,22 @@ class KANLinear(_KANEdges):
                                         / math.sqrt(in_features))
         noise = (torch.rand(out_features, in_features, self.n_basis) - 0.5) * scale_noise / grid_size
         self._init_spline(noise, (out_features, in_features), scale_spline, in_features, spline_scaler)
+        # (out, in) bool once edges are pruned (kept in the state dict); None costs nothing in forward.
+        self.register_buffer("edge_mask", None)
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, grid_size={self.grid_size}, "
                 f"spline_order={self.spline_order}, spline_scaler={self.spline_scaler is not None}")
 
     def scaled_spline_weight(self) -> torch.Tensor:
-        """``s_oi c_oij``: ``(out, in, G + k)``."""
+        """``s_oi c_oij``: ``(out, in, G + k)``, zero on pruned edges."""
         w = self.spline_weight
-        return w if self.spline_scaler is None else w * self.spline_scaler.unsqueeze(-1)
+        w = w if self.spline_scaler is None else w * self.spline_scaler.unsqueeze(-1)
+        return w if self.edge_mask is None else w * self.edge_mask.unsqueeze(-1)
+
+    def masked_base_weight(self) -> torch.Tensor:
+        """``w_base``: ``(out, in)``, zero on pruned edges."""
+        return self.base_weight if self.edge_mask is None else self.base_weight * self.edge_mask
 
     def check_input(self, x: torch.Tensor) -> None:
         check_float_tensor(x, "KANLinear")
@@ -288,8 +295,50 @@ class KANLinear(_KANEdges):
         basis = bspline_basis(flat, self.grid, self.spline_order)  # (N, in, G + k)
         self._record_statistics(basis, base)
         weight = self.scaled_spline_weight().to(basis.dtype)
-        out = F.linear(base, self.base_weight.to(base.dtype)) + F.linear(basis.flatten(1), weight.flatten(1))
+        out = F.linear(base, self.masked_base_weight().to(base.dtype)) + F.linear(basis.flatten(1), weight.flatten(1))
         return out.reshape(*lead, self.out_features)
+
+    # ------------------------------------------------------------------------------------ single edges
+    def edge_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Every edge's value ``phi_oi(x_i)``: ``(..., in) -> (N, out, in)`` (``N`` samples, flattened); the
+        layer's output is its sum over ``in``. For interpretation (attribution, plots, symbolic fits)."""
+        self.check_input(x)
+        flat = x.reshape(-1, self.in_features)
+        basis = bspline_basis(flat, self.grid.to(flat.dtype), self.spline_order)  # (N, in, G + k)
+        spline = torch.einsum("nij,oij->noi", basis, self.scaled_spline_weight().to(flat.dtype))
+        return spline + self.base_activation(flat).unsqueeze(1) * self.masked_base_weight().to(flat.dtype)
+
+    @torch.no_grad()
+    def remove_edges(self, remove: torch.Tensor) -> None:
+        """Prune the edges where ``remove (out, in)`` is true: their functions become 0 and stay 0 in training."""
+        if remove.shape != (self.out_features, self.in_features):
+            raise ValueError(f"KANLinear.remove_edges: remove must have shape ({self.out_features}, "
+                             f"{self.in_features}), got {tuple(remove.shape)}")
+        keep = ~remove.to(device=self.base_weight.device, dtype=torch.bool)
+        self.edge_mask = keep if self.edge_mask is None else self.edge_mask & keep
+
+    @torch.no_grad()
+    def select(self, inputs: torch.Tensor, outputs: torch.Tensor) -> KANLinear:
+        """A new layer made of the edges from ``inputs`` to ``outputs`` (index tensors), same functions."""
+        layer = KANLinear(len(inputs), len(outputs), self.grid_size, self.spline_order,
+                          base_activation=self.base_activation, spline_scaler=self.spline_scaler is not None,
+                          grid_eps=self.grid_eps, regularize_l1=self.regularize_l1,
+                          regularize_entropy=self.regularize_entropy).to(self.grid)
+        layer.grid = self.grid[inputs].clone()
+        layer.base_weight.copy_(self.base_weight[outputs][:, inputs])
+        layer.spline_weight.copy_(self.spline_weight[outputs][:, inputs])
+        if self.spline_scaler is not None:
+            layer.spline_scaler.copy_(self.spline_scaler[outputs][:, inputs])
+        if self.edge_mask is not None:
+            layer.edge_mask = self.edge_mask[outputs][:, inputs].clone()
+        return layer
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A pruned layer saves its edge mask; a fresh layer has none until it is given one.
+        if prefix + "edge_mask" in state_dict and self.edge_mask is None:
+            self.edge_mask = torch.ones(self.out_features, self.in_features, dtype=torch.bool,
+                                        device=self.base_weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # edges: input i -> outputs o
     def _samples(self, x: torch.Tensor) -> torch.Tensor:
@@ -299,7 +348,7 @@ class KANLinear(_KANEdges):
         return self.scaled_spline_weight().permute(1, 2, 0)
 
     def _edge_base(self) -> torch.Tensor:
-        return self.base_weight.abs().T
+        return self.masked_base_weight().abs().T
 
     def _set_edge_coefficients(self, coefficients: torch.Tensor) -> None:
         self._store_scaled(coefficients.permute(2, 0, 1), basis_dim=2)  # (out, in, G + k)

@@ -1,8 +1,13 @@
-"""Kolmogorov-Arnold networks: a stack of KAN layers (``kan``, ``trukan``, ``relu_kan``, ``af_kan``) of given widths."""
+"""Kolmogorov-Arnold networks: a stack of KAN layers (``kan``, ``trukan``, ``relu_kan``, ``af_kan``) of given widths.
+
+B-spline KANs are also interpretable as pykan's are: :meth:`KAN.attribute`, :meth:`KAN.prune`, :meth:`KAN.plot`,
+:meth:`KAN.auto_symbolic`, :meth:`KAN.fit_symbolic` and :meth:`KAN.symbolic_formula` (see :mod:`kernelnn.interpret`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -32,9 +37,14 @@ class KAN(nn.Module):
 
     Shapes: ``(..., widths[0]) -> (..., widths[-1])``.
 
+    The interpretation methods take samples ``x`` or, without them, the last input the model saw (a reference to
+    that batch is kept, not a copy).
+
     >>> KAN([2, 5, 1])(torch.rand(8, 2)).shape
     torch.Size([8, 1])
     """
+
+    last_input: torch.Tensor | None = None
 
     def __init__(self, widths: Sequence[int], layer: str = "kan", layer_options: dict | None = None,
                  layer_norm: bool = False, in_features: int | None = None, out_features: int | None = None) -> None:
@@ -67,4 +77,46 @@ class KAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if not torch.compiler.is_compiling():
+            self.last_input = x.detach()
         return self.layers(x)
+
+    # ---------------------------------------------------------------------------- interpretation (pykan's names)
+    def attribute(self, x: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Node and edge attribution scores; see :func:`kernelnn.interpret.attribute`."""
+        from kernelnn.interpret import attribute
+
+        return attribute(self, x)
+
+    def prune(self, threshold: float = 1e-2, edge_threshold: float = 3e-2, x: torch.Tensor | None = None) -> KAN:
+        """A smaller KAN without unimportant nodes and edges; see :func:`kernelnn.interpret.prune`."""
+        from kernelnn.interpret import prune
+
+        return prune(self, threshold, edge_threshold, x)
+
+    def plot(self, path: str | Path, x: torch.Tensor | None = None, max_edges: int = 64) -> Path:
+        """Every edge function as a PNG; see :func:`kernelnn.interpret.plot`."""
+        from kernelnn.interpret import plot
+
+        return plot(self, path, x, max_edges=max_edges)
+
+    def auto_symbolic(self, lib: str | Sequence[str] | None = None, x: torch.Tensor | None = None,
+                      weight_simple: float = 0.8) -> list[dict]:
+        """Replace every edge by its best formula, in place; see :func:`kernelnn.interpret.auto_symbolic`."""
+        from kernelnn.interpret import auto_symbolic
+
+        return auto_symbolic(self, lib, x, weight_simple)
+
+    def fit_symbolic(self, x: torch.Tensor, y: torch.Tensor, steps: int = 100, search: bool = True) -> float:
+        """Polish the formulas' constants on data (and try runner-up formulas); see
+        :func:`kernelnn.interpret.fit_symbolic`."""
+        from kernelnn.interpret import fit_symbolic
+
+        return fit_symbolic(self, x, y, steps, search)
+
+    def symbolic_formula(self, x: torch.Tensor | None = None, variables: Sequence[str] | None = None,
+                         tolerance: float = 1e-6):
+        """The network as a simplified sympy expression; see :func:`kernelnn.interpret.symbolic_formula`."""
+        from kernelnn.interpret import symbolic_formula
+
+        return symbolic_formula(self, x, variables, tolerance)

@@ -24,7 +24,8 @@ _SKIP = {"epoch", "step", "lr"}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def _new_figure(**kwargs) -> Figure:
+def new_figure(**kwargs) -> Figure:
+    """A constrained-layout figure on its own Agg canvas (never registered with pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -33,7 +34,8 @@ def _new_figure(**kwargs) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path | str, dpi: int) -> Path:
+def save_figure(fig: Figure, path: Path | str, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` and release its artists; returns the path."""
     path = Path(path)
     try:
         fig.savefig(path, dpi=dpi)
@@ -189,7 +191,7 @@ def _history_figure(history: list[dict], steps: list[dict] | None = None) -> Fig
     ncols = 1 if n == 1 else 2 if n in (2, 4) else 3
     nrows = math.ceil(n / ncols)
     has_lr = bool(lr or step_lr)
-    fig = _new_figure(figsize=(4.8 * ncols + 0.4, 3.3 * nrows + (1.7 if has_lr else 0) + 0.4))
+    fig = new_figure(figsize=(4.8 * ncols + 0.4, 3.3 * nrows + (1.7 if has_lr else 0) + 0.4))
     grid = fig.add_gridspec(nrows + has_lr, ncols, height_ratios=[1] * nrows + ([0.45] if has_lr else []))
 
     epochs = [e for e in (_number(row.get("epoch")) for row in history) if e is not None]
@@ -286,7 +288,7 @@ def plot_history(history: list[dict], path: Path, steps: list[dict] | None = Non
     ``steps``: optional rows ``{"step", "epoch" (fractional), "loss"}`` recorded every few optimizer steps; the
     training-loss panel then draws them as a thin curve under the per-epoch means, so one epoch still shows a curve.
     """
-    return _save(_history_figure(history, steps), path, dpi=110)
+    return save_figure(_history_figure(history, steps), path, dpi=110)
 
 
 # ------------------------------------------------------------------------------------------------- fields
@@ -372,7 +374,7 @@ def _fields_figure(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, title: 
         width = 14.0
         row_h = min(max((width / 4 - 1.2) * h / w + 0.45, 1.6), 3.6)  # image width: the column less its bar
         ratios = [1, 1, 1, 1]
-    fig = _new_figure(figsize=(width, row_h * len(rows) + 0.9))
+    fig = new_figure(figsize=(width, row_h * len(rows) + 0.9))
     axes = fig.subplots(len(rows), len(ratios), squeeze=False, gridspec_kw={"width_ratios": ratios})
 
     for r, (i, c) in enumerate(rows):
@@ -435,14 +437,14 @@ def plot_fields(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, path: Path
     (own axis), truth vs prediction, |error|. 2-D: input, truth, prediction (sharing the truth's colour range) and
     |error|, each with a colour bar. 3-D: the same for the middle slice along the last axis.
     """
-    return _save(_fields_figure(x, y, pred, title), path, dpi=100)
+    return save_figure(_fields_figure(x, y, pred, title), path, dpi=100)
 
 
 # ---------------------------------------------------------------------------------------------------- fields
 def plot_image_fit(truth: torch.Tensor, prediction: torch.Tensor, path: Path, title: str) -> Path:
     """An image field: truth, reconstruction and |error| (mean over channels), images ``(channels, H, W)`` in
     ``[0, 1]``."""
-    fig = _new_figure(figsize=(13, 4.2))
+    fig = new_figure(figsize=(13, 4.2))
     axes = fig.subplots(1, 3)
 
     def show(t: torch.Tensor) -> torch.Tensor:
@@ -459,13 +461,13 @@ def plot_image_fit(truth: torch.Tensor, prediction: torch.Tensor, path: Path, ti
     axes[2].set_axis_off()
     fig.colorbar(im, ax=axes[2], shrink=0.8)
     fig.suptitle(title)
-    return _save(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_sdf_slices(truth: torch.Tensor, prediction: torch.Tensor, path: Path, title: str) -> Path:
     """A signed distance field on a grid ``(R, R, R)`` over ``[-1, 1]^3``: the middle slice across each axis, truth
     and prediction with their zero contours (the surface) and the truth's contour dashed on the prediction."""
-    fig = _new_figure(figsize=(12, 8))
+    fig = new_figure(figsize=(12, 8))
     axes = fig.subplots(2, 3)
     r = truth.shape[0]
     limit = max(truth.abs().max().item(), 1e-12)
@@ -485,14 +487,14 @@ def plot_sdf_slices(truth: torch.Tensor, prediction: torch.Tensor, path: Path, t
             ax.set_ylabel(names[1])
             fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(title)
-    return _save(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_world_map(classes: torch.Tensor, lonlat: torch.Tensor, correct: torch.Tensor, path: Path,
                    title: str) -> Path:
     """Classification on the sphere: the predicted class on a lon/lat grid ``classes (n_lat, n_lon)`` (north up),
     with the test points the model got wrong in red, on an equirectangular map."""
-    fig = _new_figure(figsize=(12, 6.5))
+    fig = new_figure(figsize=(12, 6.5))
     ax = fig.subplots()
     n_classes = int(classes.max().item()) + 1
     ax.imshow(classes.numpy(), origin="lower", extent=(-180, 180, -90, 90), interpolation="nearest",
@@ -506,4 +508,4 @@ def plot_world_map(classes: torch.Tensor, lonlat: torch.Tensor, correct: torch.T
     ax.legend(loc="lower left")
     accuracy = correct.float().mean().item()
     ax.set_title(f"{title}: test accuracy {accuracy:.4f}")
-    return _save(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100)
