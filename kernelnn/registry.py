@@ -220,6 +220,10 @@ def _encoding_example(factory, **options):
     return factory(**options), ((torch.rand(5, 2) - 0.5) * torch.tensor([359.0, 179.0]),)
 
 
+def _attention_example(factory, **options):
+    return factory(2, 5, **options), (torch.randn(3, 2, 5, 5),)
+
+
 def _model_example(factory, *, inputs, **kwargs):
     return factory(**kwargs), tuple(torch.randn(*shape) for shape in inputs)
 
@@ -249,6 +253,11 @@ SPECTRAL_WEIGHTS = Registry("spectral weight factorization", example=_spectral_w
 # module says both), chosen by name in coordinate networks (layers/positional_encoding.py): ``fourier_features``,
 # ``spherical_harmonics``, ``double_fourier_sphere``, ``lonlat``.
 ENCODINGS = Registry("positional encoding", example=_encoding_example)
+
+# Attention score functions ``factory(heads, n_tokens) -> (batch, heads, N, N) -> same``: what turns the logits
+# ``q.k / sqrt(d)`` of self-attention into the weights of the values. ``softmax`` and ``fourier_karat``
+# (Kolmogorov-Arnold attention), in kernelnn/layers/self_attention.py and fourier_karat.py.
+ATTENTIONS = Registry("attention", example=_attention_example)
 
 # Models, under their config-group names (configs/model/<name>.yaml), registered in kernelnn/models/__init__.py.
 # Examples are dicts of constructor keyword arguments plus ``inputs``, a list of input shapes.

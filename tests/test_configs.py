@@ -19,7 +19,7 @@ DATAS = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 # Preferred partners; a config missing here is paired with the first one (in name order) it builds and runs with.
 MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
-                 "mlp": "spirals", "cnn": "digits", "kan": "symbolic",
+                 "mlp": "spirals", "cnn": "digits", "kan": "symbolic", "vit": "digits",
                  "frame_cnn": "moving_digits", "equivariant": "tetris", "deeponet": "antiderivative",
                  "pod_deeponet": "darcy", "t1": "darcy", "t1_fft": "burgers"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))

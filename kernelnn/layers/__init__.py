@@ -8,6 +8,7 @@ from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations
 from kernelnn.layers.delta_accumulate import DeltaConv2d, DeltaLinear
 from kernelnn.layers.feature_grid import FeatureGrid
+from kernelnn.layers.fourier_karat import FourierKArAt
 from kernelnn.layers.fourier_resample import fourier_resample
 from kernelnn.layers.function_attention import FunctionAttention
 from kernelnn.layers.gate import Gate
@@ -37,6 +38,7 @@ from kernelnn.layers.radial import BesselBasis, PolynomialCutoff
 from kernelnn.layers.rbf import RBFLayer, plot_rbf_interpretation
 from kernelnn.layers.rbf_field import RBFField
 from kernelnn.layers.relu_kan import ReLUKANLinear
+from kernelnn.layers.self_attention import KArAt, SelfAttention, SoftmaxScores
 from kernelnn.layers.siren import SineLayer, Siren
 from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
@@ -48,11 +50,13 @@ from kernelnn.layers.trukan_conv import TruKANConv1d, TruKANConv2d, TruKANConv3d
 
 __all__ = [
     "AFKANLinear", "AdaptiveRBF", "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d",
-    "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FunctionAttention",
-    "Gate", "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KANConv1d", "KANConv2d", "KANConv3d",
+    "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FourierKArAt",
+    "FunctionAttention",
+    "Gate", "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KArAt", "KANConv1d", "KANConv2d", "KANConv3d",
     "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d",
     "LocalIntegralConv2d", "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d",
-    "QuadraticConv3d", "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SineLayer", "Siren", "SoftGating",
+    "QuadraticConv3d", "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SelfAttention", "SineLayer",
+    "Siren", "SoftGating", "SoftmaxScores",
     "SpectralConv", "SphericalConv", "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANConv1d", "TruKANConv2d",
     "TruKANConv3d", "TruKANLinear", "data_dependent_init", "delta_layers", "fourier_resample", "gaunt_coefficients",
     "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups", "replace_activations",

@@ -24,10 +24,12 @@ from kernelnn.models.patching import MGPatching
 from kernelnn.models.sfno import SphericalFNO
 from kernelnn.models.transform_once import TransformOnce
 from kernelnn.models.unet import UNet
+from kernelnn.models.vit import ViT
 from kernelnn.registry import MODELS
 
 __all__ = ["CNN", "CoordinateNetwork", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP",
-           "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet"]
+           "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet",
+           "ViT"]
 
 _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
 
@@ -100,6 +102,9 @@ MODELS.register("mlp", example={"in_features": 3, "out_features": 2, "hidden": [
 MODELS.register("cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
                                 "inputs": [(2, 1, 12, 12)]})(CNN)
 MODELS.register("kan", example={"widths": [2, 3, 1], "inputs": [(5, 2)]})(KAN)
+MODELS.register("vit", example={"in_channels": 1, "out_features": 3, "resolution": [8, 8], "patch_size": 4, "width": 8,
+                                "depth": 2, "heads": 2, "attention": "fourier_karat", "sharing": "universal",
+                                "inputs": [(2, 1, 8, 8)]})(ViT)
 MODELS.register("frame_cnn", example={"in_channels": 1, "out_features": 3, "channels": [4, 8], "pooled_size": 2,
                                       "inputs": [(2, 3, 1, 12, 12)]})(FrameCNN)
 MODELS.register("equivariant", example={"out_features": 3, "L": 1, "channels": 4, "layers": 1, "num_basis": 4,
