@@ -40,11 +40,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelnn.layers.bspline import fused_kernel
 from kernelnn.layers.input_checks import check_float_tensor, check_interval, check_positive_ints
 from kernelnn.layers.relu_kan import bump_phases
 from kernelnn.registry import NEURONS
@@ -64,6 +66,40 @@ FUNCTIONS = {
 ATTENTIONS = ("global", "spatial", "none")
 NORMS = ("layer", "batch", "none")
 BASIS_NORMS = ("none", "minmax")
+
+
+# Below this many basis values the eager functions run: a compiled kernel's call overhead would dominate.
+FUSE_FROM = 1 << 16
+_OPTIONS = ("activation", "function", "attention", "basis_norm")
+
+
+def _basis(x: torch.Tensor, start: torch.Tensor, end: torch.Tensor, activation: str, function: str,
+           basis_norm: str) -> torch.Tensor:
+    act = ACTIVATIONS[activation]
+    x = x.unsqueeze(-1)
+    phi = FUNCTIONS[function](act(x - start), act(end - x))
+    if basis_norm == "minmax" and phi.numel():
+        low, high = phi.min(), phi.max()
+        phi = (phi - low) / (high - low).clamp_min(torch.finfo(phi.dtype).tiny)
+    return phi
+
+
+def _reduce(phi: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, temperature: torch.Tensor | None,
+            attention: str) -> torch.Tensor:
+    if attention == "none":
+        return F.linear(phi, weight, bias).squeeze(-1)
+    temperature = temperature.clamp_min(1.0)
+    if attention == "global":
+        scores = F.linear(phi, weight, bias).squeeze(-1)  # (N, D)
+        return torch.softmax(scores / temperature, dim=-1) * phi.sum(-1)
+    scores = F.conv1d(phi.transpose(1, 2), weight, bias, padding=1, groups=phi.shape[-1])  # (N, n, D)
+    return (torch.softmax(scores / temperature, dim=1).transpose(1, 2) * phi).sum(-1)
+
+
+def _features(x: torch.Tensor, start: torch.Tensor, end: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+              temperature: torch.Tensor | None, activation: str, function: str, attention: str,
+              basis_norm: str) -> torch.Tensor:
+    return _reduce(_basis(x, start, end, activation, function, basis_norm), weight, bias, temperature, attention)
 
 
 def _choice(value: str, allowed, argument: str) -> str:
@@ -144,33 +180,34 @@ class AFKANLinear(nn.Module):
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """``phi``: ``(N, D, G + k)`` basis values of ``x (N, D)``."""
-        act = ACTIVATIONS[self.activation]
-        x = x.unsqueeze(-1)
-        phi = FUNCTIONS[self.function](act(x - self.start.to(x.dtype)), act(self.end.to(x.dtype) - x))
-        if self.basis_norm == "minmax" and phi.numel():
-            low, high = phi.min(), phi.max()
-            phi = (phi - low) / (high - low).clamp_min(torch.finfo(phi.dtype).tiny)
-        return phi
+        return _basis(x, self.start.to(x.dtype), self.end.to(x.dtype), self.activation, self.function,
+                      self.basis_norm)
 
     def reduce(self, phi: torch.Tensor) -> torch.Tensor:
         """``z``: ``(N, D)``, one number per input from its basis values."""
         dtype = phi.dtype
-        if self.attention == "none":
-            return F.linear(phi, self.score.weight.to(dtype), self.score.bias.to(dtype)).squeeze(-1)
-        temperature = self.temperature.to(dtype).clamp_min(1.0)
-        if self.attention == "global":
-            scores = F.linear(phi, self.score.weight.to(dtype), self.score.bias.to(dtype)).squeeze(-1)  # (N, D)
-            return torch.softmax(scores / temperature, dim=-1) * phi.sum(-1)
-        scores = F.conv1d(phi.transpose(1, 2), self.score.weight.to(dtype), self.score.bias.to(dtype), padding=1,
-                          groups=self.n_basis)  # (N, n, D)
-        return (torch.softmax(scores / temperature, dim=1).transpose(1, 2) * phi).sum(-1)
+        temperature = None if self.attention == "none" else self.temperature.to(dtype)
+        return _reduce(phi, self.score.weight.to(dtype), self.score.bias.to(dtype), temperature, self.attention)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``z = reduce(basis(x))``: ``(N, D)``. Large inputs run it as one ``torch.compile``-fused kernel
+        (forward and backward): a dozen element-wise passes over ``(N, D, G + k)`` become one or two."""
+        dtype = x.dtype
+        temperature = None if self.attention == "none" else self.temperature.to(dtype)
+        args = (x, self.start.to(dtype), self.end.to(dtype), self.score.weight.to(dtype), self.score.bias.to(dtype),
+                temperature)
+        if x.numel() * self.n_basis < FUSE_FROM:
+            return _features(*args, self.activation, self.function, self.attention, self.basis_norm)
+        key = (self.activation, self.function, self.attention, self.basis_norm)
+        return fused_kernel("af_kan:" + ":".join(key), partial(_features, **dict(zip(_OPTIONS, key, strict=True))))(
+            *args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x, "AFKANLinear")
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"AFKANLinear: input must have shape (..., {self.in_features}), got {tuple(x.shape)}")
         lead = x.shape[:-1]
-        z = self.reduce(self.basis(x.reshape(-1, self.in_features)))
+        z = self.features(x.reshape(-1, self.in_features))
         if self.norm_kind == "layer":
             z = F.layer_norm(z, (self.in_features,), self.norm.weight.to(z.dtype), self.norm.bias.to(z.dtype),
                              self.norm.eps)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kernelnn.layers import AFKANLinear
-from kernelnn.layers.af_kan import FUNCTIONS
+from kernelnn.layers.af_kan import FUNCTIONS, FUSE_FROM
 from kernelnn.testing import assert_gradcheck
 
 FORMULAS = {  # the paper's function combinations of A = act(x - s), B = act(e - x), written out
@@ -153,3 +153,20 @@ def test_bad_arguments_are_named(options, message):
 def test_a_wrong_input_width_is_named():
     with pytest.raises(ValueError, match=r"AFKANLinear: input must have shape \(\.\.\., 2\), got \(4, 5\)"):
         AFKANLinear(2, 3)(torch.rand(4, 5))
+
+
+@pytest.mark.slow  # compiles the fused kernel (forward and backward) once per configuration
+@pytest.mark.parametrize("attention", ["global", "spatial"])
+def test_fused_features_match_the_eager_ones_with_gradients(attention, monkeypatch):
+    torch.manual_seed(0)
+    layer = AFKANLinear(64, 8, attention=attention)
+    x = torch.rand(512, 64, requires_grad=True) * 2 - 1
+    assert x.numel() * layer.n_basis >= FUSE_FROM  # large enough to take the fused path
+    fused = layer(x)
+    grads = torch.autograd.grad(fused.square().sum(), [x, *layer.parameters()])
+    monkeypatch.setattr("kernelnn.layers.af_kan.FUSE_FROM", float("inf"))  # now everything runs eagerly
+    eager = layer(x)
+    expected = torch.autograd.grad(eager.square().sum(), [x, *layer.parameters()])
+    torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
