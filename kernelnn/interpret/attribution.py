@@ -95,7 +95,11 @@ def prune(model: nn.Module, threshold: float = 1e-2, edge_threshold: float = 3e-
         keep = alive.nonzero().flatten()
         kept.append(keep if len(keep) else score.argmax().reshape(1))
     kept.append(torch.arange(len(nodes[-1]), device=nodes[-1].device))
-    pruned = copy.deepcopy(model)
+    seen, model.last_input = model.last_input, None  # a batch is no part of the copy
+    try:
+        pruned = copy.deepcopy(model)
+    finally:
+        model.last_input = seen
     new_layers = []
     for layer, edge, inputs, outputs in zip(layers, edges, kept[:-1], kept[1:], strict=True):
         small = layer.select(inputs, outputs)
@@ -103,5 +107,4 @@ def prune(model: nn.Module, threshold: float = 1e-2, edge_threshold: float = 3e-
         new_layers.append(small)
     pruned.layers = nn.Sequential(*new_layers)
     pruned.widths = [len(k) for k in kept]
-    pruned.last_input = None
     return pruned

@@ -64,6 +64,13 @@ class SymbolicKANLinear(nn.Module):
         self.function_index[output, input] = _NAMES.index(function)
         self.affine[output, input] = torch.as_tensor(affine, dtype=self.affine.dtype)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        index = state_dict.get(prefix + "function_index")
+        if index is not None and index.numel() and not (0 <= int(index.min()) and int(index.max()) < len(_NAMES)):
+            raise ValueError(f"SymbolicKANLinear: the state dict's function_index holds values outside 0..."
+                             f"{len(_NAMES) - 1} (the known functions); refusing it")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def functions(self) -> list[list[str]]:
         return [[_NAMES[int(k)] for k in row] for row in self.function_index]
 

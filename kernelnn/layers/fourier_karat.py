@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor, check_positive_ints
+from kernelnn.layers.input_checks import check_float_input, check_positive_ints
 from kernelnn.registry import ACTIVATIONS, ATTENTIONS
 
 
@@ -78,7 +78,7 @@ class FourierKArAt(nn.Module):
                 f"base_activation={'none' if self.base_activation is None else type(self.base_activation).__name__}")
 
     def check_input(self, logits: torch.Tensor) -> None:
-        check_float_tensor(logits, "FourierKArAt", "logits")
+        check_float_input(logits, self, "FourierKArAt", "logits")
         shape = (self.heads, self.n_tokens, self.n_tokens)
         if logits.dim() != 4 or tuple(logits.shape[1:]) != shape:
             raise ValueError(f"FourierKArAt: logits must have shape (batch, {', '.join(map(str, shape))}) (built for "

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor, check_positive_ints
+from kernelnn.layers.input_checks import check_float_input, check_float_tensor, check_positive_ints
 from kernelnn.registry import ATTENTIONS
 
 
@@ -27,9 +27,17 @@ class SoftmaxScores(nn.Module):
 
     def __init__(self, heads: int | None = None, n_tokens: int | None = None) -> None:
         super().__init__()
+        self.heads, self.n_tokens = heads, n_tokens
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         check_float_tensor(logits, "SoftmaxScores", "logits")
+        heads = "heads" if self.heads is None else str(self.heads)
+        n = "N" if self.n_tokens is None else str(self.n_tokens)
+        if (logits.dim() != 4 or logits.shape[-1] != logits.shape[-2]
+                or (self.heads is not None and logits.shape[1] != self.heads)
+                or (self.n_tokens is not None and logits.shape[-1] != self.n_tokens)):
+            raise ValueError(f"SoftmaxScores: logits must have shape (batch, {heads}, {n}, {n}), got "
+                             f"{tuple(logits.shape)}")
         return logits.softmax(dim=-1)
 
 
@@ -75,7 +83,7 @@ class SelfAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def check_input(self, x: torch.Tensor) -> None:
-        check_float_tensor(x, "SelfAttention")
+        check_float_input(x, self, "SelfAttention")
         if x.dim() != 3 or x.shape[-1] != self.dim or (self.n_tokens is not None and x.shape[1] != self.n_tokens):
             tokens = "n_tokens" if self.n_tokens is None else str(self.n_tokens)
             raise ValueError(f"SelfAttention: input must have shape (batch, {tokens}, {self.dim}), got "

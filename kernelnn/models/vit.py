@@ -17,7 +17,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from kernelnn.layers.input_checks import check_float_tensor, check_positive_ints
+from kernelnn.layers.input_checks import check_float_input, check_positive_ints
 from kernelnn.layers.self_attention import SelfAttention
 from kernelnn.registry import ACTIVATIONS, ATTENTIONS, NEURONS
 
@@ -102,7 +102,7 @@ class ViT(nn.Module):
         self.head = nn.Linear(width, out_features)
 
     def check_input(self, x: torch.Tensor) -> None:
-        check_float_tensor(x, "ViT")
+        check_float_input(x, self, "ViT")
         if x.dim() != 4 or x.shape[1] != self.in_channels or tuple(x.shape[2:]) != self.resolution:
             raise ValueError(f"ViT: input must have shape (batch, {self.in_channels}, {self.resolution[0]}, "
                              f"{self.resolution[1]}), got {tuple(x.shape)}")

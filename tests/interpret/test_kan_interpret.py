@@ -190,3 +190,24 @@ def test_symbolic_layer_is_a_working_layer():
     torch.testing.assert_close(make()(x), expected)
     assert_gradcheck(make(), x.requires_grad_())
     assert_state_dict_round_trip(make, x)
+
+
+def test_a_crafted_function_index_is_refused():
+    layer = SymbolicKANLinear([["sin"]])
+    state = layer.state_dict()
+    state["function_index"] = torch.tensor([[999]])
+    with pytest.raises(ValueError, match="function_index holds values outside"):
+        layer.load_state_dict(state)
+
+
+def test_bad_arguments_are_named():
+    model = KAN([2, 3, 1])
+    x = torch.rand(10, 2)
+    with pytest.raises(ValueError, match="threshold=nan"):
+        model.prune(float("nan"), x=x)
+    with pytest.raises(ValueError, match=r"KAN: input must have shape \(\.\.\., 2\)"):
+        model.prune(x=torch.rand(10, 3))
+    with pytest.raises(ValueError, match="max_edges"):
+        model.plot("never.png", x, max_edges=0)
+    with pytest.raises(ValueError, match="weight_simple"):
+        model.auto_symbolic(x=x, weight_simple=2.0)
