@@ -59,23 +59,30 @@ def test_known_kan_is_the_formula():
 
 
 def test_prune_removes_dead_nodes_and_keeps_the_function():
+    torch.manual_seed(0)
     model = KAN([2, 4, 1]).double()
     with torch.no_grad():  # hidden nodes 2 and 3 do not reach the output
         model.layers[1].base_weight[:, 2:] = 0
         model.layers[1].spline_weight[:, 2:] = 0
     x = inputs()
-    pruned = model.prune(x=x)
+    pruned = model.prune(threshold=1e-2, edge_threshold=0.0, x=x)  # no live edge masked: the same function
     assert pruned.widths == [2, 2, 1]
     torch.testing.assert_close(pruned(x), model(x))
     assert model.widths == [2, 4, 1]  # prune returns a copy
 
 
 def test_pruned_edges_stay_zero_in_training_and_load_into_a_fresh_model():
+    torch.manual_seed(0)
     model = KAN([2, 3, 1]).double()
+    with torch.no_grad():  # edge 1 -> 0 of the first layer does nothing: score 0
+        model.layers[0].base_weight[0, 1] = 0
+        model.layers[0].spline_weight[0, 1] = 0
     x = inputs()
-    pruned = model.prune(threshold=0.0, edge_threshold=0.2, x=x)
+    pruned = model.prune(threshold=0.0, edge_threshold=1e-9, x=x)
     mask = pruned.layers[0].edge_mask
-    assert mask is not None and not mask.all()
+    assert mask is not None and mask.sum() == mask.numel() - 1 and not mask[0, 1]
+    with torch.no_grad():  # the masked edge's weights may be anything: the mask keeps it 0
+        pruned.layers[0].base_weight[0, 1] = 5.0
     optimizer = torch.optim.SGD(pruned.parameters(), lr=0.1)
     pruned(x).square().mean().backward()
     optimizer.step()
