@@ -86,8 +86,9 @@ def prune(model: nn.Module, threshold: float = 1e-2, edge_threshold: float = 3e-
     for name, value in (("threshold", threshold), ("edge_threshold", edge_threshold)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"prune: {name}={value!r} must be a number >= 0")
-    nodes, edges = attribute(model, x)
+    x = samples(model, x, "prune")  # errors name prune, not attribute
     layers = edge_layers(model, "prune")
+    nodes, edges = attribute(model, x)
     kept = [torch.arange(len(nodes[0]), device=nodes[0].device)]
     for score, outgoing in zip(nodes[1:-1], edges[1:], strict=True):
         # a node whose every outgoing edge is pruned no longer reaches the output
