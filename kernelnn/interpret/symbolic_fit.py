@@ -183,8 +183,9 @@ def auto_symbolic(model: nn.Module, lib: str | Sequence[str] | None = None, x: t
 
 def fit_symbolic(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 100, search: bool = True) -> float:
     """Polish all constants of a symbolic KAN (after :func:`auto_symbolic`) together, by Levenberg-Marquardt in
-    float64 on ``(x, y)``; returns the relative L2 error ``|model(x) - y| / |y|`` after it (never worse than
-    before: refused steps leave the constants as they were).
+    float64 on ``(x, y)``; returns the relative L2 error ``|model(x) - y| / |y|`` after it. The polish never makes
+    the error worse (refused steps leave the constants as they were); the search below may trade up to 10% of it
+    for simpler formulas.
 
     With ``search``, each edge's runner-up formulas from :func:`auto_symbolic`, and ``"0"`` (dropping the edge),
     are then tried in turn, the whole network refitted from the first fits each time; a swap is kept when it
