@@ -15,17 +15,20 @@ from kernelnn.layers import (
     MgConv,
     SoftGating,
     SpectralConv,
+    TensorProduct,
     gaunt_tensor_product,
     spherical_harmonics,
 )
 from kernelnn.losses import H1Loss, LpLoss, NegativeSobolevLoss, SobolevLoss
 from kernelnn.models import FNO, MLP, TFNO, MgNO, Normalized
+from kernelnn.o3 import Irreps
 from kernelnn.registry import ACTIVATIONS, Registry
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "FNO", "GauntTensorProduct", "H1Loss", "LpLoss", "MLP", "MgConv", "MgNO", "NegativeSobolevLoss",
-    "Normalized", "Registry", "SobolevLoss", "SoftGating", "SpectralConv", "TFNO", "__version__",
+    "ACTIVATIONS", "FNO", "GauntTensorProduct", "H1Loss", "Irreps", "LpLoss", "MLP", "MgConv", "MgNO",
+    "NegativeSobolevLoss",
+    "Normalized", "Registry", "SobolevLoss", "SoftGating", "SpectralConv", "TFNO", "TensorProduct", "__version__",
     "export", "gaunt_tensor_product", "spherical_harmonics",
 ]

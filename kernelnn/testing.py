@@ -25,7 +25,6 @@ import copy
 import io
 import math
 import pickle
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -361,11 +360,9 @@ def assert_autocast(module: nn.Module | Callable, *inputs: Any, dtype: torch.dty
 
 
 # ------------------------------------------------------------------------------------------------ O(3)
-_IRREP = re.compile(r"^(?:(\d+)\s*x\s*)?(\d+)\s*([eoy])$")
-
-
 def parse_irreps(irreps: str | Any) -> tuple[tuple[int, int, int], ...]:
-    """``(multiplicity, l, parity)`` of each term of an irreps string in e3nn's notation.
+    """``(multiplicity, l, parity)`` of each term of an irreps string in e3nn's notation
+    (:class:`kernelnn.o3.Irreps` parses it).
 
     ``"2x0e + 1x1o + 2e"``: ``e`` is even parity (+1), ``o`` odd (-1), ``y`` the parity :math:`(-1)^l` of
     spherical harmonics; the multiplicity defaults to 1. An ``e3nn.o3.Irreps`` works too (through its string).
@@ -375,18 +372,9 @@ def parse_irreps(irreps: str | Any) -> tuple[tuple[int, int, int], ...]:
     >>> parse_irreps("2x0e + 1o")
     ((2, 0, 1), (1, 1, -1))
     """
-    text = str(irreps).strip()
-    if not text:
-        return ()
-    terms = []
-    for part in text.split("+"):
-        match = _IRREP.match(part.strip())
-        if match is None:
-            raise ValueError(f"parse_irreps: {part.strip()!r} in {text!r} is not an irrep like '2x1o' "
-                             "(multiplicity x degree, then parity e, o or y)")
-        mul, l, p = int(match[1] or 1), int(match[2]), match[3]
-        terms.append((mul, l, {"e": 1, "o": -1, "y": (-1) ** l}[p]))
-    return tuple(terms)
+    from kernelnn.o3 import Irreps
+
+    return tuple((mul, ir.l, ir.p) for mul, ir in Irreps(irreps))
 
 
 def irreps_dim(irreps: str | Any) -> int:
@@ -419,19 +407,6 @@ def random_rotation(generator: torch.Generator | None = None, dtype: torch.dtype
     return (q if torch.det(q) > 0 else -q).to(dtype)
 
 
-def _wigner_blocks(L: int, rotation: torch.Tensor) -> list[torch.Tensor]:
-    """``D_l(R)`` for ``l <= L`` of a proper rotation, in e3nn's real basis: ``Y_l(R v) = D_l(R) Y_l(v)``, solved
-    by least squares on points where the harmonics are independent (exact up to rounding)."""
-    from kernelnn.layers.spherical_harmonics import spherical_harmonics
-
-    g = torch.Generator().manual_seed(0)
-    points = torch.randn(2 * (L + 1) ** 2 + 8, 3, generator=g, dtype=torch.float64)
-    before = spherical_harmonics(L, points)
-    after = spherical_harmonics(L, points @ rotation.to(torch.float64).T)
-    d = torch.linalg.lstsq(before, after).solution.T
-    return [d[l * l:(l + 1) ** 2, l * l:(l + 1) ** 2] for l in range(L + 1)]
-
-
 def representation(irreps: str | Any, matrix: torch.Tensor) -> torch.Tensor:
     """The matrix ``D(M)`` by which features of ``irreps`` transform under an orthogonal ``matrix`` ``M``.
 
@@ -446,21 +421,9 @@ def representation(irreps: str | Any, matrix: torch.Tensor) -> torch.Tensor:
     >>> torch.allclose(representation("1o", M), M)
     True
     """
-    terms = parse_irreps(irreps)
-    matrix = torch.as_tensor(matrix, dtype=torch.float64)
-    det = float(torch.linalg.det(matrix))
-    if matrix.shape != (3, 3) or not torch.allclose(matrix @ matrix.T, torch.eye(3, dtype=torch.float64),
-                                                    atol=1e-8):
-        raise ValueError(f"representation: matrix must be an orthogonal 3 x 3 matrix, got {matrix}")
-    improper = det < 0
-    blocks = _wigner_blocks(max((l for _, l, _ in terms), default=0), -matrix if improper else matrix)
-    parts = []
-    for mul, l, parity in terms:
-        sign = parity if improper else 1
-        parts += [sign * blocks[l]] * mul
-    if not parts:
-        return torch.zeros(0, 0, dtype=torch.float64)
-    return torch.block_diag(*parts)
+    from kernelnn.o3 import Irreps
+
+    return Irreps(irreps).D_from_matrix(matrix)
 
 
 def _spec_list(irreps: Any, what: str) -> list[Any]:

@@ -263,7 +263,7 @@ def test_parse_irreps_and_dims():
     assert irreps_dim("2x0e + 1x1o + 2e") == 10
     assert harmonic_irreps(2) == "0e + 1o + 2e"
     assert irreps_dim(harmonic_irreps(3, classes=2)) == 32
-    with pytest.raises(ValueError, match=r"'1x' in '1x' is not an irrep like '2x1o'"):
+    with pytest.raises(ValueError, match=r"the term '1x' is not like '8x1o'"):
         parse_irreps("1x")
 
 

@@ -44,6 +44,7 @@ from kernelnn.layers.skip import SoftGating
 from kernelnn.layers.spectral import SpectralConv, spectral_parameter_counts
 from kernelnn.layers.spherical import SphericalConv
 from kernelnn.layers.spherical_harmonics import spherical_harmonics
+from kernelnn.layers.tensor_product import FullyConnectedTensorProduct, TensorProduct
 from kernelnn.layers.time_distributed import TimeDistributed
 from kernelnn.layers.trukan import TruKANLinear
 from kernelnn.layers.trukan_conv import TruKANConv1d, TruKANConv2d, TruKANConv3d
@@ -51,13 +52,14 @@ from kernelnn.layers.trukan_conv import TruKANConv1d, TruKANConv2d, TruKANConv3d
 __all__ = [
     "AFKANLinear", "AdaptiveRBF", "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d",
     "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FourierKArAt",
-    "FunctionAttention",
+    "FullyConnectedTensorProduct", "FunctionAttention",
     "Gate", "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KArAt", "KANConv1d", "KANConv2d", "KANConv3d",
     "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d",
     "LocalIntegralConv2d", "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d",
     "QuadraticConv3d", "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SelfAttention", "SineLayer",
     "Siren", "SoftGating", "SoftmaxScores",
-    "SpectralConv", "SphericalConv", "SphericalHarmonicsEncoding", "TimeDistributed", "TruKANConv1d", "TruKANConv2d",
+    "SpectralConv", "SphericalConv", "SphericalHarmonicsEncoding", "TensorProduct", "TimeDistributed",
+    "TruKANConv1d", "TruKANConv2d",
     "TruKANConv3d", "TruKANLinear", "data_dependent_init", "delta_layers", "fourier_resample", "gaunt_coefficients",
     "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups", "replace_activations",
     "spectral_parameter_counts", "spherical_harmonics",
