@@ -3,6 +3,7 @@
 from kernelnn.layers import checked  # noqa: F401  (registers torch's activations and nn.Linear, checked)
 from kernelnn.layers.adaptive_rbf import AdaptiveRBF
 from kernelnn.layers.af_kan import AFKANLinear
+from kernelnn.layers.cp_tensor_product import CPTensorProduct
 from kernelnn.layers.data_init import data_dependent_init
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.delta import DeltaActivation, delta_layers, replace_activations
@@ -50,7 +51,8 @@ from kernelnn.layers.trukan import TruKANLinear
 from kernelnn.layers.trukan_conv import TruKANConv1d, TruKANConv2d, TruKANConv3d
 
 __all__ = [
-    "AFKANLinear", "AdaptiveRBF", "BesselBasis", "ChannelsLast", "DegreeLinear", "DeltaActivation", "DeltaConv2d",
+    "AFKANLinear", "AdaptiveRBF", "BesselBasis", "CPTensorProduct", "ChannelsLast", "DegreeLinear", "DeltaActivation",
+    "DeltaConv2d",
     "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FourierKArAt",
     "FullyConnectedTensorProduct", "FunctionAttention",
     "Gate", "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KArAt", "KANConv1d", "KANConv2d", "KANConv3d",

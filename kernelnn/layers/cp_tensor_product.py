@@ -65,6 +65,34 @@ def _factors(key: tuple[Any, ...], rank: int, iterations: int, restarts: int,
     return cp_als(tensor, rank, iterations=iterations, restarts=restarts, seed=seed)
 
 
+def cp_rank_for(irreps_in1: Any, irreps_in2: Any, irreps_out: Any, tolerance: float = 1e-3, mode: str = "uvu",
+                iterations: int = 1500) -> int:
+    """The smallest CP rank whose fit has ``cp_error <= tolerance`` for these irreps (bisection over ranks, each
+    fit cached; the fit error falls with rank, and rank ``I * J`` is always exact).
+
+    Example
+    -------
+    >>> cp_rank_for("0e + 1o", "0e + 1o", "0e + 1o + 1e", tolerance=1e-6)
+    11
+    """
+    if not 0 < tolerance < 1:
+        raise ValueError(f"cp_rank_for: tolerance={tolerance!r} must be in (0, 1)")
+
+    def error(rank: int) -> float:
+        return CPTensorProduct(irreps_in1, irreps_in2, irreps_out, rank=rank, mode=mode,
+                               iterations=iterations).cp_error
+
+    one = Irreps([(1, ir) for _, ir in Irreps(irreps_in1)]).dim * Irreps([(1, ir) for _, ir in Irreps(irreps_in2)]).dim
+    low, high = 0, one  # error(low) > tolerance (or low == 0), error(high) <= tolerance
+    while high - low > 1:
+        middle = (low + high) // 2
+        if error(middle) <= tolerance:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 class CPTensorProduct(nn.Module):
     r"""Tensor product of irreps features through a rank-``R`` CP decomposition of the stacked Clebsch-Gordan
     tensor, with path-weight sharing (module docstring).

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from kernelnn.layers.cp_tensor_product import CPTensorProduct, cp_rank_for
 from kernelnn.layers.degree_linear import DegreeLinear
 from kernelnn.layers.gate import Gate
 from kernelnn.layers.gaunt import sphere_grid_plan
@@ -51,9 +52,12 @@ from kernelnn.layers.gaunt_layer import GauntTensorProduct
 from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.radial import BesselBasis, PolynomialCutoff
 from kernelnn.layers.spherical_harmonics import spherical_harmonics
+from kernelnn.layers.tensor_product import TensorProduct
+from kernelnn.o3.irreps import Irreps
 
 OUTPUTS = ("invariant", "energy_forces")
 PARITIES = ("sphere", "all")
+TENSOR_PRODUCTS = ("gaunt", "cg", "cp")
 FOUR_PI_ROOT = math.sqrt(4 * math.pi)
 
 
@@ -104,11 +108,59 @@ class GauntConvolution(nn.Module):
         return messages @ (projection.T / FOUR_PI_ROOT)
 
 
+def harmonic_feature_irreps(L: int, channels: int, classes: int) -> Irreps:
+    """The irreps of features ``(..., channels, classes, (L+1)^2)`` once moved to e3nn's layout (class 0: parity
+    :math:`(-1)^l`, class 1: the opposite), term by term ``(class, l)``."""
+    return Irreps([(channels, (l, (-1) ** (l + k))) for k in range(classes) for l in range(L + 1)])
+
+
+def to_e3nn_layout(h: torch.Tensor) -> torch.Tensor:
+    """``(..., channels, classes, (L+1)^2) -> (..., dim)`` in the order of :func:`harmonic_feature_irreps`."""
+    L = math.isqrt(h.shape[-1]) - 1
+    return torch.cat([h[..., :, k, l * l:(l + 1) ** 2].flatten(-2) for k in range(h.shape[-2]) for l in range(L + 1)],
+                     dim=-1)
+
+
+def from_e3nn_layout(x: torch.Tensor, L: int, channels: int, classes: int) -> torch.Tensor:
+    """The inverse of :func:`to_e3nn_layout`."""
+    pieces, start = [], 0
+    for _ in range(classes):
+        degrees = []
+        for l in range(L + 1):
+            stop = start + channels * (2 * l + 1)
+            degrees.append(x[..., start:stop].unflatten(-1, (channels, 2 * l + 1)))
+            start = stop
+        pieces.append(torch.cat(degrees, dim=-1))
+    return torch.stack(pieces, dim=-2)
+
+
+class ChannelwiseProduct(nn.Module):
+    """The self-product ``m x m`` of step 3 by the full Clebsch-Gordan product (``"cg"``: every path allowed by
+    the classes, its own weight per channel) or its CP decomposition (``"cp"``: TDN's shared path weights plus
+    per-degree weights), channel by channel ("uuu"), on features ``(..., channels, classes, (L+1)^2)``."""
+
+    def __init__(self, L: int, channels: int, classes: int, kind: str, rank: int | None) -> None:
+        super().__init__()
+        self.L, self.channels, self.classes = L, channels, classes
+        irreps = harmonic_feature_irreps(L, channels, classes)
+        if kind == "cg":
+            instructions = [(i1, i2, io, "uuu", True) for i1, (_, a) in enumerate(irreps)
+                            for i2, (_, b) in enumerate(irreps) for io, (_, c) in enumerate(irreps) if c in a * b]
+            self.product = TensorProduct(irreps, irreps, irreps, instructions)
+        else:
+            self.product = CPTensorProduct(irreps, irreps, irreps, rank=rank, mode="uuu", share_path_weights=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.product(to_e3nn_layout(x), to_e3nn_layout(y))
+        return from_e3nn_layout(out, self.L, self.channels, self.classes)
+
+
 class Interaction(nn.Module):
-    """One layer: convolution, (pseudovector seed), Gaunt self-product, linear update, gate, residual."""
+    """One layer: convolution, (pseudovector seed), self-product, linear update, gate, residual."""
 
     def __init__(self, L: int, L_sh: int, channels: int, classes: int, num_basis: int, radial_hidden: int,
-                 avg_neighbors: float, self_product: bool, method: str) -> None:
+                 avg_neighbors: float, self_product: bool, method: str, tensor_product: str = "gaunt",
+                 cp_rank: int | None = None) -> None:
         super().__init__()
         self.classes = classes
         self.conv = GauntConvolution(L, L_sh, channels, num_basis, radial_hidden, avg_neighbors)
@@ -117,9 +169,14 @@ class Interaction(nn.Module):
             self.cross_b = nn.Linear(channels, channels, bias=False)
         else:
             self.cross_a = self.cross_b = None
-        self.product = GauntTensorProduct(L, L, L, channels, mix_channels=True,
-                                          parities="all" if classes == 2 else "sphere", method=method,
-                                          normalization="component") if self_product else None
+        if not self_product:
+            self.product = None
+        elif tensor_product == "gaunt":
+            self.product = GauntTensorProduct(L, L, L, channels, mix_channels=True,
+                                              parities="all" if classes == 2 else "sphere", method=method,
+                                              normalization="component")
+        else:
+            self.product = ChannelwiseProduct(L, channels, classes, tensor_product, cp_rank)
         self.linear_message = DegreeLinear(L, channels, channels, classes)
         self.linear_product = DegreeLinear(L, channels, channels, classes, bias=False) if self_product else None
         self.linear_self = DegreeLinear(L, channels, channels, classes, bias=False)
@@ -134,7 +191,12 @@ class Interaction(nn.Module):
             m = torch.stack([m[..., 0, :], m[..., 1, :] + seed], -2)
         update = self.linear_message(m) + self.linear_self(h)
         if self.product is not None:
-            p = self.product(m, m) if self.classes == 2 else self.product(m[..., 0, :], m[..., 0, :])[..., None, :]
+            if isinstance(self.product, ChannelwiseProduct):
+                p = self.product(m, m)
+            elif self.classes == 2:
+                p = self.product(m, m)
+            else:
+                p = self.product(m[..., 0, :], m[..., 0, :])[..., None, :]
             update = update + self.linear_product(p)
         return h + self.gate(update)
 
@@ -167,7 +229,14 @@ class EquivariantNet(nn.Module):
     forces : bool
         With ``output="energy_forces"``, also return ``-dE/dx``.
     method : str
-        Method of the self-product (:func:`~kernelnn.layers.gaunt_tensor_product`).
+        Method of the Gaunt self-product (:func:`~kernelnn.layers.gaunt_tensor_product`).
+    tensor_product : {"gaunt", "cg", "cp"}
+        The self-product: Gaunt (even paths only), the full Clebsch-Gordan product
+        (:class:`~kernelnn.layers.TensorProduct`, every path the classes allow, a weight per path and channel), or
+        its CP decomposition (:class:`~kernelnn.layers.CPTensorProduct`, TDN: shared path weights).
+    cp_rank : int, optional
+        Rank of the CP product; default: the smallest whose fit error is at most 1e-3
+        (:func:`~kernelnn.layers.cp_tensor_product.cp_rank_for`).
 
     Example
     -------
@@ -180,7 +249,8 @@ class EquivariantNet(nn.Module):
                  channels: int = 32, layers: int = 3, parities: str = "all", cutoff: float = 3.0,
                  cutoff_p: int = 6, num_basis: int = 8, radial_hidden: int = 32, avg_neighbors: float = 8.0,
                  self_product: bool = True, readout_hidden: int = 32, energy_shift: float | None = 0.0,
-                 energy_scale: float | None = 1.0, forces: bool = True, method: str = "auto") -> None:
+                 energy_scale: float | None = 1.0, forces: bool = True, method: str = "auto",
+                 tensor_product: str = "gaunt", cp_rank: int | None = None) -> None:
         super().__init__()
         _energy_forces_runs_eagerly()
         output = output or "invariant"
@@ -199,6 +269,10 @@ class EquivariantNet(nn.Module):
                              f"1, got {out_features}")
         if not avg_neighbors > 0:
             raise ValueError(f"EquivariantNet: avg_neighbors={avg_neighbors!r} must be positive")
+        if tensor_product not in TENSOR_PRODUCTS:
+            raise ValueError(f"EquivariantNet: tensor_product={tensor_product!r}; valid: {', '.join(TENSOR_PRODUCTS)}")
+        if cp_rank is not None and (isinstance(cp_rank, bool) or not isinstance(cp_rank, int) or cp_rank < 1):
+            raise ValueError(f"EquivariantNet: cp_rank={cp_rank!r} must be a positive int or None (automatic)")
         self.output, self.parities, self.forces = output, parities, forces
         self.L, self.channels = L, channels
         classes = 2 if parities == "all" else 1
@@ -208,8 +282,13 @@ class EquivariantNet(nn.Module):
         self.L_sh = L_sh
         # Every point starts as the same invariant scalars (one kind of point).
         self.embedding = nn.Parameter(torch.ones(channels))
+        if tensor_product == "cp" and self_product and cp_rank is None:
+            irreps = harmonic_feature_irreps(L, 1, classes)
+            cp_rank = cp_rank_for(irreps, irreps, irreps, tolerance=1e-3, mode="uuu")
+        self.tensor_product, self.cp_rank = tensor_product, cp_rank
         self.layers = nn.ModuleList(
-            Interaction(L, L_sh, channels, classes, num_basis, radial_hidden, avg_neighbors, self_product, method)
+            Interaction(L, L_sh, channels, classes, num_basis, radial_hidden, avg_neighbors, self_product, method,
+                        tensor_product, cp_rank)
             for _ in range(layers))
         pooled = channels * (2 if classes == 2 and output == "invariant" else 1)
         self.readout = nn.Sequential(nn.Linear(pooled, readout_hidden), nn.SiLU(),
@@ -218,7 +297,8 @@ class EquivariantNet(nn.Module):
         self.register_buffer("energy_scale", torch.tensor(float(1.0 if energy_scale is None else energy_scale)))
 
     def extra_repr(self) -> str:
-        return f"output={self.output!r}, L={self.L}, channels={self.channels}, parities={self.parities!r}"
+        return (f"output={self.output!r}, L={self.L}, channels={self.channels}, parities={self.parities!r}, "
+                f"tensor_product={self.tensor_product!r}")
 
     def check_input(self, positions: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Raise ``TypeError``/``ValueError`` unless ``positions`` is a float tensor ``(batch, n_points, 3)`` and

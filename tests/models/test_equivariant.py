@@ -11,6 +11,7 @@ from kernelnn.testing import (
     assert_equivariant,
     assert_gradcheck,
     assert_state_dict_round_trip,
+    equivariance_error,
     harmonic_irreps,
 )
 
@@ -212,3 +213,44 @@ def test_errors():
         EquivariantNet(3, channels=0)
     with pytest.raises(ValueError, match="EquivariantNet: output='forces'"):
         EquivariantNet(1, output="forces")
+
+
+@pytest.mark.parametrize("parities", ["sphere", "all"])
+@pytest.mark.parametrize("tensor_product", ["cg", "cp"])
+def test_clebsch_gordan_and_cp_self_products(tensor_product, parities):
+    """The full CG product keeps the net exactly O(3)-equivariant; the CP product up to its fit error."""
+    torch.manual_seed(0)
+    net = EquivariantNet(3, L=2, channels=4, layers=2, parities=parities, tensor_product=tensor_product).double()
+    x = cluster(batch=2, n=5, dtype=torch.float64)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    classes = 2 if parities == "all" else 1
+    if tensor_product == "cg":
+        assert_equivariant(net.features, ["1o", None], harmonic_irreps(2, classes=classes), inputs=(x, mask))
+    else:
+        assert net.cp_rank is not None and net.layers[0].product.product.cp_error <= 1e-3
+        error = equivariance_error(net.features, ["1o", None], harmonic_irreps(2, classes=classes), [x, mask],
+                                   n_rotations=3)
+        assert 1e-12 < error < 1e-3
+    assert net(x).shape == (2, 3)
+
+
+def test_cg_product_has_odd_paths_the_gaunt_product_lacks():
+    """1o x 1o -> 1e (a cross product) is a CG path and not a Gaunt one: with all parities the CG self-product
+    fills the pseudo class from sphere-class inputs alone."""
+    from kernelnn.models.equivariant import ChannelwiseProduct
+
+    product = ChannelwiseProduct(1, channels=2, classes=2, kind="cg", rank=None).double()
+    m = torch.zeros(3, 2, 2, 4, dtype=torch.float64)
+    m[..., 0, 1:] = torch.randn(3, 2, 3, dtype=torch.float64)  # vectors only
+    out = product(m, m)
+    assert out[..., 1, :].abs().max() < 1e-15  # a vector with itself: its cross product is zero
+    m2 = m.clone()
+    m2[..., 0, 1:] = torch.randn(3, 2, 3, dtype=torch.float64)
+    assert product(m, m2)[..., 1, 1:].abs().max() > 1e-3  # two different vectors: a pseudovector
+
+
+def test_bad_tensor_product_options():
+    with pytest.raises(ValueError, match="tensor_product='tfn'; valid: gaunt, cg, cp"):
+        EquivariantNet(2, tensor_product="tfn")
+    with pytest.raises(ValueError, match="cp_rank=0 must be a positive int"):
+        EquivariantNet(2, tensor_product="cp", cp_rank=0)
