@@ -66,9 +66,10 @@ def _factors(key: tuple[Any, ...], rank: int, iterations: int, restarts: int,
 
 
 def cp_rank_for(irreps_in1: Any, irreps_in2: Any, irreps_out: Any, tolerance: float = 1e-3, mode: str = "uvu",
-                iterations: int = 1500) -> int:
-    """The smallest CP rank whose fit has ``cp_error <= tolerance`` for these irreps (bisection over ranks, each
-    fit cached; the fit error falls with rank, and rank ``I * J`` is always exact).
+                iterations: int = 1500, resolution: float = 1 / 32) -> int:
+    """A CP rank whose fit has ``cp_error <= tolerance`` for these irreps, within ``resolution`` (relative) of the
+    smallest such rank: doubling from ``(L+1)^2`` until the fit is good enough, then bisection (each fit cached;
+    the fit error falls with rank, and rank ``I * J`` is always exact).
 
     Example
     -------
@@ -78,15 +79,22 @@ def cp_rank_for(irreps_in1: Any, irreps_in2: Any, irreps_out: Any, tolerance: fl
     if not 0 < tolerance < 1:
         raise ValueError(f"cp_rank_for: tolerance={tolerance!r} must be in (0, 1)")
 
-    def error(rank: int) -> float:
+    def good(rank: int) -> bool:
         return CPTensorProduct(irreps_in1, irreps_in2, irreps_out, rank=rank, mode=mode,
-                               iterations=iterations).cp_error
+                               iterations=iterations).cp_error <= tolerance
 
-    one = Irreps([(1, ir) for _, ir in Irreps(irreps_in1)]).dim * Irreps([(1, ir) for _, ir in Irreps(irreps_in2)]).dim
-    low, high = 0, one  # error(low) > tolerance (or low == 0), error(high) <= tolerance
-    while high - low > 1:
+    def width(irreps: Any) -> int:  # components per channel
+        return sum(ir.dim for _, ir in Irreps(irreps))
+
+    exact = width(irreps_in1) * width(irreps_in2)
+    low, high = 0, min(width(irreps_out), exact)
+    while not good(high):
+        if high == exact:  # an exact rank that ALS did not fit: no smaller answer exists
+            return high
+        low, high = high, min(2 * high, exact)
+    while high - low > max(1, int(high * resolution)):
         middle = (low + high) // 2
-        if error(middle) <= tolerance:
+        if good(middle):
             high = middle
         else:
             low = middle

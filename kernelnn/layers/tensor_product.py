@@ -46,8 +46,10 @@ PATH_NORMALIZATIONS = ("element", "path", "none")
 
 
 def split_irreps(x: torch.Tensor, irreps: Irreps) -> list[torch.Tensor]:
-    """``x (z, irreps.dim)`` as one ``(z, mul, 2l + 1)`` view per term (e3nn's layout)."""
-    return [x[:, s].reshape(x.shape[0], mul, ir.dim) for s, (mul, ir) in zip(irreps.slices(), irreps, strict=True)]
+    """``x (z, irreps.dim)`` as one ``(z, mul, 2l + 1)`` view per term (e3nn's layout). One ``split``, not a
+    slice per term: the backward of a slice writes into a zero tensor of the whole input, once per slice."""
+    pieces = x.split([term.dim for term in irreps], dim=-1)
+    return [piece.reshape(x.shape[0], mul, ir.dim) for piece, (mul, ir) in zip(pieces, irreps, strict=True)]
 
 
 class Instruction(NamedTuple):
@@ -155,11 +157,45 @@ class TensorProduct(nn.Module):
                 blocks.append(wigner_3j(l1, l2, l3) * ins.alpha)
                 paths.append((k, start, start + 2 * l3 + 1, offsets[k]))
                 start += 2 * l3 + 1
-            # (j, i * K): the second input's components first, for one matrix product with it.
-            table = torch.cat(blocks, dim=-1).permute(1, 0, 2).reshape(2 * l2 + 1, -1)
+            if diagonal:  # (i * j, K): for one matrix product with the outer products x_ui y_uj
+                table = torch.cat(blocks, dim=-1).reshape((2 * l1 + 1) * (2 * l2 + 1), -1)
+            else:  # (j, i * K): the second input's components first, for one matrix product with it
+                table = torch.cat(blocks, dim=-1).permute(1, 0, 2).reshape(2 * l2 + 1, -1)
             self._exact[f"cg_{g}"] = table
             self.register_buffer(f"cg_{g}", table.to(torch.get_default_dtype()), persistent=False)
             self._groups.append((i1, i2, diagonal, 2 * l1 + 1, start, paths))
+        self._build_channelwise_plan()
+
+    def _build_channelwise_plan(self) -> None:
+        """When every path is "uuu" or "uvu" with weights and all terms of x1 and of the output share one
+        multiplicity (channel-wise products, convolutions), the paths of a group apply their weights in one
+        permutation and one small matrix product, instead of a slice and an einsum per path."""
+        muls_in = {mul for mul, _ in self.irreps_in1}
+        muls_out = {mul for mul, _ in self.irreps_out}
+        self._channelwise = (bool(self.instructions) and len(muls_in) == 1 and muls_in == muls_out
+                             and all(ins.has_weight and ins.connection_mode in ("uuu", "uvu")
+                                     for ins in self.instructions)
+                             and all(len({self.instructions[k].connection_mode for k, *_ in paths}) == 1
+                                     for *_, paths in self._groups))
+        if not self._channelwise:
+            return
+        channels = muls_in.pop()
+        # Each group's path weights made contiguous by one permutation of the flat weights, then spread over the
+        # components of each path's output by a 0/1 matrix (a matmul: no gathers in the backward pass).
+        permutation, self._weight_slices = [], []
+        for g, (_, _, _, _, width, paths) in enumerate(self._groups):
+            begin = len(permutation)
+            spread = torch.zeros(len(paths), width)
+            for p, (k, start, stop, offset) in enumerate(paths):
+                ins = self.instructions[k]
+                permutation.extend(range(offset, offset + math.prod(ins.path_shape)))
+                spread[p, start:stop] = 1.0
+            self._weight_slices.append((begin, len(permutation), len(paths)))
+            self._exact[f"spread_{g}"] = spread.double()
+            self.register_buffer(f"spread_{g}", spread, persistent=False)
+        self._permute_weights = permutation != list(range(len(permutation)))  # e3nn's usual order needs none
+        self.register_buffer("weight_permutation", torch.tensor(permutation, dtype=torch.long), persistent=False)
+        self._channels = channels
 
     def _apply(self, fn: Any, recurse: bool = True) -> TensorProduct:
         """Convert the 3j tables from their float64 originals, so ``.float().double()`` loses no precision."""
@@ -241,39 +277,78 @@ class TensorProduct(nn.Module):
         x1, x2, weight, batch = self._check(x1, x2, weight)
         z = x1.shape[0]
         parts1, parts2 = split_irreps(x1, self.irreps_in1), split_irreps(x2, self.irreps_in2)
+        if self._channelwise:
+            return self._forward_channelwise(parts1, parts2, weight).reshape(*batch, self.irreps_out.dim)
         outputs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        sizes = [math.prod(ins.path_shape) if ins.has_weight else 0 for ins in self.instructions]
+        path_weights = weight.split(sizes, dim=-1) if weight is not None else [None] * len(sizes)
         for g, (i1, i2, diagonal, d1, width, paths) in enumerate(self._groups):
             a, b = parts1[i1], parts2[i2]
             u, v = a.shape[1], b.shape[1]
             table = getattr(self, f"cg_{g}").to(a.dtype)
-            t = (b.reshape(z * v, -1) @ table).reshape(z, v, d1, width)  # sum_j y_vj C_ijK
-            if diagonal:  # "uu" modes: sum_i x_ui t_uiK
-                y = torch.einsum("zui,zuik->zuk", a, t)
-            else:  # sum_i x_ui t_viK for every (u, v), as one batched matrix product
+            if diagonal:  # "uu" modes: sum_ij x_ui y_uj C_ijK
+                y = (a[..., :, None] * b[..., None, :]).reshape(z * u, -1) @ table
+                y = y.reshape(z, u, width)
+            else:  # sum_j y_vj C_ijK, then sum_i x_ui t_viK for every (u, v) as one batched matrix product
+                t = (b.reshape(z * v, -1) @ table).reshape(z, v, d1, width)
                 y = torch.bmm(a, t.transpose(1, 2).reshape(z, d1, v * width)).reshape(z, u, v, width)
-            for k, start, stop, offset in paths:
+            for (k, *_), piece in zip(paths, y.split([stop - start for _, start, stop, _ in paths], dim=-1),
+                                      strict=True):
                 ins = self.instructions[k]
-                out = self._apply_weights(ins, y[..., start:stop], weight, offset)
+                out = self._apply_weights(ins, piece, path_weights[k])
                 outputs[ins.i_out] = out if outputs[ins.i_out] is None else outputs[ins.i_out] + out
         pieces = [o if o is not None else x1.new_zeros(z, term.dim)
                   for o, term in zip(outputs, self.irreps_out, strict=True)]
         out = torch.cat(pieces, dim=-1) if pieces else x1.new_zeros(z, 0)
         return out.reshape(*batch, self.irreps_out.dim)
 
-    def _apply_weights(self, ins: Instruction, y: torch.Tensor, weight: torch.Tensor | None,
-                       offset: int) -> torch.Tensor:
+    def _forward_channelwise(self, parts1: list[torch.Tensor], parts2: list[torch.Tensor],
+                             weight: torch.Tensor) -> torch.Tensor:
+        z, c = parts1[0].shape[0], self._channels
+        if self._permute_weights:
+            weight = weight[..., self.weight_permutation]  # each group's path weights contiguous
+        lead = weight.shape[:-1]  # () shared, (z,) per sample
+        group_weights = weight.split([end - begin for begin, end, _ in self._weight_slices], dim=-1)
+        pieces = []
+        for g, (i1, i2, diagonal, d1, width, _) in enumerate(self._groups):
+            a, b = parts1[i1], parts2[i2]
+            v = b.shape[1]
+            table = getattr(self, f"cg_{g}").to(a.dtype)
+            n_paths = self._weight_slices[g][2]
+            w = group_weights[g].reshape(*lead, n_paths, c, 1 if diagonal else v)
+            w = w.movedim(-3, -1) @ getattr(self, f"spread_{g}").to(a.dtype)  # (..., c, v, K)
+            if diagonal:  # uuu: the outer products x_ui y_uj against the stacked 3j symbols
+                y = ((a[..., :, None] * b[..., None, :]).reshape(z * c, -1) @ table).reshape(z, c, width)
+                pieces.append(y * w[..., 0, :])
+                continue
+            t = (b.reshape(z * v, -1) @ table).reshape(z, v, d1, width)
+            if v == 1:  # uvu with one multiplicity in x2 (a convolution with edge harmonics)
+                pieces.append(torch.bmm(a, t[:, 0]) * w[..., 0, :])
+            else:  # uvu: sum over v of x_u (x) y_v with weights (u, v)
+                y = torch.bmm(a, t.transpose(1, 2).reshape(z, d1, v * width)).reshape(z, c, v, width)
+                pieces.append((y * w).sum(2))
+        # Each path's components into its output term (split, never sliced: see split_irreps), summed per term.
+        outputs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        for piece, (*_, paths) in zip(pieces, self._groups, strict=True):
+            for (k, *_), part in zip(paths, piece.split([stop - start for _, start, stop, _ in paths], dim=-1),
+                                     strict=True):
+                i = self.instructions[k].i_out
+                outputs[i] = part if outputs[i] is None else outputs[i] + part
+        return torch.cat([o.reshape(z, -1) if o is not None else parts1[0].new_zeros(z, term.dim)
+                          for o, term in zip(outputs, self.irreps_out, strict=True)], dim=-1)
+
+    def _apply_weights(self, ins: Instruction, y: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         """Path ``ins`` from its contracted inputs ``y`` (``(z, u, v, k)``, or ``(z, u, k)`` for "uu" modes):
-        the weighted sum over multiplicities, flattened to ``(z, mul_out * k)``."""
+        the weighted sum over multiplicities with the path's own weights, flattened to ``(z, mul_out * k)``."""
         z, mode = y.shape[0], ins.connection_mode
         if not ins.has_weight:
             y = {"uvu": lambda: y.sum(2), "uvv": lambda: y.sum(1), "uuu": lambda: y,
                  "uvuv": lambda: y}[mode]()
             return y.reshape(z, -1)
-        n = math.prod(ins.path_shape)
         if self.shared_weights:
-            w, batch = weight[offset:offset + n].reshape(ins.path_shape), ""
+            w, batch = weight.reshape(ins.path_shape), ""
         else:
-            w, batch = weight[:, offset:offset + n].reshape(z, *ins.path_shape), "z"
+            w, batch = weight.reshape(z, *ins.path_shape), "z"
         pattern = {"uvw": "zuvk,{b}uvw->zwk", "uvu": "zuvk,{b}uv->zuk", "uvv": "zuvk,{b}uv->zvk",
                    "uuw": "zuk,{b}uw->zwk", "uuu": "zuk,{b}u->zuk", "uvuv": "zuvk,{b}uv->zuvk"}[mode]
         return torch.einsum(pattern.format(b=batch), y, w).reshape(z, -1)

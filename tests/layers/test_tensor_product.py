@@ -63,11 +63,18 @@ def reference(tp, x1, x2, weight):
     return torch.cat(out, -1)
 
 
+@pytest.mark.parametrize("order", ["e3nn", "shuffled"])
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("mode", MODES)
-def test_matches_the_per_path_reference_with_gradients(mode, shared):
+def test_matches_the_per_path_reference_with_gradients(mode, shared, order):
+    """Channel-wise modes (uvu, uuu) take the vectorised route, the others one path at a time; a shuffled
+    instruction order makes the vectorised route permute its weights."""
     out, instructions = every_path(mode)
+    if order == "shuffled":
+        instructions = [instructions[i] for i in torch.randperm(len(instructions), generator=torch.Generator()
+                                                                  .manual_seed(0)).tolist()]
     tp = TensorProduct(IN1, IN2, out, instructions, shared_weights=shared).double()
+    assert tp._channelwise == (mode in ("uvu", "uuu"))
     x1 = torch.randn(6, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
     x2 = torch.randn(6, tp.irreps_in2.dim, dtype=torch.float64, requires_grad=True)
     weight = tp.weight if shared else torch.randn(6, tp.weight_numel, dtype=torch.float64, requires_grad=True)
