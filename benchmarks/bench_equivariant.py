@@ -3,6 +3,7 @@
     python benchmarks/bench_equivariant.py                      # CPU (or CUDA when present), L = 2..8
     python benchmarks/bench_equivariant.py --degrees 2 3 4 --cp-max-L 4 --device cuda
     python benchmarks/bench_equivariant.py --curve              # CP error against rank (issue #19, part 2)
+    python benchmarks/bench_equivariant.py --setting convolution --degrees 2 3 4 5 6 --cp-max-L 4
 
 Settings (issue #19): batch 1024, 32 channels, channel-wise products ("uuu") of two features
 ``32 x (0e + 1o + 2e + ...)`` up to degree L into ``32 x (0e + 0o + 1o + 1e + ...)`` up to L: every path
@@ -15,6 +16,10 @@ of ``out.sum()``, median of ``--repeats``.
   rotoinversions, float64) is measured and printed next to it. Fitting is the slow part (ALS on a
   ``(L+1)^2 x (L+1)^2 x 2(L+1)^2`` tensor): CP rows stop at ``--cp-max-L``.
 - gaunt: ``gaunt_tensor_product(method="grid")``: the even paths only (half the work; not the same product).
+
+``--setting convolution``: a point convolution's product instead (NequIP's and TDN's): the 32-channel feature
+times the edge harmonics ``1 x (0e + 1o + ...)`` up to L, mode "uvu" (a weight per path and channel; CP: one
+weight per channel), into 32 channels of both parities; no Gaunt column.
 
 Ratios come from the same run. ``--curve``: for L = 2, 3, 4, the CP fit error, the equivariance error and the
 relative distance to the exact product against rank.
@@ -52,15 +57,16 @@ def irreps(L: int, channels: int) -> tuple[Irreps, Irreps]:
     return features, out
 
 
-def instructions(features: Irreps, out: Irreps) -> list[tuple]:
-    return [(i1, i2, io, "uuu", True) for i1, (_, a) in enumerate(features) for i2, (_, b) in enumerate(features)
+def instructions(in1: Irreps, in2: Irreps, out: Irreps, mode: str) -> list[tuple]:
+    return [(i1, i2, io, mode, True) for i1, (_, a) in enumerate(in1) for i2, (_, b) in enumerate(in2)
             for io, (_, c) in enumerate(out) if c in a * b]
 
 
-def measured_equivariance(tp: CPTensorProduct, features: Irreps, out: Irreps) -> float:
+def measured_equivariance(tp: CPTensorProduct) -> float:
     g = torch.Generator().manual_seed(0)
-    probe = CPTensorProduct(Irreps([(1, ir) for _, ir in features]), Irreps([(1, ir) for _, ir in features]),
-                            Irreps([(1, ir) for _, ir in out]), rank=tp.rank, mode="uuu").double()
+    probe = CPTensorProduct(*(Irreps([(1, ir) for _, ir in irreps])
+                              for irreps in (tp.irreps_in1, tp.irreps_in2, tp.irreps_out)),
+                            rank=tp.rank, mode=tp.mode).double()
     x1 = torch.randn(64, probe.irreps_in1.dim, generator=g, dtype=torch.float64)
     x2 = torch.randn(64, probe.irreps_in2.dim, generator=g, dtype=torch.float64)
     return equivariance_error(probe, [probe.irreps_in1, probe.irreps_in2], probe.irreps_out, [x1, x2])
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--curve", action="store_true", help="only the CP error-against-rank curve")
+    parser.add_argument("--setting", choices=["channelwise", "convolution"], default="channelwise")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -112,35 +119,40 @@ def main() -> None:
         return
 
     rows = []
+    convolution = args.setting == "convolution"
+    mode = "uvu" if convolution else "uuu"
     for L in args.degrees:
         features, out = irreps(L, args.channels)
-        paths = instructions(features, out)
+        second = Irreps.spherical_harmonics(L) if convolution else features
+        paths = instructions(features, second, out, mode)
         g = torch.Generator().manual_seed(L)
         x1 = torch.randn(args.batch, features.dim, generator=g).to(device).requires_grad_()
-        x2 = torch.randn(args.batch, features.dim, generator=g).to(device).requires_grad_()
+        x2 = torch.randn(args.batch, second.dim, generator=g).to(device).requires_grad_()
         row: dict = {"L": L, "paths": len(paths)}
-        ours = TensorProduct(features, features, out, paths).to(device)
+        ours = TensorProduct(features, second, out, paths).to(device)
         row["cg ms"] = 1e3 * time_forward_backward(lambda: ours(x1, x2), device, args.warmup, args.repeats)  # noqa: B023
         if o3 is not None:
-            theirs = o3.TensorProduct(str(features), str(features), str(out), paths).to(device)
+            theirs = o3.TensorProduct(str(features), str(second), str(out), paths).to(device)
             row["e3nn ms"] = 1e3 * time_forward_backward(lambda: theirs(x1, x2), device, args.warmup,  # noqa: B023
                                                          args.repeats)
             row["e3nn / cg"] = f"{row['e3nn ms'] / row['cg ms']:.2f}x"
-        xs = x1.detach().reshape(args.batch, args.channels, -1)  # any (channels, (L+1)^2) layout: same cost
-        xg = xs.clone().requires_grad_()
-        yg = xs.flip(0).clone().requires_grad_()
-        row["gaunt ms"] = 1e3 * time_forward_backward(lambda: gaunt_tensor_product(xg, yg, L, method="grid"),  # noqa: B023
-                                                      device, args.warmup, args.repeats)
+        if not convolution:
+            xs = x1.detach().reshape(args.batch, args.channels, -1)  # any (channels, (L+1)^2) layout: same cost
+            xg = xs.clone().requires_grad_()
+            yg = xs.flip(0).clone().requires_grad_()
+            row["gaunt ms"] = 1e3 * time_forward_backward(lambda: gaunt_tensor_product(xg, yg, L, method="grid"),  # noqa: B023
+                                                          device, args.warmup, args.repeats)
         if L <= args.cp_max_L:
             one, one_out = irreps(L, 1)
+            one_second = Irreps.spherical_harmonics(L) if convolution else one
             for tol in args.tolerances:
                 start = time.perf_counter()
-                rank = cp_rank_for(one, one, one_out, tolerance=tol, mode="uuu")
+                rank = cp_rank_for(one, one_second, one_out, tolerance=tol, mode=mode)
                 fit_s = time.perf_counter() - start
-                cp = CPTensorProduct(features, features, out, rank=rank, mode="uuu").to(device)
+                cp = CPTensorProduct(features, second, out, rank=rank, mode=mode).to(device)
                 key = f"cp@{tol:g}"
                 row[f"{key} rank"] = rank
-                row[f"{key} equiv. err"] = f"{measured_equivariance(cp, features, out):.1e}"
+                row[f"{key} equiv. err"] = f"{measured_equivariance(cp):.1e}"
                 row[f"{key} ms"] = 1e3 * time_forward_backward(lambda: cp(x1, x2), device, args.warmup,  # noqa: B023
                                                                args.repeats)
                 if "e3nn ms" in row:
@@ -148,17 +160,21 @@ def main() -> None:
                 row[f"{key} fit s"] = round(fit_s, 1)
         rows.append(row)
         print(row, flush=True)
-    notes = [f"`{command}`", f"batch {args.batch}, {args.channels} channels, channel-wise ('uuu') products, every "
-             "path with l3 <= L, forward + backward, median of "
-             f"{args.repeats}", "cp@tol: smallest rank with ALS fit error <= tol; 'fit s': the rank search and fits "
-             "(once per process, cached)", "gaunt: even paths only (the Gaunt product), grid method"]
-    for name in ("cg", "gaunt"):
-        points = [(r["L"], r[f"{name} ms"]) for r in rows]
+    what = ("a point convolution ('uvu': the features times 1 x (0e + 1o + ...) edge harmonics)" if convolution
+            else "channel-wise ('uuu') products")
+    notes = [f"`{command}`", f"batch {args.batch}, {args.channels} channels, {what}, every path with l3 <= L, into "
+             f"both parities, forward + backward, median of {args.repeats}",
+             "cp@tol: smallest rank (within 3%) with ALS fit error <= tol; 'equiv. err': measured, max over 20 "
+             "rotations and rotoinversions; 'fit s': the rank search and fits (once per process, cached)"]
+    if not convolution:
+        notes.append("gaunt: even paths only (the Gaunt product), grid method")
+    for name in ("cg", "e3nn", "gaunt"):
+        points = [(r["L"], r[f"{name} ms"]) for r in rows if f"{name} ms" in r]
         if len(points) > 1:
             notes.append(f"exponent of time in L ({name}): {slope(points):.2f}")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print(write_results(rows, columns, f"Equivariant tensor products ({device.type})",
-                        Path(args.out) / f"equivariant_{device.type}", notes))
+                        Path(args.out) / f"equivariant{'_conv' if convolution else ''}_{device.type}", notes))
 
 
 def slope(points: list[tuple[int, float]]) -> float:

@@ -2,6 +2,8 @@
 
     python benchmarks/bench_gaunt.py                         # CPU (or CUDA when present), L = 1..10
     python benchmarks/bench_gaunt.py --degrees 2 4 6 8 --channels 1 32 --device cuda
+    python benchmarks/bench_gaunt.py --degrees 8 12 16 24 32 --methods grid sht --channels 1 32 --no-e3nn \
+        --name gaunt_scaling                                 # the exponent in L of the grid routes (issue #19)
 
 Settings (issue #6): batch 1024, L1 = L2 = L_out = L, 1 and 32 channels (channel-wise products), forward +
 backward of ``out.sum()``. e3nn (the ``[bench]`` extra) runs ``o3.TensorProduct`` with irreps
@@ -31,7 +33,7 @@ try:
 except ImportError:  # the [bench] extra is not installed
     o3 = None
 
-METHODS = ("dense", "grid", "fourier")
+METHODS = ("dense", "grid", "sht", "fourier")
 
 
 def e3nn_case(L: int, channels: int, batch: int, device):
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dense-max", type=int, default=6)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--no-e3nn", action="store_true", help="skip e3nn (slow at high L)")
+    parser.add_argument("--name", default="gaunt", help="stem of the results files")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -75,7 +80,7 @@ def main() -> None:
             x = torch.randn(shape, generator=gen).to(device).requires_grad_()
             y = torch.randn(shape, generator=gen).to(device).requires_grad_()
             row = {"channels": channels, "L": L}
-            for method in METHODS:
+            for method in args.methods:
                 if method == "dense" and L > args.dense_max:
                     continue
                 fn = product(x, y, L, method)
@@ -83,27 +88,27 @@ def main() -> None:
                 row[f"{method} ms"] = seconds * 1e3
                 row[f"{method} MiB"] = memory_bytes(fn, device) / 2**20
                 timings.setdefault((method, channels), []).append((L, seconds))
-            if o3 is not None:
+            if o3 is not None and not args.no_e3nn:
                 fn = e3nn_case(L, channels, args.batch, device)
                 seconds = time_forward_backward(fn, device, 1, max(2, args.repeats // 2))
                 row["e3nn ms"] = seconds * 1e3
                 timings.setdefault(("e3nn", channels), []).append((L, seconds))
-                best = min((m for m in METHODS if f"{m} ms" in row), key=lambda m: row[f"{m} ms"])
+                best = min((m for m in args.methods if f"{m} ms" in row), key=lambda m: row[f"{m} ms"])
                 row["best"] = best
                 row["e3nn / best"] = f"{seconds * 1e3 / row[f'{best} ms']:.1f}x"
             rows.append(row)
             print(row, flush=True)
     exponents = {f"{m}, {c} ch": round(slope(p), 2) for (m, c), p in timings.items() if len(p) > 2}
     print("scaling exponents (time ~ L^p):", exponents)
-    columns = ["channels", "L", "dense ms", "grid ms", "fourier ms", "e3nn ms", "best", "e3nn / best",
-               "dense MiB", "grid MiB", "fourier MiB"]
+    columns = ["channels", "L", *(f"{m} ms" for m in args.methods), "e3nn ms", "best", "e3nn / best",
+               *(f"{m} MiB" for m in args.methods)]
     notes = [f"`python benchmarks/bench_gaunt.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
              f"batch {args.batch}, L1 = L2 = L_out = L, forward + backward, median of {args.repeats}",
              "MiB: bytes autograd saves for backward",
              "scaling exponents (slope of log time vs log L): "
              + ", ".join(f"{k} {v}" for k, v in exponents.items())]
     print(write_results(rows, columns, f"Gaunt tensor products ({device.type})",
-                        Path(args.out) / f"gaunt_{device.type}", notes))
+                        Path(args.out) / f"{args.name}_{device.type}", notes))
 
 
 if __name__ == "__main__":

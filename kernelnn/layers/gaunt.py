@@ -18,7 +18,12 @@ Three methods compute the same numbers:
 * ``"dense"``: contraction with :math:`G` (the reference; :math:`O(L^6)` per product);
 * ``"grid"``: both functions evaluated on a Gauss-Legendre x uniform grid just fine enough for the degree-
   :math:`(L_1 + L_2 + L_{out})` integrand to be integrated exactly, multiplied point-wise and projected back by
-  that quadrature;
+  that quadrature, each transform one dense matrix (:math:`O(L^4)` per product);
+* ``"sht"``: the same grid and quadrature with separable transforms, :math:`O(L^3)`: a real harmonic is
+  :math:`Y_{l,\pm k}(\theta, \varphi) = \Lambda_{lk}(\theta)\, \{\cos, \sin\}(k\varphi)` (with
+  :math:`\Lambda_{lk}(\theta) = Y_{lk}(\theta, 0)`, the normalised associated Legendre function), so synthesis
+  is one Legendre sum per order :math:`k` and ring (:math:`O(L^3)`) followed by one sum over orders per grid point
+  (:math:`O(L^3)`), and the projection is the same two steps transposed, with the quadrature weights;
 * ``"fourier"``: Luo et al.'s route: harmonics -> 2-D Fourier coefficients in :math:`(\theta, \varphi)` (each
   :math:`Y_{lm}` continued to :math:`\theta \in [0, 2\pi)` is a trigonometric polynomial of degree :math:`l`),
   the product as a 2-D convolution by FFT, and an exact projection back to harmonics. Both changes of basis are
@@ -48,7 +53,7 @@ from kernelnn.layers.spherical_harmonics import (
     spherical_harmonics_on_angles,
 )
 
-METHODS = ("auto", "dense", "grid", "fourier")
+METHODS = ("auto", "dense", "grid", "sht", "fourier")
 
 
 # ---------------------------------------------------------------------------------------------- precomputation
@@ -96,6 +101,36 @@ def _grid_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, torch.Tensor
     theta, phi, weights = quadrature_grid(L1 + L2 + L_out)
     projection = (_grid_harmonics(L_out, theta, phi) * weights.reshape(-1, 1)).T.contiguous()
     return _grid_harmonics(L1, theta, phi), _grid_harmonics(L2, theta, phi), projection
+
+
+@_plan_cache
+def _separable_plan(L1: int, L2: int, L_out: int) -> tuple[torch.Tensor, ...]:
+    r"""The ``"sht"`` method's tables (float64 / long, CPU). Per degree ``L`` in ``(L1, L2, L_out)``: the gather of
+    coefficients into ``(order k, l, cos | sin)`` slots (a zero pad where there is none) and its inverse, and the
+    Legendre table ``(k, ring, l)`` (:math:`\Lambda_{lk}(\theta_t)`, zero for ``l < k``; for ``L_out`` times the
+    ring's quadrature weight); then the azimuthal tables ``(n_phi, 2 (L+1))`` of the inputs (columns ``(k, cos |
+    sin)``) and the transposed one of the output."""
+    theta, phi, weights = quadrature_grid(L1 + L2 + L_out)
+    tables = []
+    for L, weighted in ((L1, False), (L2, False), (L_out, True)):
+        blocks, _ = _order_blocks(L)  # (k, sign, l) -> coefficient index, (L+1)^2 where none
+        slots = blocks.permute(0, 2, 1).reshape(-1)  # (k, l, sign) order: batch-last matmuls need no permutes
+        where = torch.empty(sh_dim(L), dtype=torch.long)
+        present = slots < sh_dim(L)
+        where[slots[present]] = torch.arange(slots.numel())[present]
+        on_meridian = spherical_harmonics_on_angles(L, theta, torch.zeros_like(theta))  # (rings, (L+1)^2)
+        legendre = torch.zeros(L + 1, theta.shape[0], L + 1, dtype=torch.float64)
+        for k in range(L + 1):
+            for l in range(k, L + 1):
+                legendre[k, :, l] = on_meridian[:, l * l + l + k]
+        if weighted:
+            legendre = legendre * weights[:, 0][None, :, None]  # uniform in phi: one weight per ring and point
+        tables += [slots, where, legendre.contiguous()]
+    for L in (L1, L2, L_out):
+        k = torch.arange(L + 1, dtype=torch.float64)
+        azimuthal = torch.stack([torch.cos(phi[:, None] * k), torch.sin(phi[:, None] * k)], -1)  # (n_phi, k, 2)
+        tables.append(azimuthal.reshape(phi.shape[0], 2 * (L + 1)).contiguous())
+    return tuple(tables)
 
 
 @_plan_cache
@@ -234,6 +269,7 @@ def _assume_constant_result(fn):
 _gaunt_constant = _assume_constant_result(lambda L1, L2, L_out: gaunt_coefficients(L1, L2, L_out))
 _grid_constant = _assume_constant_result(lambda L1, L2, L_out: _grid_plan(L1, L2, L_out))
 _fourier_constant = _assume_constant_result(lambda L1, L2, L_out: _fourier_plan(L1, L2, L_out))
+_separable_constant = _assume_constant_result(lambda L1, L2, L_out: _separable_plan(L1, L2, L_out))
 
 
 def _plan_tensor(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -260,6 +296,34 @@ def _grid(x, y, L1, L2, L_out):
     b1, b2, projection = sphere_grid_plan(L1, L2, L_out, x)
     values = (x @ b1.T) * (y @ b2.T)
     return values @ projection.T
+
+
+def _sht(x, y, L1, L2, L_out):
+    """Batch-last throughout: every step is a matrix product with the batch as its long dimension (module
+    docstring, "sht")."""
+    (slots1, _, legendre1, slots2, _, legendre2, _, where, legendre_out, azimuthal1, azimuthal2,
+     azimuthal_out) = (u.to(x.device) if not u.is_floating_point() else _plan_tensor(u, x)
+                       for u in _separable_constant(L1, L2, L_out))
+    lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    x, y = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1]), y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
+    batch = x.shape[0]
+
+    def synthesis(c, L, slots, legendre, azimuthal):
+        # index_select, not advanced indexing: its backward is an index_add, much cheaper on CPU than index_put.
+        c = torch.nn.functional.pad(c, (0, 1)).index_select(-1, slots)  # (B, (k, l, sign))
+        c = c.T.reshape(L + 1, L + 1, 2 * batch)
+        rings = torch.bmm(legendre, c)  # (k, ring, (sign, B)): the Legendre sum per order
+        rings = rings.unflatten(-1, (2, batch)).transpose(0, 1).reshape(-1, 2 * (L + 1), batch)
+        return azimuthal @ rings  # (ring, n_phi, B): the sum over orders per grid point
+
+    values = synthesis(x, L1, slots1, legendre1, azimuthal1) * synthesis(y, L2, slots2, legendre2, azimuthal2)
+    rings = azimuthal_out.T @ values  # (ring, (k, sign), B)
+    K = L_out + 1
+    rings = rings.unflatten(1, (K, 2)).transpose(0, 1).reshape(K, -1, 2 * batch)  # (k, ring, (sign, B))
+    coefficients = torch.bmm(legendre_out.transpose(1, 2), rings)  # (k, l, (sign, B))
+    coefficients = coefficients.reshape(-1, batch).T  # (B, (k, l, sign))
+    out = torch.nn.functional.pad(coefficients, (0, 1)).index_select(-1, where)
+    return out.reshape(*lead, out.shape[-1])
 
 
 def _half_spectrum(x: torch.Tensor, L: int, D: int, slots, matrix) -> torch.Tensor:
@@ -290,15 +354,17 @@ def _fourier(x, y, L1, L2, L_out):
     return torch.nn.functional.pad(z, (0, 1)).index_select(-1, where)
 
 
-_IMPLEMENTATIONS = {"dense": _dense, "grid": _grid, "fourier": _fourier}
+_IMPLEMENTATIONS = {"dense": _dense, "grid": _grid, "sht": _sht, "fourier": _fourier}
 
 
 def choose_method(L1: int, L2: int, L_out: int, device: torch.device) -> str:
     """The method ``"auto"`` uses. ``benchmarks/bench_gaunt.py`` on CPU (L = 1..10, 1 and 32 channels, two runs)
-    found ``"grid"`` the fastest at every size, 1.7-15x ahead of ``"dense"`` and further ahead of ``"fourier"``
-    (whose FFTs of (4L+1)^2 complex arrays dominate); no GPU has been measured yet, so it is the choice there
-    too."""
-    return "grid"
+    found ``"grid"`` the fastest at every size there, 1.7-15x ahead of ``"dense"`` and further ahead of
+    ``"fourier"`` (whose FFTs of (4L+1)^2 complex arrays dominate). Its dense transforms cost O(L^4); the separable
+    ``"sht"`` (O(L^3)) overtakes it at high degree (batch 1024, L = 8..32: from L = 12 with 1 channel, between
+    L = 24 and 32 with 32 channels, 1.8x ahead at L = 32): ``"sht"`` from degree 28. No GPU has been measured
+    yet, so the same rule holds there."""
+    return "sht" if max(L1, L2, L_out) >= 28 else "grid"
 
 
 def gaunt_tensor_product(x: torch.Tensor, y: torch.Tensor, L_out: int, *, normalization: str = "integral",

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from kernelnn.layers.gaunt import gaunt_coefficients, gaunt_tensor_product
+from kernelnn.layers.gaunt import choose_method, gaunt_coefficients, gaunt_tensor_product
 from kernelnn.layers.spherical_harmonics import spherical_harmonics
 from tests.layers.test_spherical_harmonics import scipy_real_harmonics
 
 TRIPLES = [(1, 1, 2), (2, 3, 4), (4, 4, 4), (4, 4, 8), (6, 6, 12)]
-METHODS = ["grid", "fourier"]
+METHODS = ["grid", "sht", "fourier"]
 
 
 def inputs(L1, L2, batch=(6,), dtype=torch.float64, seed=0):
@@ -194,3 +194,14 @@ def test_errors():
         gaunt_tensor_product(x, y, 2, normalization="norm")
     with pytest.raises(TypeError, match="must be floating point"):
         gaunt_tensor_product(x.long(), y, 2)
+
+
+def test_separable_transform_is_exact_at_high_degree():
+    """The O(L^3) route ("sht") against the dense-grid one at degrees where "auto" picks it (float64, 1e-10)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 29 ** 2, generator=g, dtype=torch.float64)
+    y = torch.randn(3, 21 ** 2, generator=g, dtype=torch.float64)
+    expected = gaunt_tensor_product(x, y, 30, method="grid")
+    torch.testing.assert_close(gaunt_tensor_product(x, y, 30, method="sht"), expected, atol=1e-10 *
+                               float(expected.abs().max()), rtol=0)
+    assert choose_method(28, 20, 30, torch.device("cpu")) == "sht" and choose_method(8, 8, 8, x.device) == "grid"
