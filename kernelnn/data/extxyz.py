@@ -1,0 +1,211 @@
+r"""A reader for extended-XYZ files, the format of MD17 and most interatomic-potential data sets.
+
+Each frame is a line with the atom count, a comment line of ``key=value`` pairs, then one line per atom::
+
+    2
+    Lattice="4 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3:forces:R:3 energy=-1.5 pbc="T T T"
+    Ar 0.0 0.0 0.0 0.1 0.0 0.0
+    Ar 1.1 0.0 0.0 -0.1 0.0 0.0
+
+``Properties`` names the columns (``name:type:count``, types ``S`` string, ``R`` real, ``I`` integer, ``L``
+logical); without it the columns are ``species:S:1:pos:R:3``. The reader takes positions (``pos``), the element
+(``species`` as a symbol, or ``Z`` / ``numbers`` as atomic numbers), forces (``forces`` or ``force``), the energy
+(``energy``, any case, or ``free_energy``), the cell (``Lattice``, rows = lattice vectors), ``pbc`` (default: all
+true when a lattice is given) and a stress (``stress``, 9 or Voigt 6 values). Other columns and keys are kept as
+float arrays where they parse as numbers. Nothing in a file is executed or imported: values are parsed as
+numbers, booleans or strings only.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ELEMENTS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr Y Zr "
+    "Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt "
+    "Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv "
+    "Ts Og").split()
+ATOMIC_NUMBER = {symbol: z for z, symbol in enumerate(ELEMENTS)}
+
+
+class ExtXYZError(ValueError):
+    """A file that is not valid extended XYZ; the message names the file, the line and what was wrong."""
+
+
+@dataclass
+class Frame:
+    """One configuration: ``positions (N, 3)`` and ``numbers (N,)`` (atomic numbers), and where the file has them
+    ``cell (3, 3)``, ``pbc (3,)``, ``energy``, ``forces (N, 3)``, ``stress (3, 3)``; other numeric data in
+    ``info`` (per frame) and ``arrays`` (per atom). float64."""
+
+    positions: torch.Tensor
+    numbers: torch.Tensor
+    cell: torch.Tensor | None = None
+    pbc: torch.Tensor | None = None
+    energy: float | None = None
+    forces: torch.Tensor | None = None
+    stress: torch.Tensor | None = None
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
+    arrays: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _comment(line: str, where: str) -> dict[str, str]:
+    try:
+        tokens = shlex.split(line, comments=False, posix=True)
+    except ValueError as error:
+        raise ExtXYZError(f"{where}: the comment line does not parse ({error})") from None
+    pairs = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        pairs[key.strip()] = value.strip() if sep else "T"  # a bare key is a true flag, as ASE reads it
+    return pairs
+
+
+def _floats(text: str, count: int | None, where: str, key: str) -> torch.Tensor:
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise ExtXYZError(f"{where}: {key}={text!r} is not a list of numbers") from None
+    if count is not None and len(values) != count:
+        raise ExtXYZError(f"{where}: {key} has {len(values)} numbers, expected {count}")
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _properties(spec: str, where: str) -> list[tuple[str, str, int]]:
+    parts = spec.split(":")
+    if len(parts) % 3:
+        raise ExtXYZError(f"{where}: Properties={spec!r} is not a list of name:type:count")
+    columns = []
+    for name, kind, count in zip(parts[::3], parts[1::3], parts[2::3], strict=True):
+        if kind not in ("S", "R", "I", "L") or not count.isdigit() or int(count) < 1:
+            raise ExtXYZError(f"{where}: Properties entry {name}:{kind}:{count} needs a type S, R, I or L and a "
+                              "count >= 1")
+        columns.append((name, kind, int(count)))
+    return columns
+
+
+def _parse_frame(lines: list[str], start: int, path: str) -> tuple[Frame, int]:
+    where = f"{path}, line {start + 1}"
+    try:
+        n = int(lines[start].split()[0])
+    except (ValueError, IndexError):
+        raise ExtXYZError(f"{where}: expected the number of atoms, got {lines[start].strip()!r}") from None
+    if n < 0:
+        raise ExtXYZError(f"{where}: negative number of atoms {n}")
+    if start + 1 >= len(lines):
+        raise ExtXYZError(f"{where}: the frame ends before its comment line")
+    info = _comment(lines[start + 1], f"{path}, line {start + 2}")
+    lowered = {key.lower(): key for key in info}
+    spec = info[lowered["properties"]] if "properties" in lowered else "species:S:1:pos:R:3"
+    columns = _properties(spec, f"{path}, line {start + 2}")
+    names = [name for name, _, _ in columns]
+    if "pos" not in names and "positions" not in names:
+        raise ExtXYZError(f"{path}, line {start + 2}: the frame has no positions: Properties names {names}, "
+                          "expected a 'pos' column (pos:R:3)")
+    if start + 2 + n > len(lines):
+        raise ExtXYZError(f"{where}: the frame announces {n} atoms but the file ends after "
+                          f"{len(lines) - start - 2}")
+    width = sum(count for _, _, count in columns)
+    table: dict[str, list[list[str]]] = {name: [] for name in names}
+    for k in range(n):
+        fields = lines[start + 2 + k].split()
+        if len(fields) != width:
+            raise ExtXYZError(f"{path}, line {start + 3 + k}: {len(fields)} columns, the Properties ask for {width}")
+        offset = 0
+        for name, _, count in columns:
+            table[name].append(fields[offset:offset + count])
+            offset += count
+    arrays: dict[str, torch.Tensor] = {}
+    for name, kind, _ in columns:
+        if kind == "S":
+            continue
+        try:
+            if kind == "L":
+                values = [[v in ("T", "True", "true", "1") for v in row] for row in table[name]]
+                arrays[name] = torch.tensor(values, dtype=torch.bool)
+            else:
+                arrays[name] = torch.tensor([[float(v) for v in row] for row in table[name]], dtype=torch.float64)
+        except ValueError:
+            raise ExtXYZError(f"{where}: column {name!r} of type {kind} holds a value that is not a number") from None
+        if arrays[name].dim() == 2 and arrays[name].shape[1] == 1:
+            arrays[name] = arrays[name][:, 0]
+    positions = arrays.pop("pos", None)
+    positions = arrays.pop("positions") if positions is None else positions
+    if positions.shape != (n, 3):
+        raise ExtXYZError(f"{where}: positions must have 3 columns, got shape {tuple(positions.shape)}")
+    if "species" in table and columns[names.index("species")][1] == "S":
+        unknown = sorted({row[0] for row in table["species"]} - set(ATOMIC_NUMBER))
+        if unknown:
+            raise ExtXYZError(f"{where}: unknown element symbols {unknown}")
+        numbers = torch.tensor([ATOMIC_NUMBER[row[0]] for row in table["species"]], dtype=torch.long)
+    elif "Z" in arrays or "numbers" in arrays:
+        numbers = (arrays.pop("Z") if "Z" in arrays else arrays.pop("numbers")).long()
+    else:
+        raise ExtXYZError(f"{where}: the frame names no element per atom (a species:S:1, Z:I:1 or numbers:I:1 "
+                          "column)")
+    forces = arrays.pop("forces", None)
+    forces = arrays.pop("force", None) if forces is None else forces
+    if forces is not None and forces.shape != (n, 3):
+        raise ExtXYZError(f"{where}: forces must have 3 columns, got shape {tuple(forces.shape)}")
+    frame = Frame(positions=positions, numbers=numbers, forces=forces, arrays=arrays)
+    line = f"{path}, line {start + 2}"
+    for key, value in info.items():
+        low = key.lower()
+        if low == "properties":
+            continue
+        if low == "lattice":
+            frame.cell = _floats(value, 9, line, key).reshape(3, 3)
+        elif low == "pbc":
+            flags = value.split()
+            if len(flags) != 3 or any(f not in ("T", "F", "True", "False") for f in flags):
+                raise ExtXYZError(f"{line}: pbc={value!r} must be three T/F flags")
+            frame.pbc = torch.tensor([f in ("T", "True") for f in flags])
+        elif low in ("energy", "free_energy") and (frame.energy is None or low == "energy"):
+            frame.energy = float(_floats(value, 1, line, key))
+        elif low == "stress":
+            values = _floats(value, None, line, key)
+            if values.numel() == 9:
+                frame.stress = values.reshape(3, 3)
+            elif values.numel() == 6:  # Voigt order xx yy zz yz xz xy
+                xx, yy, zz, yz, xz, xy = values.tolist()
+                frame.stress = torch.tensor([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]], dtype=torch.float64)
+            else:
+                raise ExtXYZError(f"{line}: stress has {values.numel()} numbers, expected 9 or 6 (Voigt)")
+        else:
+            try:
+                frame.info[key] = _floats(value, None, line, key)
+            except ExtXYZError:
+                pass  # strings and flags are kept out: only numbers become tensors
+    if frame.cell is not None and frame.pbc is None:
+        frame.pbc = torch.ones(3, dtype=torch.bool)
+    if frame.pbc is not None and bool(frame.pbc.any()) and frame.cell is None:
+        raise ExtXYZError(f"{line}: pbc is set but the frame has no Lattice")
+    return frame, start + 2 + n
+
+
+def read_extxyz(path: str | Path) -> list[Frame]:
+    """Every frame of an extended-XYZ file (module docstring); :class:`ExtXYZError` names the line of a problem.
+
+    Example
+    -------
+    >>> frames = read_extxyz("train.xyz")  # doctest: +SKIP
+    >>> frames[0].positions.shape, frames[0].energy  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExtXYZError(f"read_extxyz: {path} is not a file")
+    lines = path.read_text().splitlines()
+    frames, start = [], 0
+    while start < len(lines):
+        if not lines[start].strip():
+            start += 1
+            continue
+        frame, start = _parse_frame(lines, start, str(path))
+        frames.append(frame)
+    if not frames:
+        raise ExtXYZError(f"read_extxyz: {path} holds no frames")
+    return frames

@@ -1,0 +1,80 @@
+"""read_extxyz: frames, properties, cells, energies, forces and stress; ASE reads the same numbers; bad files
+name their line."""
+
+import pytest
+import torch
+
+from kernelnn.data.extxyz import ExtXYZError, read_extxyz
+
+TWO_FRAMES = """2
+Lattice="4.0 0.0 0.0 0.0 4.0 0.0 0.5 0.0 4.0" Properties=species:S:1:pos:R:3:forces:R:3:charge:R:1 energy=-1.5 pbc="T T F" stress="1 2 3 4 5 6" note=hello
+Ar 0.0 0.0 0.0 0.1 0.0 0.0 0.5
+Kr 1.1 0.0 0.2 -0.1 0.0 0.0 -0.5
+3
+Properties=species:S:1:pos:R:3 free_energy=2.0 config_id=7
+H 0.0 0.0 0.0
+O 0.0 0.0 1.0
+H 0.0 1.0 0.0
+"""
+
+
+def write(tmp_path, text, name="data.xyz"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_frames_and_their_fields(tmp_path):
+    first, second = read_extxyz(write(tmp_path, TWO_FRAMES))
+    assert first.numbers.tolist() == [18, 36] and second.numbers.tolist() == [1, 8, 1]
+    torch.testing.assert_close(first.positions[1], torch.tensor([1.1, 0.0, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(first.forces[:, 0], torch.tensor([0.1, -0.1], dtype=torch.float64))
+    assert first.energy == -1.5 and second.energy == 2.0
+    assert first.cell[2].tolist() == [0.5, 0.0, 4.0] and first.pbc.tolist() == [True, True, False]
+    assert first.stress[0, 1] == 6.0 and first.stress[1, 2] == 4.0  # Voigt xx yy zz yz xz xy
+    assert first.arrays["charge"].tolist() == [0.5, -0.5]
+    assert "note" not in first.info and second.info["config_id"].tolist() == [7.0]
+    assert second.cell is None and second.pbc is None and second.forces is None
+
+
+def test_default_columns_and_blank_lines(tmp_path):
+    (frame,) = read_extxyz(write(tmp_path, "1\nplain comment\nC 1 2 3\n\n"))
+    assert frame.numbers.tolist() == [6] and frame.positions.tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_ase_reads_the_same(tmp_path):
+    ase_io = pytest.importorskip("ase.io")
+    # ASE takes a stress as 9 numbers only (its reader refuses Voigt's 6 in the comment line).
+    path = write(tmp_path, TWO_FRAMES.replace('stress="1 2 3 4 5 6"', 'stress="1 6 5 6 2 4 5 4 3"'))
+    ours = read_extxyz(path)
+    theirs = ase_io.read(path, index=":", format="extxyz")
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a.positions, torch.tensor(b.positions))
+        assert a.numbers.tolist() == b.numbers.tolist()
+    torch.testing.assert_close(ours[0].forces, torch.tensor(theirs[0].get_forces()))
+    torch.testing.assert_close(ours[0].cell, torch.tensor(theirs[0].cell.array))
+    assert ours[0].energy == pytest.approx(theirs[0].get_potential_energy())
+    torch.testing.assert_close(ours[0].stress, read_extxyz(write(tmp_path, TWO_FRAMES, "voigt.xyz"))[0].stress)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2\nProperties=species:S:1:forces:R:3\nAr 0 0 0\nAr 1 0 0\n", r"line 2: the frame has no positions"),
+    ("2\nProperties=species:S:1:pos:R:3\nAr 0 0 0\n", "announces 2 atoms but the file ends after 1"),
+    ("1\nProperties=species:S:1:pos:R:3\nAr 0 0\n", r"line 3: 3 columns, the Properties ask for 4"),
+    ("1\nProperties=species:S:1:pos:R:3\nQq 0 0 0\n", r"unknown element symbols \['Qq'\]"),
+    ("x\n\n", "expected the number of atoms"),
+    ("1\nLattice=\"1 2 3\"\nAr 0 0 0\n", "Lattice has 3 numbers, expected 9"),
+    ("1\npbc=\"T T T\"\nAr 0 0 0\n", "pbc is set but the frame has no Lattice"),
+    ("1\nProperties=species:S:1:pos:R:3 energy=abc\nAr 0 0 0\n", "energy='abc' is not a list of numbers"),
+    ("1\nProperties=pos:R:3\n0 0 0\n", "names no element per atom"),
+    ("1\nProperties=species:S:1:pos:Q:3\nAr 0 0 0\n", "needs a type S, R, I or L"),
+    ("", "holds no frames"),
+])
+def test_bad_files(tmp_path, text, message):
+    with pytest.raises(ExtXYZError, match=message):
+        read_extxyz(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ExtXYZError, match="is not a file"):
+        read_extxyz(tmp_path / "none.xyz")
