@@ -16,10 +16,12 @@ from kernelnn.layers.gate import Gate
 from kernelnn.layers.gaunt import gaunt_coefficients, gaunt_tensor_product
 from kernelnn.layers.gaunt_layer import GauntTensorProduct
 from kernelnn.layers.global_tucker import GlobalTucker
+from kernelnn.layers.irreps_linear import IrrepsLinear
 from kernelnn.layers.kan import KANConv1d, KANConv2d, KANConv3d, KANLinear
 from kernelnn.layers.kernel_conv import DistanceLinear, KernelConv1d, KernelConv2d, KernelConv3d, KernelLinear
 from kernelnn.layers.local_integral import LocalIntegralConv1d, LocalIntegralConv2d
 from kernelnn.layers.multigrid import MgConv
+from kernelnn.layers.neighbor_list import Neighbors, edge_vectors, neighbor_list
 from kernelnn.layers.pointwise import ChannelsLast, pointwise
 from kernelnn.layers.positional_encoding import (
     DoubleFourierSphere,
@@ -52,17 +54,15 @@ from kernelnn.layers.trukan_conv import TruKANConv1d, TruKANConv2d, TruKANConv3d
 
 __all__ = [
     "AFKANLinear", "AdaptiveRBF", "BesselBasis", "CPTensorProduct", "ChannelsLast", "DegreeLinear", "DeltaActivation",
-    "DeltaConv2d",
-    "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures", "FourierKArAt",
-    "FullyConnectedTensorProduct", "FunctionAttention",
-    "Gate", "GauntTensorProduct", "GlobalTucker", "IdentityEncoding", "KArAt", "KANConv1d", "KANConv2d", "KANConv3d",
-    "KANLinear", "KernelConv1d", "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d",
-    "LocalIntegralConv2d", "LonLatEncoding", "MgConv", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d",
-    "QuadraticConv3d", "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SelfAttention", "SineLayer",
-    "Siren", "SoftGating", "SoftmaxScores",
-    "SpectralConv", "SphericalConv", "SphericalHarmonicsEncoding", "TensorProduct", "TimeDistributed",
-    "TruKANConv1d", "TruKANConv2d",
-    "TruKANConv3d", "TruKANLinear", "data_dependent_init", "delta_layers", "fourier_resample", "gaunt_coefficients",
-    "gaunt_tensor_product", "plot_rbf_interpretation", "pointwise", "relinear_param_groups", "replace_activations",
+    "DeltaConv2d", "DeltaLinear", "DistanceLinear", "DoubleFourierSphere", "FeatureGrid", "FourierFeatures",
+    "FourierKArAt", "FullyConnectedTensorProduct", "FunctionAttention", "Gate", "GauntTensorProduct", "GlobalTucker",
+    "IdentityEncoding", "IrrepsLinear", "KANConv1d", "KANConv2d", "KANConv3d", "KANLinear", "KArAt", "KernelConv1d",
+    "KernelConv2d", "KernelConv3d", "KernelLinear", "LocalIntegralConv1d", "LocalIntegralConv2d", "LonLatEncoding",
+    "MgConv", "Neighbors", "PolynomialCutoff", "QuadraticConv1d", "QuadraticConv2d", "QuadraticConv3d",
+    "QuadraticLinear", "RBFField", "RBFLayer", "ReLUKANLinear", "SelfAttention", "SineLayer", "Siren", "SoftGating",
+    "SoftmaxScores", "SpectralConv", "SphericalConv", "SphericalHarmonicsEncoding", "TensorProduct", "TimeDistributed",
+    "TruKANConv1d", "TruKANConv2d", "TruKANConv3d", "TruKANLinear", "data_dependent_init", "delta_layers",
+    "edge_vectors", "fourier_resample", "gaunt_coefficients", "gaunt_tensor_product", "neighbor_list",
+    "plot_rbf_interpretation", "pointwise", "relinear_param_groups", "replace_activations",
     "spectral_parameter_counts", "spherical_harmonics",
 ]

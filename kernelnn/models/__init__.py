@@ -16,6 +16,7 @@ from kernelnn.models.deeponet import DeepONet
 from kernelnn.models.equivariant import EquivariantNet
 from kernelnn.models.fno import FNO, TFNO, SpatioTemporalFNO
 from kernelnn.models.frame_cnn import FrameCNN
+from kernelnn.models.interatomic import InteratomicPotential
 from kernelnn.models.kan import KAN
 from kernelnn.models.mgno import MgNO
 from kernelnn.models.mlp import MLP
@@ -27,7 +28,8 @@ from kernelnn.models.unet import UNet
 from kernelnn.models.vit import ViT
 from kernelnn.registry import MODELS
 
-__all__ = ["CNN", "CoordinateNetwork", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "KAN", "MGPatching", "MLP",
+__all__ = ["CNN", "CoordinateNetwork", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "InteratomicPotential", "KAN",
+           "MGPatching", "MLP",
            "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet",
            "ViT"]
 
