@@ -6,8 +6,10 @@ import torch
 
 from kernelnn.data.extxyz import ExtXYZError, read_extxyz
 
-TWO_FRAMES = """2
-Lattice="4.0 0.0 0.0 0.0 4.0 0.0 0.5 0.0 4.0" Properties=species:S:1:pos:R:3:forces:R:3:charge:R:1 energy=-1.5 pbc="T T F" stress="1 2 3 4 5 6" note=hello
+COMMENT = ('Lattice="4.0 0.0 0.0 0.0 4.0 0.0 0.5 0.0 4.0" Properties=species:S:1:pos:R:3:forces:R:3:charge:R:1 '
+           'energy=-1.5 pbc="T T F" stress="1 2 3 4 5 6" note=hello')
+TWO_FRAMES = f"""2
+{COMMENT}
 Ar 0.0 0.0 0.0 0.1 0.0 0.0 0.5
 Kr 1.1 0.0 0.2 -0.1 0.0 0.0 -0.5
 3
