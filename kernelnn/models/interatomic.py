@@ -148,7 +148,9 @@ class InteratomicPotential(nn.Module):
         Per-species energy added per atom (e.g. from a least-squares fit on the training set).
 
     Call: ``model(positions (N, 3), species (N,), batch=None, cell=None, pbc=None, forces=True, stress=False)``
-    -> ``{"energy": (B,), "forces": (N, 3), "stress": (B, 3, 3)}`` (stress needs cells).
+    -> ``{"energy": (B,), "forces": (N, 3), "stress": (B, 3, 3)}`` (stress needs cells). Systems of one size
+    may also come stacked, as the training loop batches them: ``model(positions (B, n, 3), species (B, n),
+    cell (B, 3, 3) or None)`` -> ``(B, 1 + 3n)`` = ``[energy, forces.flatten()]`` (the ``energy_forces`` task).
 
     Example
     -------
@@ -217,7 +219,9 @@ class InteratomicPotential(nn.Module):
 
     def forward(self, positions: torch.Tensor, species: torch.Tensor, batch: torch.Tensor | None = None,
                 cell: torch.Tensor | None = None, pbc: torch.Tensor | bool | None = None, forces: bool = True,
-                stress: bool = False, neighbors: Neighbors | None = None) -> dict[str, torch.Tensor]:
+                stress: bool = False, neighbors: Neighbors | None = None) -> dict[str, torch.Tensor] | torch.Tensor:
+        if isinstance(positions, torch.Tensor) and positions.dim() == 3:  # stacked: the third argument is the cell
+            return self._stacked(positions, species, cell if cell is not None else batch)
         self._check(positions, species)
         if batch is None:
             batch = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
@@ -247,6 +251,20 @@ class InteratomicPotential(nn.Module):
             volume = torch.linalg.det(cell if cell.dim() == 3 else cell[None].expand(systems, 3, 3)).abs()
             out["stress"] = grads.pop(0) / volume[:, None, None]
         return out if differentiable else {k: v.detach() for k, v in out.items()}
+
+    def _stacked(self, positions: torch.Tensor, species: torch.Tensor, cell: torch.Tensor | None) -> torch.Tensor:
+        """``(B, n, 3)``, ``(B, n)``, ``(B, 3, 3)`` -> ``(B, 1 + 3n)``: the systems flattened into one padding-free
+        batch, the result packed as the ``energy_forces`` task wants it."""
+        b, n = positions.shape[:2]
+        if cell is not None and (not isinstance(cell, torch.Tensor) or cell.shape != (b, 3, 3)):
+            raise ValueError(f"InteratomicPotential: with stacked positions {tuple(positions.shape)}, the cells must "
+                             f"be ({b}, 3, 3), got {tuple(getattr(cell, 'shape', ()))}")
+        if not isinstance(species, torch.Tensor) or species.shape != (b, n):
+            raise ValueError(f"InteratomicPotential: with stacked positions {tuple(positions.shape)}, species must be "
+                             f"a long tensor ({b}, {n}), got {tuple(getattr(species, 'shape', ()))}")
+        batch = torch.arange(b, device=positions.device).repeat_interleave(n)
+        out = self(positions.reshape(b * n, 3), species.reshape(b * n), batch=batch, cell=cell)
+        return torch.cat([out["energy"][:, None], out["forces"].reshape(b, 3 * n)], dim=1)
 
     def energy(self, positions: torch.Tensor, species: torch.Tensor, batch: torch.Tensor,
                cells: torch.Tensor | None, neighbors: Neighbors, systems: int) -> torch.Tensor:
