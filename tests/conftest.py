@@ -35,6 +35,9 @@ _TUNED_SIZES = {
     "moving_digits": ["data.n_train=16", "data.n_val=8", "data.n_test=8", "data.frames=4"],
     "tetris": ["data.train_copies=2", "data.n_val=16", "data.n_test=16"],
     "lennard_jones": ["data.n_atoms=5", "data.n_train=16", "data.n_val=4", "data.n_test=4", "data.sweeps=5"],
+    "periodic_atoms": ["data.n_atoms=27", "data.n_train=8", "data.n_val=2", "data.n_test=2", "data.test_atoms=[64]",
+                       "data.n_test_large=1", "data.trajectories=2", "data.cutoff=1.5", "data.equilibrate=20",
+                       "data.stride=5"],
     "antiderivative": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.solve_resolution=200"],
     "image": ["data.downscale=16"],  # 26 x 40 pixels of china.jpg
     "land_ocean": ["data.n_train=16", "data.n_val=4", "data.n_test=4", "data.n_polar=4"],
@@ -54,6 +57,7 @@ _TUNED_DATA = {
     "moving_digits": _TUNED_SIZES["moving_digits"],
     "tetris": _TUNED_SIZES["tetris"],
     "lennard_jones": _TUNED_SIZES["lennard_jones"],
+    "periodic_atoms": _TUNED_SIZES["periodic_atoms"],
     "shallow_water": _TUNED_SIZES["shallow_water"] + ["data.nlat=16", "data.nlon=32"],
 }
 _TUNED_MODEL = {
@@ -68,6 +72,7 @@ _TUNED_MODEL = {
     "kan": [],
     "frame_cnn": ["model.channels=[4,8]"],
     "equivariant": ["model.channels=4", "model.layers=1", "model.L=1"],
+    "interatomic": ["model.channels=4", "model.layers=1", "model.L=1"],
     "deeponet": ["model.width=16", "model.branch_depth=2", "model.trunk_depth=2"],
     "pod_deeponet": ["model.width=8", "model.branch_depth=2"],
     # NeuRBF's k-means needs as many points as kernels: fewer kernels than any tiny data set has points

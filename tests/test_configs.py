@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from kernelnn.data.bundle import first_samples, inputs_and_targets
 from kernelnn.testing import assert_state_dict_round_trip
 from kernelnn.training import ConfigError
 from kernelnn.training.assemble import check_model_on_data, fill_model_config, patched_model_config
@@ -21,7 +22,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 MATCHING_DATA = {"fno": "darcy", "tfno": "darcy", "mgno": "darcy", "sfno": "shallow_water", "stfno": "navier_stokes",
                  "mlp": "spirals", "cnn": "digits", "kan": "symbolic", "vit": "digits",
                  "frame_cnn": "moving_digits", "equivariant": "tetris", "deeponet": "antiderivative",
-                 "pod_deeponet": "darcy", "t1": "darcy", "t1_fft": "burgers"}
+                 "pod_deeponet": "darcy", "t1": "darcy", "t1_fft": "burgers", "interatomic": "periodic_atoms"}
 OPTIMS = sorted(p.stem for p in (CONFIG_DIR / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIG_DIR / "scheduler").glob("*.yaml"))
 
@@ -40,15 +41,17 @@ def build_and_forward(cfg) -> None:
     model_cfg = patched_model_config(model_cfg, OmegaConf.to_container(cfg.patching), bundle)
     model = instantiate(OmegaConf.create(model_cfg))
     check_model_on_data(model, bundle)  # forward on every split, output shape checked
-    x, y = bundle.train.tensors[0][:2], bundle.train.tensors[1][:2]
-    out = model(x)
+    x, y = inputs_and_targets(bundle.train)
+    x, y = first_samples(x, 2), y[:2]
+    out = model(*x) if isinstance(x, tuple) else model(x)
     assert torch.isfinite(out).all()
     if bundle.task == "operator":
         assert out.shape == y.shape
     out.square().mean().backward()  # backward reaches the parameters, finitely
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert any(g is not None for g in grads) and all(torch.isfinite(g).all() for g in grads if g is not None)
-    assert_state_dict_round_trip(lambda: instantiate(OmegaConf.create(model_cfg)), x, rtol=1e-6, atol=1e-6)
+    inputs = x if isinstance(x, tuple) else (x,)
+    assert_state_dict_round_trip(lambda: instantiate(OmegaConf.create(model_cfg)), *inputs, rtol=1e-6, atol=1e-6)
 
 
 def first_fit(*, model: str | None = None, data: str | None = None) -> str:
@@ -138,7 +141,8 @@ def test_data_configs(data, tmp_path):
     extra = files_overrides(tmp_path) if data == "files" else TINY_DATA[data]
     model = {"spirals": "mlp", "active_subspace": "mlp", "symbolic": "mlp", "mnist": "cnn", "digits": "cnn",
              "moving_digits": "frame_cnn", "tetris": "equivariant", "lennard_jones": "equivariant", "darcy": "fno",
-             "burgers": "fno", "navier_stokes": "fno", "antiderivative": "fno", "files": "fno"}.get(data) or first_fit(
+             "burgers": "fno", "navier_stokes": "fno", "antiderivative": "fno", "files": "fno",
+             "periodic_atoms": "interatomic"}.get(data) or first_fit(
         data=data)
     cfg = compose_config(f"data={data}", f"model={model}", *extra, *TINY_MODEL[model])
     build_and_forward(cfg)

@@ -20,6 +20,7 @@ from kernelnn.data.image import make_image
 from kernelnn.data.lennard_jones import lennard_jones_energy_forces, make_lennard_jones
 from kernelnn.data.moving_digits import make_moving_digits
 from kernelnn.data.navier_stokes import make_navier_stokes, solve_navier_stokes
+from kernelnn.data.periodic_atoms import make_periodic_atoms
 from kernelnn.data.sdf import make_sdf
 from kernelnn.data.shallow_water import make_shallow_water
 from kernelnn.data.sphere import make_land_ocean, make_sphere_checkerboard
@@ -28,9 +29,9 @@ from kernelnn.data.symbolic import make_symbolic
 from kernelnn.data.tetris import make_tetris, random_rotations
 
 __all__ = [
-    "DataBundle", "DataFileError", "array_keys", "cached", "lennard_jones_energy_forces", "load_digits",
-    "load_files", "load_mnist", "make_active_subspace", "make_antiderivative", "make_burgers", "make_darcy",
-    "make_image", "make_land_ocean", "make_lennard_jones", "make_moving_digits", "make_navier_stokes", "make_sdf",
-    "make_shallow_water", "make_sphere_checkerboard", "make_spirals", "make_symbolic", "make_tetris",
+    "DataBundle", "DataFileError", "array_keys", "cached", "lennard_jones_energy_forces", "load_digits", "load_files",
+    "load_mnist", "make_active_subspace", "make_antiderivative", "make_burgers", "make_darcy", "make_image",
+    "make_land_ocean", "make_lennard_jones", "make_moving_digits", "make_navier_stokes", "make_periodic_atoms",
+    "make_sdf", "make_shallow_water", "make_sphere_checkerboard", "make_spirals", "make_symbolic", "make_tetris",
     "random_rotations", "read_arrays", "solve_burgers", "solve_darcy", "solve_navier_stokes",
 ]

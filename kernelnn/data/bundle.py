@@ -78,6 +78,19 @@ class DataBundle:
         return {k: tuple(ds.tensors[0].shape[2:]) if self.dim else () for k, ds in splits.items()}
 
 
+def inputs_and_targets(dataset: Any) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
+    """All inputs and targets of a split: a ``TensorDataset``'s two tensors, or, for datasets whose samples have
+    several inputs (atoms: positions, species, cell), the tuple its ``inputs_and_targets()`` returns."""
+    if hasattr(dataset, "inputs_and_targets"):
+        return dataset.inputs_and_targets()
+    return dataset.tensors[0], dataset.tensors[1]
+
+
+def first_samples(inputs: torch.Tensor | tuple[torch.Tensor, ...], n: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """The first ``n`` samples of one input tensor or of each of several."""
+    return tuple(t[:n] for t in inputs) if isinstance(inputs, tuple) else inputs[:n]
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("KERNELNN_CACHE", Path.home() / ".cache" / "kernelnn"))
 

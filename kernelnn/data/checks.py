@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kernelnn.data.bundle import DataBundle
+from kernelnn.data.bundle import DataBundle, inputs_and_targets
 
 
 class DataCheckError(ValueError):
@@ -30,10 +30,11 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
     name = bundle.name
     splits = {"train": bundle.train, **bundle.eval_sets()}
     for split, ds in splits.items():
-        x, y = ds.tensors[0], ds.tensors[1]
-        if len(x) == 0:
+        x, y = inputs_and_targets(ds)
+        inputs = x if isinstance(x, tuple) else (x,)
+        if len(y) == 0:
             raise DataCheckError(f"data {name}: the {split} split is empty (check the sample counts / fractions)")
-        for what, t in (("inputs", x), ("targets", y)):
+        for what, t in [*(("inputs", t) for t in inputs), ("targets", y)]:
             if t.is_complex():
                 raise DataCheckError(f"data {name}: {split} {what} are complex; give real and imaginary parts as two "
                                      "channels")
@@ -58,7 +59,7 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
                 raise DataCheckError(f"data {name}: {int(zero.sum())} {split} target(s) are all zero, the first is "
                                      f"{_sample(bundle, split, int(zero.nonzero()[0, 0]))}; a relative loss divides "
                                      "by their norm")
-    y = bundle.train.tensors[1]
+    y = inputs_and_targets(bundle.train)[1]
     if bundle.task == "classification":
         seen = torch.unique(y).numel()
         if bundle.out_channels > max(2 * seen, seen + 10):

@@ -125,6 +125,9 @@ class AtomicFrames(Dataset):
     def __getitem__(self, i: int):
         return (self.positions[i], self.species[i], self.cells[i]), self.targets[i]
 
+    def inputs_and_targets(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        return (self.positions, self.species, self.cells), self.targets
+
 
 def _frames(kind: str, n_atoms: int, n_frames: int, trajectories: int, t_min: float, t_max: float, cutoff: float,
             seed: int, equilibrate: int, stride: int) -> dict[str, torch.Tensor]:

@@ -15,8 +15,10 @@ on. With one set of multiplicity weights shared by all paths (*path-weight shari
 :math:`O(R (I + J + K))` per channel instead of :math:`O(\#\text{paths} \cdot L^3)`: with :math:`R = O(L^2)` to
 :math:`O(L^3)` the cost falls from :math:`O(L^6)` towards :math:`O(L^4)`. The product is equivariant only up to
 the CP error: :math:`\|\hat M(D x \otimes D y) - D \hat M(x \otimes y)\| \le 2 \|M - \hat M\|_F \|x\| \|y\|` (``D``
-orthogonal, :math:`M` exactly equivariant), so ``cp_error`` bounds it; measure it with
-:func:`~kernelnn.testing.equivariance_error`.
+orthogonal, :math:`M` exactly equivariant), and ``cp_error`` is the relative fit error
+:math:`\|M - \hat M\|_F / \|M\|_F`, so the bound is :math:`2\, \text{cp\_error}\, \|M\|_F \|x\| \|y\|`; measure
+the error itself with :func:`~kernelnn.testing.equivariance_error`. The factors are refitted (seeded, cached) when
+a layer is built, not saved in its state dict: a checkpoint loads into a layer of the same irreps and rank.
 
 Modes: ``"uvu"`` (weights ``(C1, C2)``, output multiplicity ``C1``; with ``C2 = 1`` the convolution of a feature
 with edge harmonics, TDN's case), ``"uuu"`` (weights ``(C,)``, all multiplicities equal), ``"uvw"`` (weights
@@ -173,8 +175,8 @@ class CPTensorProduct(nn.Module):
         a, b, c, error = _factors(self._key, rank, iterations, restarts, seed)
         self.cp_error = error  # relative Frobenius error of the fit: bounds the equivariance error (docstring)
         self._exact = {"factor_a": a, "factor_b": b, "factor_c": c}
-        for key, value in self._exact.items():
-            self.register_buffer(key, value.to(torch.get_default_dtype()), persistent=False)
+        for key, value in self._exact.items():  # a copy: the cached factors are shared by every layer
+            self.register_buffer(key, value.to(torch.get_default_dtype(), copy=True), persistent=False)
 
         shape = {"uvu": (c1, c2), "uuu": (c1,), "uvw": (c1, c2, c3)}[mode]
         self.weight_shape = shape
@@ -208,12 +210,10 @@ class CPTensorProduct(nn.Module):
         return torch.cat(split_irreps(x, irreps), dim=-1)
 
     def _unstack(self, y: torch.Tensor) -> torch.Tensor:
-        """``(z, channels, sum (2l + 1))`` -> ``(z, irreps_out.dim)`` in e3nn's layout."""
-        z, pieces, start = y.shape[0], [], 0
-        for _, ir in self.irreps_out:
-            pieces.append(y[..., start:start + ir.dim].reshape(z, -1))
-            start += ir.dim
-        return torch.cat(pieces, dim=-1)
+        """``(z, channels, sum (2l + 1))`` -> ``(z, irreps_out.dim)`` in e3nn's layout (a split, not slices: a
+        slice's backward writes a zero tensor of the whole input, once per slice)."""
+        return torch.cat([piece.flatten(1) for piece in y.split([ir.dim for _, ir in self.irreps_out], dim=-1)],
+                         dim=-1)
 
     # -- forward ----------------------------------------------------------------------------------------
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -240,6 +240,8 @@ class CPTensorProduct(nn.Module):
                 out = self._product(x1.float(), x2.float(), None if weight is None else weight.float(), exact)
             return out.to(torch.get_autocast_dtype(device))
         x1, x2, w, batch = self._check(x1, x2, weight)
+        if x1.shape[0] == 0:  # no samples (e.g. a graph without edges)
+            return x1.new_zeros(*batch, self.irreps_out.dim)
         a, b = self._stack(x1, self.irreps_in1), self._stack(x2, self.irreps_in2)  # (z, C1, I), (z, C2, J)
         if self.degree_weight_in is not None:
             a = a * self.degree_weight_in[:, self.term_of_in].to(a.dtype)

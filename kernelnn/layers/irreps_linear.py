@@ -61,6 +61,8 @@ class IrrepsLinear(nn.Module):
                              f"{self.irreps_in}, got {getattr(x, 'dtype', type(x).__name__)} "
                              f"{tuple(getattr(x, 'shape', ()))}")
         lead = x.shape[:-1]
+        if x.numel() == 0:
+            return x.new_zeros(*lead, self.irreps_out.dim)
         parts = split_irreps(x.reshape(-1, self.irreps_in.dim), self.irreps_in)
         weights = self.weight.to(x.dtype).split([self.irreps_in[i].mul * self.irreps_out[o].mul
                                                  for i, o in self.paths])

@@ -20,6 +20,7 @@ the positions and cells (forces, stress).
 from __future__ import annotations
 
 import itertools
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -48,6 +49,9 @@ def _systems(positions: torch.Tensor, batch: torch.Tensor | None, cell: torch.Te
     elif n and int(batch.min()) < 0:
         raise ValueError(f"neighbor_list: batch has a negative system index {int(batch.min())}")
     systems = int(batch.max()) + 1 if n else 0
+    if systems > max(n, 1) * 2:
+        raise ValueError(f"neighbor_list: batch numbers systems up to {systems - 1} for {n} atoms; number the "
+                         "systems 0..B-1")
     if cell is None:
         if pbc is not None and bool(torch.as_tensor(pbc).any()):
             raise ValueError("neighbor_list: pbc needs a cell (rows: the lattice vectors)")
@@ -60,13 +64,19 @@ def _systems(positions: torch.Tensor, batch: torch.Tensor | None, cell: torch.Te
     if cell.shape != (systems, 3, 3):
         raise ValueError(f"neighbor_list: cell must have shape (3, 3) or ({systems}, 3, 3) (one per system), got "
                          f"{tuple(cell.shape)}")
+    if not bool(torch.isfinite(cell).all()):
+        raise ValueError("neighbor_list: cell contains NaN or infinite values")
+    pbc = torch.as_tensor(True if pbc is None else pbc, dtype=torch.bool, device=positions.device)
+    if pbc.shape not in ((), (3,), (systems, 3)):
+        raise ValueError(f"neighbor_list: pbc must be a bool, (3,) or ({systems}, 3), got shape {tuple(pbc.shape)}")
+    pbc = pbc.expand(systems, 3) if pbc.dim() < 2 else pbc
+    # A system periodic along no axis needs no cell (ASE gives molecules a zero one): bin it in Cartesian space.
+    eye = torch.eye(3, dtype=positions.dtype, device=positions.device)
+    cell = torch.where(pbc.any(1)[:, None, None], cell, eye)
     volume = torch.linalg.det(cell.detach()).abs()
     if systems and bool((volume <= 1e-12 * cell.detach().abs().amax((1, 2)).clamp_min(1e-300) ** 3).any()):
-        raise ValueError("neighbor_list: a cell has (nearly) zero volume: its lattice vectors are not independent")
-    pbc = torch.as_tensor(True if pbc is None else pbc, dtype=torch.bool, device=positions.device)
-    pbc = pbc.expand(systems, 3) if pbc.dim() < 2 else pbc
-    if pbc.shape != (systems, 3):
-        raise ValueError(f"neighbor_list: pbc must be a bool, (3,) or ({systems}, 3), got {tuple(pbc.shape)}")
+        raise ValueError("neighbor_list: a periodic system's cell has (nearly) zero volume: its lattice vectors are "
+                         "not independent")
     return batch, cell, pbc, systems
 
 
@@ -99,9 +109,9 @@ def neighbor_list(positions: torch.Tensor, cutoff: float, *, batch: torch.Tensor
         raise ValueError(f"neighbor_list: positions must be a float tensor (N, 3), got "
                          f"{getattr(positions, 'dtype', type(positions).__name__)} "
                          f"{tuple(getattr(positions, 'shape', ()))}")
-    if not isinstance(cutoff, (int, float)) or isinstance(cutoff, bool) or not cutoff > 0 \
-            or cutoff == float("inf"):
+    if not isinstance(cutoff, numbers.Real) or isinstance(cutoff, bool) or not 0 < float(cutoff) < float("inf"):
         raise ValueError(f"neighbor_list: cutoff={cutoff!r} must be a finite number > 0")
+    cutoff = float(cutoff)
     if not bool(torch.isfinite(positions).all()):
         raise ValueError("neighbor_list: positions contain NaN or infinite values")
     device = positions.device
@@ -115,7 +125,8 @@ def neighbor_list(positions: torch.Tensor, cutoff: float, *, batch: torch.Tensor
     s = torch.einsum("na,nab->nb", x, inverse[batch])  # fractional coordinates
     # Distance between opposite faces of each cell: V / |a_b x a_c| = 1 / |row a of inv(cell)^T|.
     widths = 1.0 / inverse.transpose(1, 2).norm(dim=-1)  # (B, 3)
-    tolerance = 1e-9
+    # Fractional coordinates of wrapped atoms can land a few rounding errors outside [0, 1): tolerate them.
+    tolerance = 64 * torch.finfo(positions.dtype).eps
     periodic_atom = pbc[batch]
     outside = periodic_atom & ((s < -tolerance) | (s >= 1 + tolerance))
     if bool(outside.any()):
@@ -135,6 +146,9 @@ def neighbor_list(positions: torch.Tensor, cutoff: float, *, batch: torch.Tensor
     lowest = torch.full((systems, 3), float("inf"), dtype=torch.float64, device=device)
     lowest = lowest.scatter_reduce(0, batch[:, None].expand(-1, 3), s, "amin")
     scaled = torch.where(periodic_atom, s * periodic_bins[batch], (s - lowest[batch]) * (widths[batch] / cutoff))
+    if bool((scaled > 2.0**40).any()):
+        raise ValueError(f"neighbor_list: the atoms of a system spread over more than 2^40 cutoffs "
+                         f"({float(scaled.max()):.3g}); is a coordinate wrong?")
     bins = scaled.floor().long()  # (N, 3)
     open_bins = torch.zeros(systems, 3, dtype=torch.long, device=device)
     open_bins = open_bins.scatter_reduce(0, batch[:, None].expand(-1, 3), bins + 1, "amax")
@@ -181,6 +195,8 @@ def edge_vectors(positions: torch.Tensor, neighbors: Neighbors, *, batch: torch.
     r = positions[neighbors.j] - positions[neighbors.i]
     if cell is None:
         return r
+    cell = torch.as_tensor(cell, dtype=positions.dtype, device=positions.device)
     cell = cell if cell.dim() == 3 else cell[None]
-    system = torch.zeros_like(neighbors.i) if batch is None else batch[neighbors.i]
+    one_cell = batch is None or cell.shape[0] == 1
+    system = torch.zeros_like(neighbors.i) if one_cell else batch[neighbors.i]
     return r + torch.einsum("ea,eab->eb", neighbors.shift.to(positions.dtype), cell.to(positions.dtype)[system])

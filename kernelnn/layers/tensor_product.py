@@ -276,6 +276,8 @@ class TensorProduct(nn.Module):
             return out.to(torch.get_autocast_dtype(device))
         x1, x2, weight, batch = self._check(x1, x2, weight)
         z = x1.shape[0]
+        if z == 0:  # no samples (e.g. a graph without edges): nothing to contract
+            return x1.new_zeros(*batch, self.irreps_out.dim)
         parts1, parts2 = split_irreps(x1, self.irreps_in1), split_irreps(x2, self.irreps_in2)
         if self._channelwise:
             return self._forward_channelwise(parts1, parts2, weight).reshape(*batch, self.irreps_out.dim)

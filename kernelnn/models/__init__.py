@@ -111,5 +111,8 @@ MODELS.register("frame_cnn", example={"in_channels": 1, "out_features": 3, "chan
                                       "inputs": [(2, 3, 1, 12, 12)]})(FrameCNN)
 MODELS.register("equivariant", example={"out_features": 3, "L": 1, "channels": 4, "layers": 1, "num_basis": 4,
                                         "radial_hidden": 8, "readout_hidden": 8, "inputs": [(2, 5, 3)]})(EquivariantNet)
+MODELS.register("interatomic", example={"species": 2, "L": 1, "channels": 4, "layers": 1, "cutoff": 2.0,
+                                        "num_basis": 4, "radial_hidden": 8, "readout_hidden": 8,
+                                        "inputs": [(2, 5, 3)]})(InteratomicPotential)
 MODELS.register("mg_patching", example=_mg_patching_example)(MGPatching)
 MODELS.register("normalized", example=_normalized_example)(Normalized)

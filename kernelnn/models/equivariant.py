@@ -117,21 +117,16 @@ def harmonic_feature_irreps(L: int, channels: int, classes: int) -> Irreps:
 def to_e3nn_layout(h: torch.Tensor) -> torch.Tensor:
     """``(..., channels, classes, (L+1)^2) -> (..., dim)`` in the order of :func:`harmonic_feature_irreps`."""
     L = math.isqrt(h.shape[-1]) - 1
-    return torch.cat([h[..., :, k, l * l:(l + 1) ** 2].flatten(-2) for k in range(h.shape[-2]) for l in range(L + 1)],
-                     dim=-1)
+    # Splits, not slices: a slice's backward writes a zero tensor of the whole input, once per slice.
+    degrees = [d for c in h.unbind(-2) for d in c.split([2 * l + 1 for l in range(L + 1)], dim=-1)]
+    return torch.cat([d.flatten(-2) for d in degrees], dim=-1)
 
 
 def from_e3nn_layout(x: torch.Tensor, L: int, channels: int, classes: int) -> torch.Tensor:
     """The inverse of :func:`to_e3nn_layout`."""
-    pieces, start = [], 0
-    for _ in range(classes):
-        degrees = []
-        for l in range(L + 1):
-            stop = start + channels * (2 * l + 1)
-            degrees.append(x[..., start:stop].unflatten(-1, (channels, 2 * l + 1)))
-            start = stop
-        pieces.append(torch.cat(degrees, dim=-1))
-    return torch.stack(pieces, dim=-2)
+    sizes = [channels * (2 * l + 1) for _ in range(classes) for l in range(L + 1)]
+    blocks = [b.unflatten(-1, (channels, -1)) for b in x.split(sizes, dim=-1)]
+    return torch.stack([torch.cat(blocks[k * (L + 1):(k + 1) * (L + 1)], dim=-1) for k in range(classes)], dim=-2)
 
 
 class ChannelwiseProduct(nn.Module):

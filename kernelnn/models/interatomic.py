@@ -163,7 +163,7 @@ class InteratomicPotential(nn.Module):
     def __init__(self, species: int, L: int = 2, channels: int = 16, layers: int = 2, cutoff: float = 5.0,
                  cutoff_p: int = 6, num_basis: int = 8, radial_hidden: int = 32, avg_neighbors: float = 10.0,
                  tensor_product: str = "cg", cp_rank: int | None = None, readout_hidden: int = 16,
-                 energy_scale: float = 1.0, energy_shift: list[float] | None = None) -> None:
+                 energy_scale: float | None = 1.0, energy_shift: list[float] | None = None) -> None:
         super().__init__()
         name = "InteratomicPotential"
         for arg, value, low in (("species", species, 1), ("L", L, 0), ("channels", channels, 1),
@@ -194,7 +194,22 @@ class InteratomicPotential(nn.Module):
         if shift.shape != (species,):
             raise ValueError(f"{name}: energy_shift needs {species} values (one per species), got {tuple(shift.shape)}")
         self.register_buffer("energy_shift", shift)
-        self.register_buffer("energy_scale", torch.tensor(float(energy_scale)))
+        self.register_buffer("energy_scale", torch.tensor(float(1.0 if energy_scale is None else energy_scale)))
+
+    def get_extra_state(self) -> dict:
+        """The settings the weights mean nothing without, saved in the state dict and checked on load."""
+        return {"cutoff": self.cutoff, "tensor_product": self.tensor_product, "cp_rank": self.cp_rank,
+                "avg_neighbors": self.layers[0].conv.avg_neighbors, "cutoff_p": int(self.envelope.p)}
+
+    def set_extra_state(self, state: dict) -> None:
+        mine = self.get_extra_state()
+        if not isinstance(state, dict):
+            raise ValueError(f"InteratomicPotential: the state dict's settings are {type(state).__name__}, not a dict")
+        differ = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v}
+        if differ:
+            listed = ", ".join(f"{k}: checkpoint {a!r}, this model {b!r}" for k, (a, b) in differ.items())
+            raise ValueError(f"InteratomicPotential: the checkpoint was trained with other settings ({listed}); "
+                             "build the model with the checkpoint's settings")
 
     def extra_repr(self) -> str:
         return (f"species={self.species}, L={self.L}, channels={self.channels}, cutoff={self.cutoff}, "
@@ -212,6 +227,10 @@ class InteratomicPotential(nn.Module):
             raise ValueError(f"{name}: species must be a long tensor of shape ({positions.shape[0]},), got "
                              f"{getattr(species, 'dtype', type(species).__name__)} "
                              f"{tuple(getattr(species, 'shape', ()))}")
+        dtype = self.embedding.weight.dtype
+        if positions.dtype != dtype and not torch.is_autocast_enabled(positions.device.type):
+            raise TypeError(f"{name}: positions dtype {positions.dtype} does not match the parameters' dtype {dtype}; "
+                            f"convert the positions (positions.to({dtype})) or the model (model.to({positions.dtype}))")
         if species.numel() and (int(species.min()) < 0 or int(species.max()) >= self.species):
             bad = species[(species < 0) | (species >= self.species)].unique().tolist()
             raise ValueError(f"{name}: unknown species indices {bad}; this model knows 0..{self.species - 1} "
@@ -227,6 +246,11 @@ class InteratomicPotential(nn.Module):
             batch = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
         if stress and cell is None:
             raise ValueError("InteratomicPotential: stress=True needs the cells of the systems")
+        if (forces or stress) and torch.is_inference_mode_enabled():
+            raise RuntimeError("InteratomicPotential: forces and stress are derivatives, and torch.inference_mode() "
+                               "forbids autograd; call the model under torch.no_grad() instead (or forces=False)")
+        if cell is not None:
+            cell = torch.as_tensor(cell, dtype=positions.dtype, device=positions.device)
         if neighbors is None:
             neighbors = neighbor_list(positions, self.cutoff, batch=batch, cell=cell, pbc=pbc)
         systems = int(batch.max()) + 1 if batch.numel() else 0
@@ -242,7 +266,9 @@ class InteratomicPotential(nn.Module):
                 cells = cells + cells @ symmetric
             energy = self.energy(x, species, batch, cells, neighbors, systems)
             wanted = [t for t, on in ((x, forces), (strain, stress)) if on]
-            grads = torch.autograd.grad(energy.sum(), wanted, create_graph=differentiable) if wanted else []
+            # materialize_grads: an atom with no neighbours (or no pairs at all) gets a zero force, not an error
+            grads = torch.autograd.grad(energy.sum(), wanted, create_graph=differentiable,
+                                        materialize_grads=True) if wanted else []
         out = {"energy": energy}
         grads = list(grads)
         if forces:

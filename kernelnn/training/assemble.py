@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from kernelnn.data.bundle import DataBundle
+from kernelnn.data.bundle import DataBundle, first_samples, inputs_and_targets
 from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
 from kernelnn.protocols import InputChecked
@@ -218,16 +218,18 @@ def build_model(model_cfg: dict[str, Any], normalization: dict[str, Any] | None 
 def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
     """Fail before training if the model cannot take every split or its output does not match the target."""
     for split, ds in {"train": bundle.train, **bundle.eval_sets()}.items():
-        x, y = ds.tensors[0][:2], ds.tensors[1][:2]
+        x, y = inputs_and_targets(ds)
+        x, y = first_samples(x, 2), y[:2]
+        shapes = [tuple(t.shape) for t in x] if isinstance(x, tuple) else tuple(x.shape)
         try:
             if isinstance(model, InputChecked):
-                model.check_input(x)
+                model.check_input(*x) if isinstance(x, tuple) else model.check_input(x)
             with torch.no_grad():
-                out = model(x)
+                out = model(*x) if isinstance(x, tuple) else model(x)
         except (ValueError, TypeError, RuntimeError) as err:
             raise ConfigError(f"the model cannot take the {split} data of {bundle.name} (input shape "
-                              f"{tuple(x.shape)}): {err}") from err
-        expected = (len(x), bundle.out_channels) if bundle.task == "classification" else tuple(y.shape)
+                              f"{shapes}): {err}") from err
+        expected = (len(y), bundle.out_channels) if bundle.task == "classification" else tuple(y.shape)
         if tuple(out.shape) != expected:
             raise ConfigError(f"the model's output shape {tuple(out.shape)} on the {split} data of {bundle.name} "
                               f"does not match the expected {expected} (check model.out_channels / out_features)")
@@ -235,9 +237,6 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
 
 def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[str, bool]) -> nn.Module:
     """Wrap ``model`` in :class:`Normalized` with per-channel training-set statistics."""
-    x, y = bundle.train.tensors
-    channel_dim = -1 if bundle.dim == 0 else 1
-    reduce_dims = [d for d in range(x.dim()) if d != (channel_dim % x.dim())]
     use_in = normalize.get("input", False)
     use_out = normalize.get("output", False) and bundle.task != "classification"
     if bundle.geometric and (use_in or use_out):
@@ -247,6 +246,12 @@ def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[st
         return model
     if not (use_in or use_out):
         return model
+    x, y = inputs_and_targets(bundle.train)
+    if isinstance(x, tuple):
+        raise ConfigError(f"data {bundle.name} has several inputs per sample; normalize.input / normalize.output "
+                          "apply to one input tensor only: set them false")
+    channel_dim = -1 if bundle.dim == 0 else 1
+    reduce_dims = [d for d in range(x.dim()) if d != (channel_dim % x.dim())]
     stats: dict[str, torch.Tensor | None] = {"in_mean": None, "in_std": None, "out_mean": None, "out_std": None}
     if use_in:
         stats["in_mean"] = x.double().mean(reduce_dims).float()

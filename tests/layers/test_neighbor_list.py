@@ -116,3 +116,34 @@ def test_empty_and_single_atom():
     # One atom in a periodic box sees its own images when the box allows (cutoff <= half the cell).
     nb = neighbor_list(torch.zeros(1, 3), 2.0, cell=torch.eye(3) * 4.0)
     assert nb.i.numel() == 0  # images at distance 4 > 2
+
+
+def test_float32_positions_wrapped_in_float32_are_accepted():
+    g = torch.Generator().manual_seed(4)
+    for _ in range(20):
+        cell = (torch.eye(3) * 5 + torch.rand(3, 3, generator=g)).float()
+        x = torch.randn(30, 3, generator=g) * 10
+        x = (x @ torch.linalg.inv(cell)) % 1.0 @ cell  # float32 rounding leaves some just outside [0, 1)
+        neighbor_list(x, 1.5, cell=cell)
+
+
+def test_molecules_with_a_zero_cell_and_one_cell_for_many_systems():
+    x = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0.0, 0, 0], [0.0, 1.2, 0]], dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1])
+    nb = neighbor_list(x, 1.5, batch=batch, cell=torch.zeros(3, 3), pbc=False)  # as ASE gives molecules
+    assert as_set(nb) == brute_force(x, 1.5, batch)
+    cell = torch.eye(3, dtype=torch.float64) * 4
+    nb = neighbor_list(x, 1.5, batch=batch, cell=cell)
+    torch.testing.assert_close(edge_vectors(x, nb, batch=batch, cell=cell),
+                               edge_vectors(x, nb, batch=batch, cell=cell.expand(2, 3, 3)))
+
+
+def test_absurd_inputs_fail_clearly():
+    with pytest.raises(ValueError, match="spread over more than 2\\^40 cutoffs"):
+        neighbor_list(torch.tensor([[0.0, 0, 0], [-1e19, 0, 0]], dtype=torch.float64), 1.0)
+    with pytest.raises(ValueError, match="number the systems 0..B-1"):
+        neighbor_list(torch.zeros(4, 3), 1.0, batch=torch.tensor([0, 0, 0, 2**35]))
+    with pytest.raises(ValueError, match="cell contains NaN"):
+        neighbor_list(torch.rand(4, 3), 1.0, cell=torch.full((3, 3), float("nan")))
+    with pytest.raises(ValueError, match=r"pbc must be a bool, \(3,\) or"):
+        neighbor_list(torch.rand(4, 3), 1.0, cell=torch.eye(3) * 3, pbc=torch.tensor([True, False]))

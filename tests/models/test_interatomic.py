@@ -126,3 +126,32 @@ def test_bad_construction(kwargs, message):
     options = {"species": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         InteratomicPotential(**options)
+
+
+@pytest.mark.parametrize("tensor_product", ["cg", "gaunt"])
+def test_isolated_atoms_have_zero_forces(tensor_product):
+    model = small(tensor_product)
+    one = model(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, dtype=torch.long))
+    assert one["energy"].shape == (1,) and bool((one["forces"] == 0).all())
+    far = model(torch.tensor([[0.0, 0, 0], [9.0, 0, 0]], dtype=torch.float64), torch.zeros(2, dtype=torch.long))
+    assert bool((far["forces"] == 0).all())
+
+
+def test_checkpoints_carry_the_settings_the_weights_need():
+    a = InteratomicPotential(1, L=1, channels=4, layers=1, cutoff=2.0)
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    other = InteratomicPotential(1, L=1, channels=4, layers=1, cutoff=2.5, avg_neighbors=3.0)
+    with pytest.raises(ValueError, match=r"cutoff: checkpoint 2.0, this model 2.5.*avg_neighbors"):
+        other.load_state_dict(torch.load(buffer, weights_only=True))
+
+
+def test_clear_errors_for_dtype_and_inference_mode():
+    model = InteratomicPotential(1, L=1, channels=4, layers=1, cutoff=2.0)
+    with pytest.raises(TypeError, match="positions dtype torch.float64 does not match"):
+        model(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, dtype=torch.long))
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="under torch.no_grad"):
+        model(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    with torch.inference_mode():
+        assert model(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), forces=False)["energy"].shape == (1,)
