@@ -11,13 +11,14 @@ Each frame is a line with the atom count, a comment line of ``key=value`` pairs,
 logical); without it the columns are ``species:S:1:pos:R:3``. The reader takes positions (``pos``), the element
 (``species`` as a symbol, or ``Z`` / ``numbers`` as atomic numbers), forces (``forces`` or ``force``), the energy
 (``energy``, any case, or ``free_energy``), the cell (``Lattice``, rows = lattice vectors), ``pbc`` (default: all
-true when a lattice is given) and a stress (``stress``, 9 or Voigt 6 values). Other columns and keys are kept as
-float arrays where they parse as numbers. Nothing in a file is executed or imported: values are parsed as
-numbers, booleans or strings only.
+true when a lattice is given) and a stress (``stress``, 9 or Voigt 6 values). Other columns are kept by type
+(``R`` float64, ``I`` int64, ``L`` bool) and other keys as float arrays where they are numbers. Nothing in a file
+is executed or imported: values are parsed as numbers, booleans or strings only.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ class Frame:
 
 
 def _comment(line: str, where: str) -> dict[str, str]:
+    if "=" not in line:  # a plain XYZ comment: free text, no key=value pairs
+        return {}
     try:
         tokens = shlex.split(line, comments=False, posix=True)
     except ValueError as error:
@@ -81,9 +84,11 @@ def _properties(spec: str, where: str) -> list[tuple[str, str, int]]:
         raise ExtXYZError(f"{where}: Properties={spec!r} is not a list of name:type:count")
     columns = []
     for name, kind, count in zip(parts[::3], parts[1::3], parts[2::3], strict=True):
-        if kind not in ("S", "R", "I", "L") or not count.isdigit() or int(count) < 1:
+        if kind not in ("S", "R", "I", "L") or not re.fullmatch(r"[0-9]+", count) or int(count) < 1:
             raise ExtXYZError(f"{where}: Properties entry {name}:{kind}:{count} needs a type S, R, I or L and a "
                               "count >= 1")
+        if name in [c[0] for c in columns]:
+            raise ExtXYZError(f"{where}: Properties names the column {name!r} twice")
         columns.append((name, kind, int(count)))
     return columns
 
@@ -96,6 +101,8 @@ def _parse_frame(lines: list[str], start: int, path: str) -> tuple[Frame, int]:
         raise ExtXYZError(f"{where}: expected the number of atoms, got {lines[start].strip()!r}") from None
     if n < 0:
         raise ExtXYZError(f"{where}: negative number of atoms {n}")
+    if n > len(lines):
+        raise ExtXYZError(f"{where}: the frame announces {n} atoms, more than the file's {len(lines)} lines")
     if start + 1 >= len(lines):
         raise ExtXYZError(f"{where}: the frame ends before its comment line")
     info = _comment(lines[start + 1], f"{path}, line {start + 2}")
@@ -120,22 +127,28 @@ def _parse_frame(lines: list[str], start: int, path: str) -> tuple[Frame, int]:
             table[name].append(fields[offset:offset + count])
             offset += count
     arrays: dict[str, torch.Tensor] = {}
-    for name, kind, _ in columns:
+    for name, kind, count in columns:
         if kind == "S":
             continue
         try:
             if kind == "L":
-                values = [[v in ("T", "True", "true", "1") for v in row] for row in table[name]]
-                arrays[name] = torch.tensor(values, dtype=torch.bool)
+                flags = {"T": True, "True": True, "true": True, "t": True, "F": False, "False": False,
+                         "false": False, "f": False}
+                arrays[name] = torch.tensor([[flags[v] for v in row] for row in table[name]], dtype=torch.bool)
+            elif kind == "I":
+                arrays[name] = torch.tensor([[int(v) for v in row] for row in table[name]], dtype=torch.long)
             else:
                 arrays[name] = torch.tensor([[float(v) for v in row] for row in table[name]], dtype=torch.float64)
-        except ValueError:
-            raise ExtXYZError(f"{where}: column {name!r} of type {kind} holds a value that is not a number") from None
+        except (ValueError, KeyError):
+            raise ExtXYZError(f"{where}: column {name!r} of type {kind} holds a value that is not "
+                              f"{'T or F' if kind == 'L' else 'an integer' if kind == 'I' else 'a number'}") from None
+        if n == 0:  # an empty frame: keep the column's width
+            arrays[name] = arrays[name].reshape(0, count)
         if arrays[name].dim() == 2 and arrays[name].shape[1] == 1:
             arrays[name] = arrays[name][:, 0]
     positions = arrays.pop("pos", None)
     positions = arrays.pop("positions") if positions is None else positions
-    if positions.shape != (n, 3):
+    if positions.dtype != torch.float64 or positions.shape != (n, 3):
         raise ExtXYZError(f"{where}: positions must have 3 columns, got shape {tuple(positions.shape)}")
     if "species" in table and columns[names.index("species")][1] == "S":
         unknown = sorted({row[0] for row in table["species"]} - set(ATOMIC_NUMBER))
@@ -143,7 +156,9 @@ def _parse_frame(lines: list[str], start: int, path: str) -> tuple[Frame, int]:
             raise ExtXYZError(f"{where}: unknown element symbols {unknown}")
         numbers = torch.tensor([ATOMIC_NUMBER[row[0]] for row in table["species"]], dtype=torch.long)
     elif "Z" in arrays or "numbers" in arrays:
-        numbers = (arrays.pop("Z") if "Z" in arrays else arrays.pop("numbers")).long()
+        numbers = arrays.pop("Z") if "Z" in arrays else arrays.pop("numbers")
+        if numbers.dtype != torch.long or bool(((numbers < 1) | (numbers >= len(ELEMENTS))).any()):
+            raise ExtXYZError(f"{where}: atomic numbers must be integers 1..{len(ELEMENTS) - 1} (an I column)")
     else:
         raise ExtXYZError(f"{where}: the frame names no element per atom (a species:S:1, Z:I:1 or numbers:I:1 "
                           "column)")
@@ -161,9 +176,9 @@ def _parse_frame(lines: list[str], start: int, path: str) -> tuple[Frame, int]:
             frame.cell = _floats(value, 9, line, key).reshape(3, 3)
         elif low == "pbc":
             flags = value.split()
-            if len(flags) != 3 or any(f not in ("T", "F", "True", "False") for f in flags):
+            if len(flags) != 3 or any(f.lower() not in ("t", "f", "true", "false") for f in flags):
                 raise ExtXYZError(f"{line}: pbc={value!r} must be three T/F flags")
-            frame.pbc = torch.tensor([f in ("T", "True") for f in flags])
+            frame.pbc = torch.tensor([f.lower() in ("t", "true") for f in flags])
         elif low in ("energy", "free_energy") and (frame.energy is None or low == "energy"):
             frame.energy = float(_floats(value, 1, line, key))
         elif low == "stress":
@@ -175,7 +190,7 @@ def _parse_frame(lines: list[str], start: int, path: str) -> tuple[Frame, int]:
                 frame.stress = torch.tensor([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]], dtype=torch.float64)
             else:
                 raise ExtXYZError(f"{line}: stress has {values.numel()} numbers, expected 9 or 6 (Voigt)")
-        else:
+        elif "," not in value:  # "1,000" is text, not two numbers
             try:
                 frame.info[key] = _floats(value, None, line, key)
             except ExtXYZError:
@@ -198,7 +213,14 @@ def read_extxyz(path: str | Path) -> list[Frame]:
     path = Path(path)
     if not path.is_file():
         raise ExtXYZError(f"read_extxyz: {path} is not a file")
-    lines = path.read_text().splitlines()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ExtXYZError(f"read_extxyz: {path} is not UTF-8 text ({error})") from None
+    lines = text.split("\n")  # only newlines end lines (str.splitlines also splits at form feeds)
+    lines = [line.rstrip("\r") for line in lines]
+    if lines and not lines[-1]:
+        lines.pop()  # the final newline ends the last line; it does not start another
     frames, start = [], 0
     while start < len(lines):
         if not lines[start].strip():

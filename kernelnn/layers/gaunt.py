@@ -13,7 +13,7 @@ inequality holds, so the product is O(3)-equivariant for features that transform
 (irreps ``0e + 1o + 2e + 3o + ...``): Luo et al., "Enabling Efficient Equivariant Operations in the Fourier Basis
 via Gaunt Tensor Products" (ICLR 2024).
 
-Three methods compute the same numbers:
+Four methods compute the same numbers:
 
 * ``"dense"``: contraction with :math:`G` (the reference; :math:`O(L^6)` per product);
 * ``"grid"``: both functions evaluated on a Gauss-Legendre x uniform grid just fine enough for the degree-
@@ -30,7 +30,7 @@ Three methods compute the same numbers:
   block-sparse: :math:`Y_{l,\pm k}` has :math:`\varphi`-frequencies :math:`\pm k` only, so each order
   :math:`k` is one small matrix (:math:`O(L^3)` per product in all, :math:`O(L^2 \log L)` for the FFTs).
 
-All three are exact up to floating-point rounding (tested to 1e-10 relative in float64).
+All four are exact up to floating-point rounding (tested to 1e-10 relative in float64).
 ``normalization="component"`` takes and returns coefficients of the harmonics times :math:`\sqrt{4\pi}` (e3nn's
 default for layers): the product's coefficients in that basis are :math:`\sqrt{4\pi}` times the integral-basis
 formula applied to the same numbers.

@@ -208,7 +208,12 @@ class TensorProduct(nn.Module):
     def _variances(self, values: Sequence[float] | None, irreps: Irreps, argument: str) -> list[float]:
         if values is None:
             return [1.0] * len(irreps)
-        values = [float(v) for v in values]
+        try:
+            values = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError(f"{type(self).__name__}: {argument}={values!r} must be numbers") from None
+        if any(not v >= 0 for v in values):
+            raise ValueError(f"{type(self).__name__}: {argument}={values} must be variances >= 0")
         if len(values) != len(irreps):
             raise ValueError(f"{type(self).__name__}: {argument} has {len(values)} entries; {irreps} has "
                              f"{len(irreps)} terms")
@@ -220,7 +225,12 @@ class TensorProduct(nn.Module):
             raise ValueError(f"{name}: instructions[{k}]={ins!r} must be (i_in1, i_in2, i_out, mode, has_weight"
                              "[, path_weight])")
         i1, i2, io, mode, has_weight = ins[:5]
-        path_weight = float(ins[5]) if len(ins) == 6 else 1.0
+        if not isinstance(has_weight, bool):
+            raise ValueError(f"{name}: instructions[{k}] has has_weight={has_weight!r}; give True or False")
+        path_weight = ins[5] if len(ins) == 6 else 1.0
+        if isinstance(path_weight, bool) or not isinstance(path_weight, (int, float)) or not path_weight >= 0:
+            raise ValueError(f"{name}: instructions[{k}] has path_weight={path_weight!r}; give a number >= 0")
+        path_weight = float(path_weight)
         for argument, index, irreps in (("i_in1", i1, self.irreps_in1), ("i_in2", i2, self.irreps_in2),
                                         ("i_out", io, self.irreps_out)):
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(irreps):

@@ -165,6 +165,17 @@ class Irreps(tuple):
             start += term.dim
         return out
 
+    def __getitem__(self, index: Any) -> Any:  # a slice of irreps is irreps, as in e3nn
+        item = super().__getitem__(index)
+        return Irreps(item) if isinstance(index, slice) else item
+
+    def __contains__(self, ir: Any) -> bool:  # an irrep is in the irreps when some term has it, as in e3nn
+        try:
+            ir = Irrep.of(ir)
+        except ValueError:
+            return False
+        return any(term.ir == ir for term in self)
+
     def count(self, ir: Any) -> int:  # type: ignore[override]
         ir = Irrep.of(ir)
         return sum(term.mul for term in self if term.ir == ir)
@@ -192,9 +203,10 @@ class Irreps(tuple):
         (float64, ``(dim, dim)``): ``p^k D_l(R)`` per irrep with ``M = (-1)^k R``."""
         from kernelnn.o3.wigner import wigner_D
 
+        tolerance = 1e-5 if torch.as_tensor(matrix).dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-8
         matrix = torch.as_tensor(matrix, dtype=torch.float64)
         if matrix.shape != (3, 3) or not torch.allclose(matrix @ matrix.T, torch.eye(3, dtype=torch.float64),
-                                                        atol=1e-8):
+                                                        atol=tolerance):
             raise ValueError(f"Irreps.D_from_matrix: matrix must be an orthogonal 3 x 3 matrix, got {matrix}")
         improper = bool(torch.linalg.det(matrix) < 0)
         rotation = -matrix if improper else matrix
@@ -257,8 +269,8 @@ def _parse(irreps: Any, argument: str) -> list[MulIrrep]:
     if isinstance(irreps, Iterable):
         terms = []
         for item in irreps:
-            if isinstance(item, MulIrrep):
-                terms.append(item)
+            if isinstance(item, MulIrrep) and isinstance(item.mul, int) and item.mul >= 0:
+                terms.append(MulIrrep(item.mul, Irrep.of(item.ir, argument)))
                 continue
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int) and item[0] >= 0 \
                     and not isinstance(item[0], bool):

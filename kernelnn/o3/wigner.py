@@ -76,7 +76,10 @@ def _wigner_3j(l1: int, l2: int, l3: int) -> torch.Tensor:
         for m2 in range(max(-l2, -l3 - m1), min(l2, l3 - m1) + 1):
             cg[l1 + m1, l2 + m2, l3 + m1 + m2] = clebsch_gordan_complex(l1, m1, l2, m2, l3, m1 + m2)
     q1, q2, q3 = real_to_complex(l1), real_to_complex(l2), real_to_complex(l3)
-    c = torch.einsum("ia,jb,kc,ijk->abc", q1, q2, q3.conj(), cg)
+    # One factor at a time (a four-operand einsum without a contraction planner builds an O(l^6) intermediate).
+    c = torch.einsum("ia,ijk->ajk", q1, cg)
+    c = torch.einsum("jb,ajk->abk", q2, c)
+    c = torch.einsum("kc,abk->abc", q3.conj(), c)
     if c.imag.abs().max() > 1e-12:  # the (-i)^l factors make it real; anything else is a bug
         raise AssertionError(f"wigner_3j({l1}, {l2}, {l3}): the real-basis tensor has an imaginary part")
     c = c.real

@@ -77,6 +77,28 @@ def test_bad_files(tmp_path, text, message):
         read_extxyz(write(tmp_path, text))
 
 
+@pytest.mark.parametrize("text, message", [
+    ("2\nProperties=Z:I:1:pos:R:3:Z:I:1\n1 0 0 0 8\n8 1 0 0 1\n", "names the column 'Z' twice"),
+    ("1\nProperties=Z:I:1:pos:R:3\n1.7 0 0 0\n", "column 'Z' of type I holds a value that is not an integer"),
+    ("1\nProperties=Z:I:1:pos:R:3\n-5 0 0 0\n", "atomic numbers must be integers 1..118"),
+    ("1\nProperties=species:S:\u00b2:pos:R:3\nAr 0 0 0\n", "needs a type S, R, I or L and a count"),
+    ("5000000\nx=1\nAr 0 0 0\n", "announces 5000000 atoms, more than the file's"),
+])
+def test_odd_files_fail_clearly(tmp_path, text, message):
+    with pytest.raises(ExtXYZError, match=message):
+        read_extxyz(write(tmp_path, text))
+
+
+def test_what_ase_also_reads(tmp_path):
+    frames = read_extxyz(write(tmp_path, "1\nit's a plain comment\nAr 0 0 0\n0\nempty frame\n"
+                                         "1\nLattice=\"2 0 0 0 2 0 0 0 2\" pbc=\"t t f\" note=\"1,000\"\nAr 0 0 0\n"))
+    assert len(frames) == 3 and frames[1].positions.shape == (0, 3)
+    assert frames[2].pbc.tolist() == [True, True, False] and "note" not in frames[2].info
+    (tmp_path / "latin.xyz").write_bytes(b"1\ncaf\xe9\nAr 0 0 0\n")
+    with pytest.raises(ExtXYZError, match="is not UTF-8 text"):
+        read_extxyz(tmp_path / "latin.xyz")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ExtXYZError, match="is not a file"):
         read_extxyz(tmp_path / "none.xyz")

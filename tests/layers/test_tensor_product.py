@@ -164,6 +164,11 @@ def test_autograd_compile_autocast_and_state_dict():
     assert_state_dict_round_trip(lambda: FullyConnectedTensorProduct(in1, in2, out), x1.float(), x2.float())
 
 
+def test_no_samples_give_an_empty_output():
+    tp = FullyConnectedTensorProduct("2x0e + 1x1o", "0e + 1o", "1x1o")
+    assert tp(torch.zeros(0, 5), torch.zeros(0, 4)).shape == (0, 3)
+
+
 def test_outputs_without_paths_are_zero():
     tp = TensorProduct("1x0e", "1x0e", "1x0e + 1x1o", [(0, 0, 0, "uvu", True)])
     out = tp(torch.randn(2, 1), torch.randn(2, 1))
@@ -183,6 +188,10 @@ def test_outputs_without_paths_are_zero():
     (("1x0e", "1x0e", "1x0e", [(0, 0, 0, "uvu", True)]), {"shared_weights": False, "internal_weights": True},
      ValueError, "needs shared_weights=True"),
     (("1x0z", "1x0e", "1x0e", []), {}, ValueError, r"irreps_in1='1x0z'"),
+    (("1x0e", "1x0e", "1x0e", [(0, 0, 0, "uvu", "False")]), {}, ValueError, r"has_weight='False'; give True or"),
+    (("1x0e", "1x0e", "1x0e", [(0, 0, 0, "uvu", True, -1.0)]), {}, ValueError, r"path_weight=-1.0; give a number"),
+    (("1x0e", "1x0e", "1x0e", [(0, 0, 0, "uvu", True, "x")]), {}, ValueError, r"path_weight='x'"),
+    (("1x0e", "1x0e", "1x0e", []), {"in2_var": [-1.0]}, ValueError, r"in2_var=\[-1.0\] must be variances"),
 ])
 def test_bad_construction(args, kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -30,6 +30,9 @@ def test_arithmetic_and_helpers():
     assert Irrep("1o") * Irrep("2e") == [Irrep("1o"), Irrep("2o"), Irrep("3o")]
     assert Irrep("3y") == Irrep(3, -1) == (3, -1) and Irrep((2, 1)).dim == 5
     assert 3 * Irrep("1e") == Irreps("3x1e")
+    irreps = Irreps("2x0e + 1x1o + 3x2e")
+    assert irreps[1:] == Irreps("1x1o + 3x2e") and isinstance(irreps[1:], Irreps)  # slices stay irreps (e3nn)
+    assert "1o" in irreps and Irrep("2e") in irreps and "1e" not in irreps and "junk" not in irreps
 
 
 @pytest.mark.parametrize("text", ["8x1q", "x1o", "2x", "1.5x0e", "-1x0e", "8x0e ++ 1o", "1o 2e", "two x 1o"])
