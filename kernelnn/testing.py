@@ -21,11 +21,12 @@ Equivariance under O(3), rotations *and* rotoinversions, of features in e3nn's l
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -33,7 +34,8 @@ from torch import nn
 
 __all__ = [
     "assert_autocast", "assert_compiles", "assert_equivariant", "assert_gradcheck", "assert_state_dict_round_trip",
-    "equivariance_error", "harmonic_irreps", "irreps_dim", "parse_irreps", "random_rotation", "representation",
+    "default_dtype", "equivariance_error", "harmonic_irreps", "irreps_dim", "parse_irreps", "random_rotation",
+    "representation",
 ]
 
 
@@ -554,6 +556,18 @@ def assert_equivariant(fn: Callable, irreps_in: Any, irreps_out: Any, inputs: Se
             raise AssertionError(f"assert_equivariant: output {i} of {name} is not equivariant under {kinds}: "
                                  f"max |f(D x) - D f(x)| is {report} (allowed {allowed:.3g}, max |f(x)| = "
                                  f"{scale[i]:.3g}).{hint}")
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """``torch.set_default_dtype(dtype)`` inside the block only: libraries that build their constant tables in the
+    default dtype (e3nn's 3j symbols) are exact only when built under float64."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def equivariance_error(fn: Callable, irreps_in: Any, irreps_out: Any, inputs: Sequence[Any], *,

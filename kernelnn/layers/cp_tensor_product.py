@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernelnn.layers.tensor_product import split_irreps
+from kernelnn.layers.tensor_product import check_input_pair, split_irreps
 from kernelnn.o3.cp_decomposition import cp_als
 from kernelnn.o3.irreps import Irreps
 from kernelnn.o3.wigner import wigner_3j
@@ -268,18 +268,7 @@ class CPTensorProduct(nn.Module):
     def _check(self, x1: Any, x2: Any, weight: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                               tuple[int, ...]]:
         name = type(self).__name__
-        for argument, x, irreps in (("x1", x1, self.irreps_in1), ("x2", x2, self.irreps_in2)):
-            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-                raise TypeError(f"{name}: {argument} must be a floating-point tensor, got "
-                                f"{getattr(x, 'dtype', type(x).__name__)}")
-            if x.dim() < 1 or x.shape[-1] != irreps.dim:
-                raise ValueError(f"{name}: {argument} has shape {tuple(x.shape)}; its last dimension must be "
-                                 f"{irreps.dim} ({argument.replace('x', 'irreps_in')} = {irreps})")
-        try:
-            batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
-        except RuntimeError:
-            raise ValueError(f"{name}: the leading dims of x1 {tuple(x1.shape[:-1])} and x2 {tuple(x2.shape[:-1])} do "
-                             "not broadcast") from None
+        batch = check_input_pair(name, x1, x2, self.irreps_in1, self.irreps_in2)
         if self.shared_weights:
             if weight is not None:
                 raise ValueError(f"{name}: weight was given, but this product holds its weights (shared_weights=True)")

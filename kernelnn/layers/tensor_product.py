@@ -52,6 +52,22 @@ def split_irreps(x: torch.Tensor, irreps: Irreps) -> list[torch.Tensor]:
     return [piece.reshape(x.shape[0], mul, ir.dim) for piece, (mul, ir) in zip(pieces, irreps, strict=True)]
 
 
+def check_input_pair(owner: str, x1: Any, x2: Any, irreps_in1: Irreps, irreps_in2: Irreps) -> torch.Size:
+    """The broadcast leading shape of two irreps inputs, or a clear error naming ``owner`` and the argument."""
+    for argument, x, irreps in (("x1", x1, irreps_in1), ("x2", x2, irreps_in2)):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"{owner}: {argument} must be a floating-point tensor, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
+        if x.dim() < 1 or x.shape[-1] != irreps.dim:
+            raise ValueError(f"{owner}: {argument} has shape {tuple(x.shape)}; its last dimension must be "
+                             f"{irreps.dim} ({argument.replace('x', 'irreps_in')} = {irreps})")
+    try:
+        return torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"{owner}: the leading dims of x1 {tuple(x1.shape[:-1])} and x2 {tuple(x2.shape[:-1])} do "
+                         "not broadcast") from None
+
+
 class Instruction(NamedTuple):
     """One path: input terms ``i_in1`` and ``i_in2`` into output term ``i_out``; ``path_shape`` is the shape of
     its weights; ``alpha`` the normalisation constant folded into its 3j symbol."""
@@ -367,18 +383,7 @@ class TensorProduct(nn.Module):
 
     def _check(self, x1: Any, x2: Any, weight: Any) -> tuple[torch.Tensor, torch.Tensor, Any, tuple[int, ...]]:
         name = type(self).__name__
-        for argument, x, irreps in (("x1", x1, self.irreps_in1), ("x2", x2, self.irreps_in2)):
-            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-                raise TypeError(f"{name}: {argument} must be a floating-point tensor, got "
-                                f"{getattr(x, 'dtype', type(x).__name__)}")
-            if x.dim() < 1 or x.shape[-1] != irreps.dim:
-                raise ValueError(f"{name}: {argument} has shape {tuple(x.shape)}; its last dimension must be "
-                                 f"{irreps.dim} ({argument.replace('x', 'irreps_in')} = {irreps})")
-        try:
-            batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
-        except RuntimeError:
-            raise ValueError(f"{name}: the leading dims of x1 {tuple(x1.shape[:-1])} and x2 {tuple(x2.shape[:-1])} do "
-                             "not broadcast") from None
+        batch = check_input_pair(name, x1, x2, self.irreps_in1, self.irreps_in2)
         if self.weight_numel == 0:
             weight = None
         elif self.internal_weights:

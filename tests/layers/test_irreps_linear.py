@@ -1,30 +1,18 @@
 """IrrepsLinear: e3nn's o3.Linear values (weights and biases copied), equivariance, errors."""
 
-import contextlib
-
 import pytest
 import torch
 
 from kernelnn.layers.irreps_linear import IrrepsLinear
-from kernelnn.testing import assert_equivariant, assert_gradcheck, assert_state_dict_round_trip
+from kernelnn.testing import assert_equivariant, assert_gradcheck, assert_state_dict_round_trip, default_dtype
 
 IN, OUT = "4x0e + 2x1o + 3x1o + 1x2e + 2x0o", "3x0e + 2x1o + 1x2e + 2x2o + 1x0o"
-
-
-@contextlib.contextmanager
-def float64_default():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
 
 
 def test_equals_e3nn():
     o3 = pytest.importorskip("e3nn.o3")
     ours = IrrepsLinear(IN, OUT, biases=True).double()
-    with float64_default():
+    with default_dtype(torch.float64):
         theirs = o3.Linear(IN, OUT, biases=True)
     with torch.no_grad():
         theirs.weight.copy_(ours.weight)

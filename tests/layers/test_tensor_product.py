@@ -1,8 +1,6 @@
 """TensorProduct / FullyConnectedTensorProduct: e3nn's values, a per-path reference (gradients included),
 O(3) equivariance, normalisation, autograd, compile, autocast, state dicts, and errors."""
 
-import contextlib
-
 import pytest
 import torch
 
@@ -14,19 +12,8 @@ from kernelnn.testing import (
     assert_equivariant,
     assert_gradcheck,
     assert_state_dict_round_trip,
+    default_dtype,
 )
-
-
-@contextlib.contextmanager
-def float64_default():
-    """e3nn builds its 3j tables in the default dtype: float32 ones lose digits that .double() cannot restore."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
 
 IN1, IN2 = "3x0e + 3x1o + 3x2e + 3x1e", "3x0e + 3x1o + 3x0o"
 OUT_MUL = {"uvw": 4, "uvu": 3, "uvv": 3, "uuw": 5, "uuu": 3, "uvuv": 9}
@@ -99,7 +86,7 @@ def test_equals_e3nn(mode, shared, normalization):
     kwargs = dict(irrep_normalization=normalization[0], path_normalization=normalization[1], shared_weights=shared,
                   in1_var=[1.0, 2.0, 0.5, 1.0], out_var=[1.5] * len(Irreps(out)))
     ours = TensorProduct(IN1, IN2, out, instructions, **kwargs).double()
-    with float64_default():
+    with default_dtype(torch.float64):
         theirs = o3.TensorProduct(IN1, IN2, out, instructions, **kwargs)
     assert ours.weight_numel == theirs.weight_numel
     x1 = torch.randn(5, ours.irreps_in1.dim, dtype=torch.float64)
@@ -117,7 +104,7 @@ def test_fully_connected_equals_e3nn():
     o3 = pytest.importorskip("e3nn.o3")
     in1, in2, out = "4x0e + 2x1o + 2x2e + 1x1e", "2x0e + 1x1o + 1x2e + 1x0o", "3x0e + 3x1o + 2x2e + 1x1e + 2x0o"
     ours = FullyConnectedTensorProduct(in1, in2, out).double()
-    with float64_default():
+    with default_dtype(torch.float64):
         theirs = o3.FullyConnectedTensorProduct(in1, in2, out)
     with torch.no_grad():
         theirs.weight.copy_(ours.weight)
