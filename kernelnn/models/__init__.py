@@ -65,6 +65,15 @@ def _neurbf_example():
     return model, (_box_points(7, 2),)
 
 
+def _interatomic_example():
+    """Two open systems of 5 atoms of two species, stacked as the training loop batches them (periodic cells are
+    tested in tests/models/test_interatomic.py: random positions would fall outside a cell)."""
+    model = InteratomicPotential(2, L=1, channels=4, layers=1, cutoff=1.5, num_basis=4, radial_hidden=8,
+                                 readout_hidden=8)
+    g = torch.Generator().manual_seed(0)
+    return model, (torch.rand(2, 5, 3, generator=g) * 2.0, torch.randint(2, (2, 5), generator=g))
+
+
 def _normalized_example():
     """An MLP wrapped with random (saved) input and output statistics."""
     model = Normalized(MLP(3, 2, hidden=[8]), in_mean=torch.randn(3), in_std=torch.rand(3) + 0.5,
@@ -111,8 +120,6 @@ MODELS.register("frame_cnn", example={"in_channels": 1, "out_features": 3, "chan
                                       "inputs": [(2, 3, 1, 12, 12)]})(FrameCNN)
 MODELS.register("equivariant", example={"out_features": 3, "L": 1, "channels": 4, "layers": 1, "num_basis": 4,
                                         "radial_hidden": 8, "readout_hidden": 8, "inputs": [(2, 5, 3)]})(EquivariantNet)
-MODELS.register("interatomic", example={"species": 2, "L": 1, "channels": 4, "layers": 1, "cutoff": 2.0,
-                                        "num_basis": 4, "radial_hidden": 8, "readout_hidden": 8,
-                                        "inputs": [(2, 5, 3)]})(InteratomicPotential)
+MODELS.register("interatomic", example=_interatomic_example)(InteratomicPotential)
 MODELS.register("mg_patching", example=_mg_patching_example)(MGPatching)
 MODELS.register("normalized", example=_normalized_example)(Normalized)

@@ -31,6 +31,8 @@ for the Gaunt product.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -165,6 +167,7 @@ class InteratomicPotential(nn.Module):
                  tensor_product: str = "cg", cp_rank: int | None = None, readout_hidden: int = 16,
                  energy_scale: float | None = 1.0, energy_shift: list[float] | None = None) -> None:
         super().__init__()
+        _runs_eagerly()
         name = "InteratomicPotential"
         for arg, value, low in (("species", species, 1), ("L", L, 0), ("channels", channels, 1),
                                 ("layers", layers, 1), ("num_basis", num_basis, 1),
@@ -215,18 +218,24 @@ class InteratomicPotential(nn.Module):
         return (f"species={self.species}, L={self.L}, channels={self.channels}, cutoff={self.cutoff}, "
                 f"tensor_product={self.tensor_product!r}")
 
+    @staticmethod
+    def _check_types(positions: Any, species: Any) -> None:
+        name = "InteratomicPotential"
+        if not isinstance(positions, torch.Tensor) or not positions.is_floating_point():
+            raise TypeError(f"{name}: positions must be a floating-point tensor, got "
+                            f"{getattr(positions, 'dtype', type(positions).__name__)}")
+        if not isinstance(species, torch.Tensor) or species.dtype != torch.long:
+            raise TypeError(f"{name}: species must be a long (int64) tensor of species indices, got "
+                            f"{getattr(species, 'dtype', type(species).__name__)}")
+
     def _check(self, positions: torch.Tensor, species: torch.Tensor) -> None:
         name = "InteratomicPotential"
-        if not isinstance(positions, torch.Tensor) or positions.dim() != 2 or positions.shape[-1] != 3 \
-                or not positions.is_floating_point():
-            raise ValueError(f"{name}: positions must be a float tensor (N, 3), got "
-                             f"{getattr(positions, 'dtype', type(positions).__name__)} "
-                             f"{tuple(getattr(positions, 'shape', ()))}")
-        if not isinstance(species, torch.Tensor) or species.shape != positions.shape[:1] \
-                or species.dtype != torch.long:
-            raise ValueError(f"{name}: species must be a long tensor of shape ({positions.shape[0]},), got "
-                             f"{getattr(species, 'dtype', type(species).__name__)} "
-                             f"{tuple(getattr(species, 'shape', ()))}")
+        self._check_types(positions, species)
+        if positions.dim() != 2 or positions.shape[-1] != 3:
+            raise ValueError(f"{name}: positions must have shape (N, 3) (or (B, n, 3) stacked), got "
+                             f"{tuple(positions.shape)}")
+        if species.shape != positions.shape[:1]:
+            raise ValueError(f"{name}: species must have shape ({positions.shape[0]},), got {tuple(species.shape)}")
         dtype = self.embedding.weight.dtype
         if positions.dtype != dtype and not torch.is_autocast_enabled(positions.device.type):
             raise TypeError(f"{name}: positions dtype {positions.dtype} does not match the parameters' dtype {dtype}; "
@@ -252,7 +261,10 @@ class InteratomicPotential(nn.Module):
         if cell is not None:
             cell = torch.as_tensor(cell, dtype=positions.dtype, device=positions.device)
         if neighbors is None:
-            neighbors = neighbor_list(positions, self.cutoff, batch=batch, cell=cell, pbc=pbc)
+            try:
+                neighbors = neighbor_list(positions, self.cutoff, batch=batch, cell=cell, pbc=pbc)
+            except ValueError as error:
+                raise ValueError(f"InteratomicPotential: {error}") from None
         systems = int(batch.max()) + 1 if batch.numel() else 0
         differentiable = torch.is_grad_enabled()
         with torch.enable_grad():
@@ -282,12 +294,16 @@ class InteratomicPotential(nn.Module):
         """``(B, n, 3)``, ``(B, n)``, ``(B, 3, 3)`` -> ``(B, 1 + 3n)``: the systems flattened into one padding-free
         batch, the result packed as the ``energy_forces`` task wants it."""
         b, n = positions.shape[:2]
+        self._check_types(positions, species)
+        if positions.shape[-1] != 3:
+            raise ValueError(f"InteratomicPotential: stacked positions must have shape (B, n, 3), got "
+                             f"{tuple(positions.shape)}")
         if cell is not None and (not isinstance(cell, torch.Tensor) or cell.shape != (b, 3, 3)):
             raise ValueError(f"InteratomicPotential: with stacked positions {tuple(positions.shape)}, the cells must "
                              f"be ({b}, 3, 3), got {tuple(getattr(cell, 'shape', ()))}")
-        if not isinstance(species, torch.Tensor) or species.shape != (b, n):
-            raise ValueError(f"InteratomicPotential: with stacked positions {tuple(positions.shape)}, species must be "
-                             f"a long tensor ({b}, {n}), got {tuple(getattr(species, 'shape', ()))}")
+        if species.shape != (b, n):
+            raise ValueError(f"InteratomicPotential: with stacked positions {tuple(positions.shape)}, species must "
+                             f"have shape ({b}, {n}), got {tuple(species.shape)}")
         batch = torch.arange(b, device=positions.device).repeat_interleave(n)
         out = self(positions.reshape(b * n, 3), species.reshape(b * n), batch=batch, cell=cell)
         return torch.cat([out["energy"][:, None], out["forces"].reshape(b, 3 * n)], dim=1)
@@ -308,5 +324,21 @@ class InteratomicPotential(nn.Module):
         for layer in self.layers:
             h = layer(h, edges)
         atomic = self.readout(h[:, :self.channels]).squeeze(-1)
-        atomic = self.energy_scale * atomic + self.energy_shift.to(atomic.dtype)[species]
+        # The sum over atoms in the positions' precision (float32 under autocast): energies are large sums.
+        atomic = self.energy_scale.to(positions.dtype) * atomic.to(positions.dtype) \
+            + self.energy_shift.to(positions.dtype)[species]
         return positions.new_zeros(systems).index_add(0, batch, atomic)
+
+
+def _runs_eagerly() -> None:
+    """Wrap :meth:`InteratomicPotential.forward` in ``torch.compiler.disable`` once, when the first model is built:
+    its neighbour list has data-dependent sizes and its forces need a double backward in training, which
+    aot_autograd lacks, so it runs eagerly inside a compiled model. (Applied here rather than as a decorator, which
+    would import ``torch._dynamo``, about a second, with kernelnn.)"""
+    global _EAGER
+    if not _EAGER:
+        InteratomicPotential.forward = torch.compiler.disable(InteratomicPotential.forward)
+        _EAGER = True
+
+
+_EAGER = False

@@ -106,8 +106,8 @@ def test_state_dict_round_trip_and_float32():
 
 @pytest.mark.parametrize("call, message", [
     (lambda m, x, z: m(x, torch.full_like(z, 2)), r"unknown species indices \[2\]; this model knows 0..1"),
-    (lambda m, x, z: m(x[:, :2], z), r"positions must be a float tensor \(N, 3\)"),
-    (lambda m, x, z: m(x, z.float()), "species must be a long tensor"),
+    (lambda m, x, z: m(x[:, :2], z), r"positions must have shape \(N, 3\)"),
+    (lambda m, x, z: m(x, z[:3]), r"species must have shape \(16,\)"),
     (lambda m, x, z: m(x, z, stress=True), "stress=True needs the cells"),
     (lambda m, x, z: m(x * 0.7, z, cell=torch.eye(3, dtype=torch.float64) * 3.0), "larger than half the periodic cell"),
     (lambda m, x, z: m(x + 10, z, cell=torch.eye(3, dtype=torch.float64) * 5.0), "outside its periodic cell"),
@@ -145,6 +145,15 @@ def test_checkpoints_carry_the_settings_the_weights_need():
     other = InteratomicPotential(1, L=1, channels=4, layers=1, cutoff=2.5, avg_neighbors=3.0)
     with pytest.raises(ValueError, match=r"cutoff: checkpoint 2.0, this model 2.5.*avg_neighbors"):
         other.load_state_dict(torch.load(buffer, weights_only=True))
+
+
+def test_wrong_types_are_type_errors():
+    model = small("cg")
+    x, z = atoms()
+    with pytest.raises(TypeError, match="species must be a long"):
+        model(x, z.float())
+    with pytest.raises(TypeError, match="positions must be a floating-point tensor, got list"):
+        model(x.tolist(), z)
 
 
 def test_clear_errors_for_dtype_and_inference_mode():
