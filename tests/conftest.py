@@ -121,7 +121,7 @@ def registry_tiny_model(model: str) -> list[str]:
 
 
 TINY_SIZES = {data: _TUNED_SIZES.get(data) or generic_tiny_sizes(data)
-              for data in _config_names("data") if data != "files"}
+              for data in _config_names("data") if data not in ("files", "extxyz")}
 TINY_DATA = {data: _TUNED_DATA.get(data, TINY_SIZES[data]) for data in TINY_SIZES}
 TINY_MODEL = {model: _TUNED_MODEL.get(model, registry_tiny_model(model)) for model in _config_names("model")}
 QUIET_TRAINER = ["trainer.progress_bar=false", "trainer.tensorboard=false", "trainer.plots=false"]

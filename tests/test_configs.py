@@ -35,6 +35,22 @@ def files_overrides(tmp_path: Path) -> list[str]:
     return [f"data.path={path}"]
 
 
+def extxyz_overrides(tmp_path: Path) -> list[str]:
+    """A small extended-XYZ file: 12 frames of a 5-atom Lennard-Jones cluster with their energies and forces."""
+    from kernelnn.data.lennard_jones import lennard_jones_energy_forces
+
+    g = torch.Generator().manual_seed(0)
+    lines = []
+    for _ in range(12):
+        x = torch.randn(5, 3, generator=g, dtype=torch.float64) * 1.5
+        energy, forces = lennard_jones_energy_forces(x)
+        lines += ["5", f"Properties=species:S:1:pos:R:3:forces:R:3 energy={float(energy):.12g}"]
+        lines += [" ".join(["Ar", *(f"{v:.12g}" for v in (*x[k].tolist(), *forces[k].tolist()))]) for k in range(5)]
+    path = tmp_path / "frames.xyz"
+    path.write_text("\n".join(lines) + "\n")
+    return [f"data.path={path}"]
+
+
 def build_and_forward(cfg) -> None:
     bundle = instantiate(cfg.data)
     model_cfg = fill_model_config(OmegaConf.to_container(cfg.model, resolve=True), bundle)
@@ -138,11 +154,12 @@ def test_model_configs(model):
 
 @pytest.mark.parametrize("data", DATAS)
 def test_data_configs(data, tmp_path):
-    extra = files_overrides(tmp_path) if data == "files" else TINY_DATA[data]
+    extra = {"files": files_overrides, "extxyz": extxyz_overrides}[data](tmp_path) if data in ("files", "extxyz") \
+        else TINY_DATA[data]
     model = {"spirals": "mlp", "active_subspace": "mlp", "symbolic": "mlp", "mnist": "cnn", "digits": "cnn",
              "moving_digits": "frame_cnn", "tetris": "equivariant", "lennard_jones": "equivariant", "darcy": "fno",
              "burgers": "fno", "navier_stokes": "fno", "antiderivative": "fno", "files": "fno",
-             "periodic_atoms": "interatomic"}.get(data) or first_fit(
+             "periodic_atoms": "interatomic", "extxyz": "interatomic"}.get(data) or first_fit(
         data=data)
     cfg = compose_config(f"data={data}", f"model={model}", *extra, *TINY_MODEL[model])
     build_and_forward(cfg)

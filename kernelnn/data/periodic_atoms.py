@@ -112,10 +112,11 @@ def langevin_frames(kind: str, n_atoms: int, frames: int, temperature: float, cu
 
 
 class AtomicFrames(Dataset):
-    """``((positions (N, 3), species (N,), cell (3, 3)), targets (1 + 3N,))`` per frame, targets
-    ``[energy, forces.flatten()]`` (the ``energy_forces`` task's layout); frames of one set share ``N``."""
+    """``((positions (N, 3), species (N,), cell (3, 3)), targets (1 + 3N,))`` per frame (no cell for open systems:
+    ``cells=None``), targets ``[energy, forces.flatten()]`` (the ``energy_forces`` task's layout); frames of one
+    set share ``N``."""
 
-    def __init__(self, positions: torch.Tensor, species: torch.Tensor, cells: torch.Tensor,
+    def __init__(self, positions: torch.Tensor, species: torch.Tensor, cells: torch.Tensor | None,
                  targets: torch.Tensor) -> None:
         self.positions, self.species, self.cells, self.targets = positions, species, cells, targets
 
@@ -123,10 +124,13 @@ class AtomicFrames(Dataset):
         return self.positions.shape[0]
 
     def __getitem__(self, i: int):
+        if self.cells is None:
+            return (self.positions[i], self.species[i]), self.targets[i]
         return (self.positions[i], self.species[i], self.cells[i]), self.targets[i]
 
-    def inputs_and_targets(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-        return (self.positions, self.species, self.cells), self.targets
+    def inputs_and_targets(self) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        inputs = (self.positions, self.species) if self.cells is None else (self.positions, self.species, self.cells)
+        return inputs, self.targets
 
 
 def _frames(kind: str, n_atoms: int, n_frames: int, trajectories: int, t_min: float, t_max: float, cutoff: float,

@@ -102,3 +102,46 @@ def test_what_ase_also_reads(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ExtXYZError, match="is not a file"):
         read_extxyz(tmp_path / "none.xyz")
+
+
+def frames_text(n_frames, sizes=None, energy=True, cell=None):
+    g = torch.Generator().manual_seed(0)
+    lines = []
+    for k in range(n_frames):
+        n = sizes[k] if sizes else 3
+        lattice = f'Lattice="{cell} 0 0 0 {cell} 0 0 0 {cell}" ' if cell else ""
+        lines += [str(n), f"{lattice}Properties=species:S:1:pos:R:3:forces:R:3" + (f" energy={-k - 1.5}" if energy
+                                                                                      else "")]
+        for a in range(n):
+            x = (torch.rand(3, generator=g) * 2.5).tolist()
+            lines.append(" ".join(["O" if a == 0 else "H", *map(str, x), "0.1", "-0.2", "0.3"]))
+    return "\n".join(lines) + "\n"
+
+
+def test_make_extxyz_bundle(tmp_path):
+    from kernelnn.data.extxyz import make_extxyz
+    from kernelnn.models import InteratomicPotential
+
+    bundle = make_extxyz(str(write(tmp_path, frames_text(20))), val_fraction=0.1, test_fraction=0.2, cutoff=2.0)
+    assert (len(bundle.train), len(bundle.val), len(bundle.tests["test"])) == (14, 2, 4)
+    (positions, species), target = bundle.train[0]
+    assert positions.shape == (3, 3) and species.tolist() == [1, 0, 0]  # H (Z=1) -> 0, O (Z=8) -> 1
+    assert bundle.info["elements"] == [1, 8] and bundle.model_fill["species"] == 2
+    model = InteratomicPotential(**{k: bundle.model_fill[k] for k in ("species", "energy_shift", "energy_scale",
+                                                                      "cutoff")}, L=1, channels=4, layers=1)
+    out = model(torch.stack([bundle.train[i][0][0] for i in range(4)]),
+                torch.stack([bundle.train[i][0][1] for i in range(4)]))
+    assert out.shape == (4, 10)
+    periodic = make_extxyz(str(write(tmp_path, frames_text(10, cell=5.0), "periodic.xyz")), cutoff=2.0)
+    assert len(periodic.train[0][0]) == 3  # positions, species, cell
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sizes": [3] * 5 + [4] * 5}, "frames of 2 sizes"),
+    ({"energy": False}, "has no energy or no forces"),
+])
+def test_make_extxyz_refuses_what_it_cannot_train_on(tmp_path, kwargs, message):
+    from kernelnn.data.extxyz import make_extxyz
+
+    with pytest.raises(ExtXYZError, match=message):
+        make_extxyz(str(write(tmp_path, frames_text(10, **kwargs))))
