@@ -93,7 +93,7 @@ class Convolution(nn.Module):
         return out / self.avg_neighbors
 
 
-class Gate(nn.Module):
+class IrrepsGate(nn.Module):
     """SiLU on ``C`` scalars, sigmoid gates (``C`` per higher degree) on the higher irreps: ``(N, C (1 + L) x 0e
     + C x (1o + ... )) -> (N, H.dim)``."""
 
@@ -120,7 +120,7 @@ class Interaction(nn.Module):
         self.conv = Convolution(L, channels, kind, num_basis, radial_hidden, avg_neighbors, cp_rank)
         self.linear_message = IrrepsLinear(features, gated, biases=True)
         self.linear_self = IrrepsLinear(features, gated)
-        self.gate = Gate(L, channels)
+        self.gate = IrrepsGate(L, channels)
 
     def forward(self, h: torch.Tensor, edges: dict[str, torch.Tensor]) -> torch.Tensor:
         m = self.conv(h, edges)
