@@ -15,6 +15,7 @@ from kernelnn.data.bundle import DataBundle, cached
 from kernelnn.data.burgers import make_burgers, solve_burgers
 from kernelnn.data.darcy import make_darcy, solve_darcy
 from kernelnn.data.digits import load_digits, load_mnist
+from kernelnn.data.extxyz import make_extxyz, read_extxyz
 from kernelnn.data.files import DataFileError, array_keys, load_files, read_arrays
 from kernelnn.data.image import make_image
 from kernelnn.data.lennard_jones import lennard_jones_energy_forces, make_lennard_jones
@@ -30,8 +31,9 @@ from kernelnn.data.tetris import make_tetris, random_rotations
 
 __all__ = [
     "DataBundle", "DataFileError", "array_keys", "cached", "lennard_jones_energy_forces", "load_digits", "load_files",
-    "load_mnist", "make_active_subspace", "make_antiderivative", "make_burgers", "make_darcy", "make_image",
-    "make_land_ocean", "make_lennard_jones", "make_moving_digits", "make_navier_stokes", "make_periodic_atoms",
-    "make_sdf", "make_shallow_water", "make_sphere_checkerboard", "make_spirals", "make_symbolic", "make_tetris",
-    "random_rotations", "read_arrays", "solve_burgers", "solve_darcy", "solve_navier_stokes",
+    "load_mnist", "make_active_subspace", "make_antiderivative", "make_burgers", "make_darcy", "make_extxyz",
+    "make_image", "make_land_ocean", "make_lennard_jones", "make_moving_digits", "make_navier_stokes",
+    "make_periodic_atoms", "make_sdf", "make_shallow_water", "make_sphere_checkerboard", "make_spirals",
+    "make_symbolic", "make_tetris", "random_rotations", "read_arrays", "read_extxyz", "solve_burgers", "solve_darcy",
+    "solve_navier_stokes",
 ]
