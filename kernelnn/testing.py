@@ -49,12 +49,16 @@ def _is_float(t: Any) -> bool:
 
 
 def _outputs(out: Any) -> tuple[torch.Tensor, ...]:
-    """A module's result as a tuple of tensors (a tensor, or a tuple / list of them)."""
+    """A module's result as a tuple of tensors (a tensor, a tuple / list of them, or a dict of named ones, in its
+    key order)."""
     if isinstance(out, torch.Tensor):
         return (out,)
+    if isinstance(out, dict):
+        out = list(out.values())
     if isinstance(out, tuple | list) and all(isinstance(o, torch.Tensor) for o in out):
         return tuple(out)
-    raise ValueError(f"kernelnn.testing: expected a tensor or a tuple of tensors as output, got {type(out).__name__}")
+    raise ValueError(f"kernelnn.testing: expected a tensor, a tuple or a dict of tensors as output, got "
+                     f"{type(out).__name__}")
 
 
 def _leaves(inputs: Sequence[Any]) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from kernelnn.data.bundle import first_samples, inputs_and_targets
+from kernelnn.data.bundle import first_batch
 from kernelnn.testing import assert_state_dict_round_trip
 from kernelnn.training import ConfigError
 from kernelnn.training.assemble import check_model_on_data, fill_model_config, patched_model_config
@@ -36,16 +36,19 @@ def files_overrides(tmp_path: Path) -> list[str]:
 
 
 def extxyz_overrides(tmp_path: Path) -> list[str]:
-    """A small extended-XYZ file: 12 frames of a 5-atom Lennard-Jones cluster with their energies and forces."""
-    from kernelnn.data.lennard_jones import lennard_jones_energy_forces
+    """A small extended-XYZ file: 12 frames of 5- and 6-atom Lennard-Jones clusters (our Monte Carlo samples) with
+    their energies and forces, interleaved."""
+    from kernelnn.data.lennard_jones import make_lennard_jones
 
-    g = torch.Generator().manual_seed(0)
+    sets = [make_lennard_jones(n_atoms=n, n_train=6, n_val=1, n_test=1, sweeps=5, cache_dir=str(tmp_path)).train
+            for n in (5, 6)]
     lines = []
-    for _ in range(12):
-        x = torch.randn(5, 3, generator=g, dtype=torch.float64) * 1.5
-        energy, forces = lennard_jones_energy_forces(x)
-        lines += ["5", f"Properties=species:S:1:pos:R:3:forces:R:3 energy={float(energy):.12g}"]
-        lines += [" ".join(["Ar", *(f"{v:.12g}" for v in (*x[k].tolist(), *forces[k].tolist()))]) for k in range(5)]
+    for frame in range(12):
+        x, y = sets[frame % 2][frame // 2]  # clusters of two sizes, batched without padding
+        n = len(x)
+        lines += [str(n), f"Properties=species:S:1:pos:R:3:forces:R:3 energy={float(y[0]):.12g}"]
+        forces = y[1:].reshape(n, 3)
+        lines += [" ".join(["Ar", *(f"{v:.12g}" for v in (*x[k].tolist(), *forces[k].tolist()))]) for k in range(n)]
     path = tmp_path / "frames.xyz"
     path.write_text("\n".join(lines) + "\n")
     return [f"data.path={path}"]
@@ -57,13 +60,13 @@ def build_and_forward(cfg) -> None:
     model_cfg = patched_model_config(model_cfg, OmegaConf.to_container(cfg.patching), bundle)
     model = instantiate(OmegaConf.create(model_cfg))
     check_model_on_data(model, bundle)  # forward on every split, output shape checked
-    x, y = inputs_and_targets(bundle.train)
-    x, y = first_samples(x, 2), y[:2]
+    x, y = first_batch(bundle.train, 2)
     out = model(*x) if isinstance(x, tuple) else model(x)
-    assert torch.isfinite(out).all()
+    outs = list(out.values()) if isinstance(out, dict) else [out]  # named predictions (energy, forces)
+    assert all(torch.isfinite(t).all() for t in outs)
     if bundle.task == "operator":
         assert out.shape == y.shape
-    out.square().mean().backward()  # backward reaches the parameters, finitely
+    sum(t.square().mean() for t in outs).backward()  # backward reaches the parameters, finitely
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert any(g is not None for g in grads) and all(torch.isfinite(g).all() for g in grads if g is not None)
     inputs = x if isinstance(x, tuple) else (x,)

@@ -11,6 +11,7 @@ dataset.
 
 from kernelnn.data.active_subspace import make_active_subspace
 from kernelnn.data.antiderivative import make_antiderivative
+from kernelnn.data.atomic_systems import AtomicSystems
 from kernelnn.data.bundle import DataBundle, cached
 from kernelnn.data.burgers import make_burgers, solve_burgers
 from kernelnn.data.darcy import make_darcy, solve_darcy
@@ -30,10 +31,10 @@ from kernelnn.data.symbolic import make_symbolic
 from kernelnn.data.tetris import make_tetris, random_rotations
 
 __all__ = [
-    "DataBundle", "DataFileError", "array_keys", "cached", "lennard_jones_energy_forces", "load_digits", "load_files",
-    "load_mnist", "make_active_subspace", "make_antiderivative", "make_burgers", "make_darcy", "make_extxyz",
-    "make_image", "make_land_ocean", "make_lennard_jones", "make_moving_digits", "make_navier_stokes",
-    "make_periodic_atoms", "make_sdf", "make_shallow_water", "make_sphere_checkerboard", "make_spirals",
-    "make_symbolic", "make_tetris", "random_rotations", "read_arrays", "read_extxyz", "solve_burgers", "solve_darcy",
-    "solve_navier_stokes",
+    "AtomicSystems", "DataBundle", "DataFileError", "array_keys", "cached", "lennard_jones_energy_forces",
+    "load_digits", "load_files", "load_mnist", "make_active_subspace", "make_antiderivative", "make_burgers",
+    "make_darcy", "make_extxyz", "make_image", "make_land_ocean", "make_lennard_jones", "make_moving_digits",
+    "make_navier_stokes", "make_periodic_atoms", "make_sdf", "make_shallow_water", "make_sphere_checkerboard",
+    "make_spirals", "make_symbolic", "make_tetris", "random_rotations", "read_arrays", "read_extxyz", "solve_burgers",
+    "solve_darcy", "solve_navier_stokes",
 ]

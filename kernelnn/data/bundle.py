@@ -28,7 +28,8 @@ class DataBundle:
     ``task`` is ``"operator"`` (field in, field out: tensors ``(n, channels, *spatial)``) or
     ``"classification"`` (inputs ``(n, ..., features)`` or fields, integer labels ``(n,)``) or ``"regression"``
     (vectors in, vectors out: ``(n, features)``) or ``"energy_forces"`` (point positions ``(n, atoms, 3)`` in,
-    ``(n, 1 + 3 atoms)`` = energy and flattened forces out; :class:`~kernelnn.training.tasks.EnergyForcesTask`).
+    ``(n, 1 + 3 atoms)`` = energy and flattened forces out; or systems of any sizes batched without padding,
+    :class:`~kernelnn.data.atomic_systems.AtomicSystems`; :class:`~kernelnn.training.tasks.EnergyForcesTask`).
     ``in_channels`` / ``out_channels`` are channels (fields) or features (vectors); for classification
     ``out_channels`` is the number of classes. ``dim`` is the number of spatial dims (0 for vectors).
     ``tests`` maps a set's name (e.g. ``"test_64"``) to its data; several resolutions are several sets.
@@ -80,10 +81,20 @@ class DataBundle:
 
 def inputs_and_targets(dataset: Any) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
     """All inputs and targets of a split: a ``TensorDataset``'s two tensors, or, for datasets whose samples have
-    several inputs (atoms: positions, species, cell), the tuple its ``inputs_and_targets()`` returns."""
+    several inputs (atoms: positions, species, cell), what its ``inputs_and_targets()`` returns (inputs a tuple,
+    targets a tensor or, for packed systems of several sizes, a dict of named tensors)."""
     if hasattr(dataset, "inputs_and_targets"):
         return dataset.inputs_and_targets()
     return dataset.tensors[0], dataset.tensors[1]
+
+
+def first_batch(dataset: Any, n: int) -> tuple[Any, Any]:
+    """The first ``n`` samples of a split as one batch ``(inputs, targets)``, joined as the training loop's loader
+    joins them (by the dataset's own ``collate`` when it has one)."""
+    if hasattr(dataset, "collate"):
+        return dataset.collate([dataset[i] for i in range(min(n, len(dataset)))])
+    x, y = inputs_and_targets(dataset)
+    return first_samples(x, n), y[:n]
 
 
 def first_samples(inputs: torch.Tensor | tuple[torch.Tensor, ...], n: int) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -32,9 +32,12 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
     for split, ds in splits.items():
         x, y = inputs_and_targets(ds)
         inputs = x if isinstance(x, tuple) else (x,)
-        if len(y) == 0:
+        targets = [(f"targets[{k!r}]", t) for k, t in y.items()] if isinstance(y, dict) else [("targets", y)]
+        # a dataset that joins its own samples (atoms concatenated) has rows that are not samples
+        rows_are_samples = not hasattr(ds, "collate")
+        if len(ds) == 0:
             raise DataCheckError(f"data {name}: the {split} split is empty (check the sample counts / fractions)")
-        for what, t in [*(("inputs", t) for t in inputs), ("targets", y)]:
+        for what, t in [*(("inputs", t) for t in inputs), *targets]:
             if t.is_complex():
                 raise DataCheckError(f"data {name}: {split} {what} are complex; give real and imaginary parts as two "
                                      "channels")
@@ -42,9 +45,10 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
                 bad = ~torch.isfinite(t)
                 if bad.any():
                     samples = _bad_samples(bad)
+                    where = (f" in {len(samples)} sample(s), the first in {_sample(bundle, split, int(samples[0]))}"
+                             if rows_are_samples else "")
                     raise DataCheckError(f"data {name}: {split} {what} hold {int(bad.sum())} non-finite value(s) (NaN "
-                                         f"or inf) in {len(samples)} sample(s), the first in "
-                                         f"{_sample(bundle, split, int(samples[0]))}")
+                                         f"or inf){where}")
         if bundle.task == "classification":
             labels = y
             outside = (labels < 0) | (labels >= bundle.out_channels)
@@ -53,7 +57,7 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
                          if outside.any() else "")
                 raise DataCheckError(f"data {name}: {split} labels must be integers in [0, {bundle.out_channels}), "
                                      f"got values in [{labels.min().item()}, {labels.max().item()}]{first}")
-        elif relative_loss and y.is_floating_point():
+        elif relative_loss and isinstance(y, torch.Tensor) and y.is_floating_point():
             zero = y.flatten(1).abs().amax(1) == 0
             if zero.any():
                 raise DataCheckError(f"data {name}: {int(zero.sum())} {split} target(s) are all zero, the first is "
@@ -66,5 +70,5 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
             top = _sample(bundle, "train", int(y.argmax()))
             raise DataCheckError(f"data {name}: labels go up to {bundle.out_channels - 1}, in {top}, but only "
                                  f"{seen} distinct classes occur in the training set; relabel them 0..C-1")
-    elif len(y) > 1 and y.is_floating_point() and (y == y[:1]).all():
+    elif isinstance(y, torch.Tensor) and len(y) > 1 and y.is_floating_point() and (y == y[:1]).all():
         raise DataCheckError(f"data {name}: every training target is the same; there is nothing to learn")

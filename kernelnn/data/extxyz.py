@@ -238,19 +238,14 @@ def make_extxyz(path: str, val_fraction: float = 0.1, test_fraction: float = 0.1
                 energy_weight: float = 1.0, force_weight: float = 1.0, seed: int = 0,
                 name: str = "extxyz") -> Any:
     """A training bundle from an extended-XYZ file (``data=extxyz data.path=...``): every frame needs positions,
-    an energy and forces, and all frames the same number of atoms (a molecule's trajectory, as in MD17; the
-    training loop stacks frames of one size). Frames are split at random (``seed``) into train / val / test.
-    Species are the file's elements, numbered in increasing atomic number; cells and pbc are used when the file
-    has them (all frames alike). Inputs ``(positions, species, cell)``, targets ``[energy, forces.flatten()]``."""
+    an energy and forces; frames may have any numbers of atoms (batches join them without padding,
+    :class:`~kernelnn.data.atomic_systems.AtomicSystems`). Frames are split at random (``seed``) into train / val /
+    test. Species are the file's elements, numbered in increasing atomic number; cells and pbc are used when the
+    file has them (all frames alike)."""
+    from kernelnn.data.atomic_systems import AtomicSystems
     from kernelnn.data.bundle import DataBundle
-    from kernelnn.data.periodic_atoms import AtomicFrames
 
     frames = read_extxyz(path)
-    sizes = sorted({f.positions.shape[0] for f in frames})
-    if len(sizes) != 1:
-        raise ExtXYZError(f"extxyz: {path} has frames of {len(sizes)} sizes ({sizes[:5]}...); data=extxyz needs one "
-                          "size (the training loop stacks frames); mixed sizes go through the model's own "
-                          "padding-free call")
     missing = [k for k, f in enumerate(frames) if f.energy is None or f.forces is None]
     if missing:
         raise ExtXYZError(f"extxyz: frame {missing[0]} of {path} (and {len(missing) - 1} more) has no energy or no "
@@ -263,18 +258,16 @@ def make_extxyz(path: str, val_fraction: float = 0.1, test_fraction: float = 0.1
                          "[0, 1) with a sum below 1")
     elements = sorted({int(z) for f in frames for z in f.numbers})
     index = {z: k for k, z in enumerate(elements)}
-    positions = torch.stack([f.positions for f in frames])
-    species = torch.stack([torch.tensor([index[int(z)] for z in f.numbers]) for f in frames])
+    positions = [f.positions for f in frames]
+    species = [torch.tensor([index[int(z)] for z in f.numbers], dtype=torch.long) for f in frames]
     if periodic.pop():
         if any(f.pbc is None or not bool(f.pbc.all()) for f in frames):
             raise ExtXYZError(f"extxyz: {path}: data=extxyz takes fully periodic or open frames (pbc all T or all F)")
         cells = torch.stack([f.cell for f in frames])
-        positions = torch.einsum("fna,fab->fnb", torch.einsum("fna,fab->fnb", positions, torch.linalg.inv(cells))
-                                 % 1.0, cells)  # wrapped into the cell
+        positions = [x @ torch.linalg.inv(c) % 1.0 @ c for x, c in zip(positions, cells, strict=True)]  # wrapped
     else:
         cells = None
-    targets = torch.cat([torch.tensor([f.energy for f in frames], dtype=torch.float64)[:, None],
-                         torch.stack([f.forces for f in frames]).flatten(1)], 1)
+    energies = torch.tensor([f.energy for f in frames], dtype=torch.float64)
     order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed))
     n_val, n_test = int(round(val_fraction * len(frames))), int(round(test_fraction * len(frames)))
     n_train = len(frames) - n_val - n_test
@@ -282,17 +275,21 @@ def make_extxyz(path: str, val_fraction: float = 0.1, test_fraction: float = 0.1
         raise ValueError(f"extxyz: {path} has {len(frames)} frames, none left to train on")
     parts = order.split([n_train, n_val, n_test])
 
-    def dataset(rows: torch.Tensor) -> AtomicFrames:
-        cell = cells[rows].float() if cells is not None else None
-        return AtomicFrames(positions[rows].float(), species[rows], cell, targets[rows].float())
+    def dataset(rows: torch.Tensor) -> AtomicSystems:
+        pick = rows.tolist()
+        return AtomicSystems.from_frames([positions[k].float() for k in pick], [species[k] for k in pick],
+                                         energies[rows].float(), [frames[k].forces.float() for k in pick],
+                                         None if cells is None else cells[rows].float())
 
     train, val, test = (dataset(rows) for rows in parts)
-    counts = torch.nn.functional.one_hot(species[parts[0]], len(elements)).sum(1).double()
-    shift = torch.linalg.lstsq(counts, targets[parts[0], 0:1]).solution[:, 0]
-    forces = targets[parts[0], 1:]
+    counts = torch.stack([torch.bincount(species[k], minlength=len(elements)) for k in parts[0].tolist()]).double()
+    shift = torch.linalg.lstsq(counts, energies[parts[0], None]).solution[:, 0]
+    forces = torch.cat([frames[k].forces for k in parts[0].tolist()])
     fill = {"species": len(elements), "energy_shift": [float(v) for v in shift],
             "energy_scale": float(forces.square().mean().sqrt()), "cutoff": cutoff}
     return DataBundle(name=name, task="energy_forces", train=train, val=val if n_val else None,
                       tests={"test": test} if n_test else {}, in_channels=3, out_channels=1, dim=0, geometric=True,
                       model_fill=fill, loss_weights={"energy": energy_weight, "forces": force_weight},
-                      info={"elements": elements, "path": str(path)})
+                      info={"elements": elements, "path": str(path)},
+                      sources={split: (str(path), rows) for split, rows in zip(("train", "val", "test"), parts,
+                                                                               strict=True) if len(rows)})

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.utils.data import Dataset
 
+from kernelnn.data.atomic_systems import AtomicSystems
 from kernelnn.data.bundle import DataBundle, cached
 from kernelnn.layers.neighbor_list import edge_vectors, neighbor_list
 
@@ -111,28 +111,6 @@ def langevin_frames(kind: str, n_atoms: int, frames: int, temperature: float, cu
     return {"positions": torch.stack(kept), "species": species, "cell": cell}
 
 
-class AtomicFrames(Dataset):
-    """``((positions (N, 3), species (N,), cell (3, 3)), targets (1 + 3N,))`` per frame (no cell for open systems:
-    ``cells=None``), targets ``[energy, forces.flatten()]`` (the ``energy_forces`` task's layout); frames of one
-    set share ``N``."""
-
-    def __init__(self, positions: torch.Tensor, species: torch.Tensor, cells: torch.Tensor | None,
-                 targets: torch.Tensor) -> None:
-        self.positions, self.species, self.cells, self.targets = positions, species, cells, targets
-
-    def __len__(self) -> int:
-        return self.positions.shape[0]
-
-    def __getitem__(self, i: int):
-        if self.cells is None:
-            return (self.positions[i], self.species[i]), self.targets[i]
-        return (self.positions[i], self.species[i], self.cells[i]), self.targets[i]
-
-    def inputs_and_targets(self) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        inputs = (self.positions, self.species) if self.cells is None else (self.positions, self.species, self.cells)
-        return inputs, self.targets
-
-
 def _frames(kind: str, n_atoms: int, n_frames: int, trajectories: int, t_min: float, t_max: float, cutoff: float,
             seed: int, equilibrate: int, stride: int) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
@@ -159,8 +137,9 @@ def make_periodic_atoms(kind: str = "lennard_jones", n_atoms: int = 64, n_train:
                         force_weight: float = 1.0, seed: int = 0, name: str | None = None,
                         cache_dir: str | None = None, use_cache: bool = True) -> DataBundle:
     """Frames of ``n_atoms`` for training / validation / test, and ``n_test_large`` frames at each size of
-    ``test_atoms`` (e.g. ``[512, 4096]``) as extra test sets ``test_<size>``. Inputs ``(positions, species, cell)``,
-    targets ``[energy, forces.flatten()]``; the stress of every frame is kept in ``info``.
+    ``test_atoms`` (e.g. ``[512, 4096]``) as extra test sets ``test_<size>``, each an
+    :class:`~kernelnn.data.atomic_systems.AtomicSystems` (inputs positions, species, cell; targets energy and
+    forces; batched without padding); the stress of every frame is kept in ``info``.
 
     The bundle offers models the number of species, a per-species energy shift (least squares of the training
     energies on the species counts) and the RMS force component (``energy_scale``)."""
@@ -188,11 +167,11 @@ def make_periodic_atoms(kind: str = "lennard_jones", n_atoms: int = 64, n_train:
 
     data = cached("periodic_atoms", params, build, cache_dir, use_cache)
 
-    def dataset(size: int, index: torch.Tensor | None = None) -> AtomicFrames:
+    def dataset(size: int, index: torch.Tensor | None = None) -> AtomicSystems:
         take = (lambda t: t) if index is None else (lambda t: t[index])
-        targets = torch.cat([data[f"energy_{size}"][:, None], data[f"forces_{size}"].flatten(1)], 1)
-        return AtomicFrames(take(data[f"positions_{size}"]).float(), take(data[f"species_{size}"]),
-                            take(data[f"cell_{size}"]).float(), take(targets).float())
+        return AtomicSystems.from_frames(take(data[f"positions_{size}"]).float(), take(data[f"species_{size}"]),
+                                         take(data[f"energy_{size}"]).float(), take(data[f"forces_{size}"]).float(),
+                                         take(data[f"cell_{size}"]).float())
 
     splits = torch.split(torch.arange(params["n"]), [n_train, n_val, n_test])
     train, val, test = (dataset(n_atoms, i) for i in splits)

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from kernelnn.data.bundle import DataBundle, first_samples, inputs_and_targets
+from kernelnn.data.bundle import DataBundle, first_batch, inputs_and_targets
 from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
 from kernelnn.protocols import InputChecked
@@ -218,8 +218,7 @@ def build_model(model_cfg: dict[str, Any], normalization: dict[str, Any] | None 
 def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
     """Fail before training if the model cannot take every split or its output does not match the target."""
     for split, ds in {"train": bundle.train, **bundle.eval_sets()}.items():
-        x, y = inputs_and_targets(ds)
-        x, y = first_samples(x, 2), y[:2]
+        x, y = first_batch(ds, 2)
         shapes = [tuple(t.shape) for t in x] if isinstance(x, tuple) else tuple(x.shape)
         try:
             if isinstance(model, InputChecked):
@@ -229,6 +228,13 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
         except (ValueError, TypeError, RuntimeError) as err:
             raise ConfigError(f"the model cannot take the {split} data of {bundle.name} (input shape "
                               f"{shapes}): {err}") from err
+        if isinstance(y, dict):  # named targets: the model predicts each floating one, in its shape
+            got = {k: tuple(out[k].shape) for k in y if isinstance(out, dict) and k in out}
+            want = {k: tuple(v.shape) for k, v in y.items() if v.is_floating_point()}
+            if not isinstance(out, dict) or any(got.get(k) != v for k, v in want.items()):
+                raise ConfigError(f"the model's output {got if isinstance(out, dict) else _shape(out)} on the {split} "
+                                  f"data of {bundle.name} does not hold the targets {want}")
+            continue
         expected = (len(y), bundle.out_channels) if bundle.task == "classification" else tuple(y.shape)
         if tuple(out.shape) != expected:
             raise ConfigError(f"the model's output shape {tuple(out.shape)} on the {split} data of {bundle.name} "
@@ -277,3 +283,7 @@ def model_sizes(model: nn.Module) -> dict[str, int | float]:
     if any(isinstance(m, SpectralConv) for m in model.modules()):
         sizes.update(spectral_parameter_counts(model))
     return sizes
+
+
+def _shape(t: Any) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__

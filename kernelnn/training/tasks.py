@@ -120,12 +120,15 @@ class FieldTask:
 
 
 class EnergyForcesTask:
-    """Energies and forces of atomic configurations, packed ``(batch, 1 + 3 n_atoms)`` as
-    ``[energy, forces.flatten()]`` in predictions and targets alike.
+    """Energies and forces of atomic systems, in either of two forms (predictions and targets alike):
+
+    - stacked, systems of one size: ``(batch, 1 + 3 n_atoms)`` = ``[energy, forces.flatten()]``;
+    - packed, systems of any sizes without padding (:class:`~kernelnn.data.atomic_systems.AtomicSystems`):
+      ``{"energy": (B,), "forces": (N, 3)}`` predicted, with the targets' ``"atoms": (B,)`` (atoms per system).
 
     Loss: ``energy_weight * mean(((E_pred - E) / n_atoms)^2) + force_weight * mean((F_pred - F)^2)`` (energy per
-    atom, so the weights do not depend on the cluster size). Metrics: energy MAE (per configuration and per
-    atom), force-component MAE, RMSEs, and the loss.
+    atom, so the weights do not depend on the system size; the force mean is over each system's components, then
+    over systems). Metrics, per system: energy MAE (per system and per atom), force-component MAE, RMSEs, the loss.
     """
 
     losses = ("energy_forces",)
@@ -142,29 +145,51 @@ class EnergyForcesTask:
         self.metric_names = ["energy_mae", "energy_mae_per_atom", "energy_mse", "force_mae", "force_mse", "loss"]
 
     @staticmethod
-    def _errors(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-        if pred.shape != target.shape or pred.dim() != 2 or (pred.shape[1] - 1) % 3:
-            raise ValueError(f"energy_forces: predictions {tuple(pred.shape)} and targets {tuple(target.shape)} "
+    def _errors(pred, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Energy errors ``(B,)``, per-system sums of absolute and squared force-component errors ``(B,)``, and the
+        atoms per system ``(B,)``."""
+        if isinstance(target, dict):
+            if not isinstance(pred, dict) or not {"energy", "forces"} <= pred.keys():
+                raise ValueError(f"energy_forces: packed targets need predictions {{'energy', 'forces'}}, got "
+                                 f"{sorted(pred) if isinstance(pred, dict) else type(pred).__name__}")
+            atoms = target["atoms"]
+            if pred["energy"].shape != target["energy"].shape or pred["forces"].shape != target["forces"].shape:
+                raise ValueError(f"energy_forces: predicted energy {tuple(pred['energy'].shape)} and forces "
+                                 f"{tuple(pred['forces'].shape)} do not match the targets' "
+                                 f"{tuple(target['energy'].shape)} and {tuple(target['forces'].shape)}")
+            owner = torch.arange(len(atoms), device=atoms.device).repeat_interleave(atoms)
+            err = pred["forces"] - target["forces"]
+            per_system = pred["energy"].new_zeros(len(atoms), 2)
+            per_system = per_system.index_add(0, owner, torch.stack([err.abs().sum(1), err.square().sum(1)], 1))
+            return pred["energy"] - target["energy"], per_system[:, 0], per_system[:, 1], atoms
+        if isinstance(pred, dict) or pred.shape != target.shape or pred.dim() != 2 or (pred.shape[1] - 1) % 3:
+            raise ValueError(f"energy_forces: predictions {_shape(pred)} and targets {tuple(target.shape)} "
                              "must both be (batch, 1 + 3 n_atoms)")
         err = pred - target
-        return err[:, 0], err[:, 1:], (pred.shape[1] - 1) // 3
+        atoms = torch.full((len(err),), (pred.shape[1] - 1) // 3, device=err.device)
+        return err[:, 0], err[:, 1:].abs().sum(1), err[:, 1:].square().sum(1), atoms
 
-    def _per_sample_loss(self, energy_err, force_err, n_atoms):
-        return self.energy_weight * (energy_err / n_atoms).square() + self.force_weight * force_err.square().mean(1)
+    def _per_sample_loss(self, energy_err, force_sq, atoms):
+        return self.energy_weight * (energy_err / atoms).square() + self.force_weight * force_sq / (3 * atoms)
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self._per_sample_loss(*self._errors(pred, target)).mean()
+    def loss(self, pred, target) -> torch.Tensor:
+        energy_err, _, force_sq, atoms = self._errors(pred, target)
+        return self._per_sample_loss(energy_err, force_sq, atoms).mean()
 
-    def metrics(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        energy_err, force_err, n_atoms = self._errors(pred, target)
+    def metrics(self, pred, target) -> dict[str, torch.Tensor]:
+        energy_err, force_abs, force_sq, atoms = self._errors(pred, target)
         return {
             "energy_mae": energy_err.abs(),
-            "energy_mae_per_atom": energy_err.abs() / n_atoms,
+            "energy_mae_per_atom": energy_err.abs() / atoms,
             "energy_mse": energy_err.square(),
-            "force_mae": force_err.abs().mean(1),
-            "force_mse": force_err.square().mean(1),
-            "loss": self._per_sample_loss(energy_err, force_err, n_atoms),
+            "force_mae": force_abs / (3 * atoms),
+            "force_mse": force_sq / (3 * atoms),
+            "loss": self._per_sample_loss(energy_err, force_sq, atoms),
         }
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
 def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0,

@@ -79,7 +79,10 @@ def batch_loader(dataset: Dataset, sampler: Sampler[int], batch_size: int, **opt
     """A loader of ``batch_size`` samples in ``sampler``'s order. A :class:`TensorDataset` is indexed a whole batch at
     a time (one gather per tensor) rather than sample by sample and stacked: the same batches, but at 2^14 points of
     a field per batch the per-sample path took longer than the training step itself. Only the exact class: a
-    subclass may index differently."""
+    subclass may index differently. A dataset with a ``collate`` method joins its own samples (e.g. atomic systems of
+    different sizes, concatenated without padding)."""
+    if hasattr(dataset, "collate"):
+        options = {"collate_fn": dataset.collate, **options}
     if type(dataset) is TensorDataset:
         return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False),
                           **options)
@@ -249,10 +252,20 @@ class Trainer:
 
     def _to_device(self, t: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """On the training device; floating tensors in the training precision (labels stay integers). A batch's
-        input may be several tensors (e.g. functions and query points), passed to the model as arguments."""
+        input may be several tensors (e.g. functions and query points), passed to the model as arguments; targets
+        (and predictions) may be named tensors, a dict, which the task reads."""
         if isinstance(t, list | tuple):
             return tuple(self._to_device(v) for v in t)
+        if isinstance(t, dict):
+            return {k: self._to_device(v) for k, v in t.items()}
         return t.to(self.device, dtype=self.dtype if t.is_floating_point() else None, non_blocking=True)
+
+    @staticmethod
+    def _cast(pred: torch.Tensor | dict[str, torch.Tensor], dtype: torch.dtype):
+        """A prediction (a tensor, or a dict of named tensors) with its floating tensors in ``dtype``."""
+        if isinstance(pred, dict):
+            return {k: v.to(dtype) if v.is_floating_point() else v for k, v in pred.items()}
+        return pred.to(dtype)
 
     @staticmethod
     def _call(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -271,7 +284,8 @@ class Trainer:
 
     def first_inputs(self, n: int) -> torch.Tensor:
         """The first ``n`` training inputs (in dataset order), on the device, for data-dependent set-up."""
-        x = next(iter(DataLoader(self.train_set, batch_size=n)))[0]
+        collate = getattr(self.train_set, "collate", None)
+        x = next(iter(DataLoader(self.train_set, batch_size=n, **({"collate_fn": collate} if collate else {}))))[0]
         return self._to_device(x)
 
     def _autocast(self):
@@ -404,7 +418,7 @@ class Trainer:
         """The task loss, and the objective: the loss plus every plugin's loss terms."""
         with self._autocast():
             pred = self._call(self.forward_model, x)
-        loss = self.task.loss(pred.to(self.dtype), y)
+        loss = self.task.loss(self._cast(pred, self.dtype), y)
         objective = loss
         for plugin in self.plugins:
             for term in plugin.loss_terms(self).values():
@@ -465,9 +479,9 @@ class Trainer:
                 x, y = self._to_device(x), self._to_device(y)
                 with self._autocast():
                     pred = self._call(self.model, x)
-                for metric, values in self.task.metrics(pred.to(self.dtype), y).items():
+                for metric, values in self.task.metrics(self._cast(pred, self.dtype), y).items():
                     sums[metric] = sums.get(metric, 0) + values.double().sum()
-                count += len(y)
+                count += len(y) if isinstance(y, torch.Tensor) else len(values)  # named targets: per-sample metrics
                 bar.update()
             names = self.task.metric_names  # a rank whose shard is empty still joins the all-reduce
             packed = torch.stack([torch.as_tensor(sums.get(m, 0.0), device=self.device, dtype=torch.float64)
@@ -490,7 +504,7 @@ class Trainer:
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         with torch.no_grad(), self._autocast():
-            return self.model(self._to_device(x)).float()
+            return self._cast(self._call(self.model, self._to_device(x)), torch.float32)
 
     # ------------------------------------------------------------------------------ checkpointing
     def _track_best(self, row: dict[str, float]) -> bool:

@@ -127,21 +127,35 @@ def test_make_extxyz_bundle(tmp_path):
     (positions, species), target = bundle.train[0]
     assert positions.shape == (3, 3) and species.tolist() == [1, 0, 0]  # H (Z=1) -> 0, O (Z=8) -> 1
     assert bundle.info["elements"] == [1, 8] and bundle.model_fill["species"] == 2
+    assert target["energy"] == bundle.train.energy[0] and target["forces"].shape == (3, 3)
     model = InteratomicPotential(**{k: bundle.model_fill[k] for k in ("species", "energy_shift", "energy_scale",
                                                                       "cutoff")}, L=1, channels=4, layers=1)
-    out = model(torch.stack([bundle.train[i][0][0] for i in range(4)]),
-                torch.stack([bundle.train[i][0][1] for i in range(4)]))
-    assert out.shape == (4, 10)
+    x, _ = bundle.train.collate([bundle.train[i] for i in range(4)])
+    out = model(*x)
+    assert out["energy"].shape == (4,) and out["forces"].shape == (12, 3)
     periodic = make_extxyz(str(write(tmp_path, frames_text(10, cell=5.0), "periodic.xyz")), cutoff=2.0)
     assert len(periodic.train[0][0]) == 3  # positions, species, cell
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"sizes": [3] * 5 + [4] * 5}, "frames of 2 sizes"),
-    ({"energy": False}, "has no energy or no forces"),
-])
-def test_make_extxyz_refuses_what_it_cannot_train_on(tmp_path, kwargs, message):
+def test_make_extxyz_takes_frames_of_several_sizes(tmp_path):
     from kernelnn.data.extxyz import make_extxyz
 
-    with pytest.raises(ExtXYZError, match=message):
-        make_extxyz(str(write(tmp_path, frames_text(10, **kwargs))))
+    sizes = [3, 5, 4, 3, 5, 4, 3, 5, 4, 6]
+    bundle = make_extxyz(str(write(tmp_path, frames_text(10, sizes=sizes))), val_fraction=0.0, test_fraction=0.0)
+    train = bundle.train
+    order = bundle.sources["train"][1].tolist()  # the file's frame of each sample
+    assert [int(n) for n in train.atoms] == [sizes[k] for k in order] and train.sizes() == [3, 4, 5, 6]
+    for sample, frame in enumerate(order):
+        (positions, species), target = train[sample]
+        assert positions.shape == (sizes[frame], 3) and target["energy"] == -frame - 1.5
+    # the per-species energy shift is the least-squares fit over systems of all sizes (normal equations hold)
+    counts = torch.stack([torch.bincount(train[k][0][1], minlength=2) for k in range(len(train))]).double()
+    residual = train.energy.double() - counts @ torch.tensor(bundle.model_fill["energy_shift"], dtype=torch.float64)
+    assert float((counts.T @ residual).abs().max()) < 1e-4
+
+
+def test_make_extxyz_refuses_frames_without_energy(tmp_path):
+    from kernelnn.data.extxyz import make_extxyz
+
+    with pytest.raises(ExtXYZError, match="has no energy or no forces"):
+        make_extxyz(str(write(tmp_path, frames_text(10, energy=False))))

@@ -59,15 +59,18 @@ def test_bundle_layout_sizes_and_model_fill(tmp_path):
                                  cache_dir=str(tmp_path))
     (positions, species, cell), target = bundle.train[0]
     assert positions.shape == (27, 3) and species.shape == (27,) and cell.shape == (3, 3)
-    assert target.shape == (1 + 81,) and set(bundle.tests) == {"test", "test_64"}
-    assert bundle.tests["test_64"][0][1].shape == (1 + 192,)
+    assert target["energy"].shape == () and target["forces"].shape == (27, 3)
+    assert set(bundle.tests) == {"test", "test_64"} and bundle.tests["test_64"][0][1]["forces"].shape == (64, 3)
     assert bundle.model_fill["species"] == 2 and len(bundle.model_fill["energy_shift"]) == 2
     model = InteratomicPotential(**{k: bundle.model_fill[k] for k in ("species", "energy_shift", "energy_scale",
                                                                       "cutoff")}, L=1, channels=4, layers=1)
-    batch = [bundle.train[i] for i in range(3)]
-    stacked = [torch.stack([item[0][k] for item in batch]) for k in range(3)]
-    out = model(*stacked)
-    assert out.shape == (3, 82) and torch.isfinite(out).all()
+    # 27- and 64-atom systems in one padding-free batch, as the training loop's loader joins them
+    x, y = bundle.train.collate([bundle.train[0], bundle.tests["test_64"][0], bundle.train[1]])
+    assert x[2].tolist() == [0] * 27 + [1] * 64 + [2] * 27 and y["atoms"].tolist() == [27, 64, 27]
+    out = model(*x)
+    assert out["energy"].shape == (3,) and out["forces"].shape == (118, 3) and torch.isfinite(out["forces"]).all()
+    alone = model(*bundle.train.collate([bundle.tests["test_64"][0]])[0])
+    torch.testing.assert_close(out["energy"][1:2], alone["energy"])
     again = make_periodic_atoms("morse_binary", n_atoms=27, n_train=4, n_val=2, n_test=2, test_atoms=[64],
                                 n_test_large=1, trajectories=2, cutoff=1.5, equilibrate=20, stride=5,
                                 cache_dir=str(tmp_path))
