@@ -76,21 +76,31 @@ class Convolution(nn.Module):
         self.radial = nn.Sequential(nn.Linear(num_basis, radial_hidden), nn.SiLU(),
                                     nn.Linear(radial_hidden, n_weights))
 
-    def forward(self, h: torch.Tensor, edges: dict[str, torch.Tensor]) -> torch.Tensor:
-        i, j = edges["i"], edges["j"]
+    def forward(self, h: torch.Tensor, edges: dict[str, torch.Tensor], chunk: int | None = None) -> torch.Tensor:
+        """Messages summed over edges, ``chunk`` edges at a time when given: each chunk's intermediates stay small
+        (cache-sized, reused by the allocator), which keeps the time per atom flat up to 32,768 atoms and beyond;
+        one pass over all edges allocates edge-sized tensors afresh and ran 1.9x slower per atom there (CPU)."""
+        out = torch.zeros_like(h)
+        n_edges = edges["i"].shape[0]
+        # split, not slices: a slice's backward writes an edge-sized zero tensor per chunk (quadratic work)
+        parts = {k: v.split(chunk or max(n_edges, 1)) for k, v in edges.items()}
+        for part in (dict(zip(parts, p, strict=True)) for p in zip(*parts.values(), strict=True)):
+            out.index_add_(0, part["i"], self.messages(h, part).to(h.dtype))
+        return out / self.avg_neighbors
+
+    def messages(self, h: torch.Tensor, edges: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(E, H.dim)``: the message along each edge ``i <- j``."""
+        j = edges["j"]
         weights = self.radial(edges["basis"]) * edges["envelope"][:, None]
         if self.product is not None:
-            messages = self.product(h[j], edges["harmonics"], weights)
-        else:
-            hj = from_e3nn_layout(h[j], self.L, self.channels, 1)[..., 0, :]  # (E, C, (L+1)^2)
-            degree = torch.repeat_interleave(torch.arange(self.L + 1, device=h.device),
-                                             2 * torch.arange(self.L + 1, device=h.device) + 1)
-            radial = weights.unflatten(-1, (self.channels, self.L + 1))[..., degree]  # (E, C, (L+1)^2)
-            filters = radial * edges["harmonics"][:, None, :]
-            product = gaunt_tensor_product(hj, filters, self.L, normalization="component")
-            messages = to_e3nn_layout(product[..., None, :])
-        out = torch.zeros_like(h).index_add(0, i, messages.to(h.dtype))
-        return out / self.avg_neighbors
+            return self.product(h[j], edges["harmonics"], weights)
+        hj = from_e3nn_layout(h[j], self.L, self.channels, 1)[..., 0, :]  # (E, C, (L+1)^2)
+        degree = torch.repeat_interleave(torch.arange(self.L + 1, device=h.device),
+                                         2 * torch.arange(self.L + 1, device=h.device) + 1)
+        radial = weights.unflatten(-1, (self.channels, self.L + 1))[..., degree]  # (E, C, (L+1)^2)
+        filters = radial * edges["harmonics"][:, None, :]
+        product = gaunt_tensor_product(hj, filters, self.L, normalization="component")
+        return to_e3nn_layout(product[..., None, :])
 
 
 class IrrepsGate(nn.Module):
@@ -122,8 +132,8 @@ class Interaction(nn.Module):
         self.linear_self = IrrepsLinear(features, gated)
         self.gate = IrrepsGate(L, channels)
 
-    def forward(self, h: torch.Tensor, edges: dict[str, torch.Tensor]) -> torch.Tensor:
-        m = self.conv(h, edges)
+    def forward(self, h: torch.Tensor, edges: dict[str, torch.Tensor], chunk: int | None = None) -> torch.Tensor:
+        m = self.conv(h, edges, chunk)
         return h + self.gate(self.linear_message(m) + self.linear_self(h))
 
 
@@ -148,9 +158,13 @@ class InteratomicPotential(nn.Module):
     energy_scale : float
     energy_shift : sequence of float, optional
         Per-species energy added per atom (e.g. from a least-squares fit on the training set).
+    edge_chunk : int, optional
+        Edges processed at a time in each convolution (same result; bounds the size of its intermediates, which
+        keeps time per atom flat in large systems); ``None``: all at once.
 
     Call: ``model(positions (N, 3), species (N,), batch=None, cell=None, pbc=None, forces=True, stress=False)``
-    -> ``{"energy": (B,), "forces": (N, 3), "stress": (B, 3, 3)}`` (stress needs cells). Systems of one size
+    -> ``{"energy": (B,), "forces": (N, 3), "stress": (B, 3, 3)}`` (stress needs cells); the training loop calls it
+    so on batches of :class:`~kernelnn.data.atomic_systems.AtomicSystems`. Systems of one size
     may also come stacked, as the training loop batches them: ``model(positions (B, n, 3), species (B, n),
     cell (B, 3, 3) or None)`` -> ``(B, 1 + 3n)`` = ``[energy, forces.flatten()]`` (the ``energy_forces`` task).
 
@@ -165,7 +179,8 @@ class InteratomicPotential(nn.Module):
     def __init__(self, species: int, L: int = 2, channels: int = 16, layers: int = 2, cutoff: float = 5.0,
                  cutoff_p: int = 6, num_basis: int = 8, radial_hidden: int = 32, avg_neighbors: float = 10.0,
                  tensor_product: str = "cg", cp_rank: int | None = None, readout_hidden: int = 16,
-                 energy_scale: float | None = 1.0, energy_shift: list[float] | None = None) -> None:
+                 energy_scale: float | None = 1.0, energy_shift: list[float] | None = None,
+                 edge_chunk: int | None = 32768) -> None:
         super().__init__()
         _runs_eagerly()
         name = "InteratomicPotential"
@@ -178,6 +193,10 @@ class InteratomicPotential(nn.Module):
             raise ValueError(f"{name}: tensor_product={tensor_product!r}; valid: {', '.join(TENSOR_PRODUCTS)}")
         if not (isinstance(cutoff, (int, float)) and cutoff > 0):
             raise ValueError(f"{name}: cutoff={cutoff!r} must be a positive number")
+        if edge_chunk is not None and (isinstance(edge_chunk, bool) or not isinstance(edge_chunk, int)
+                                       or edge_chunk < 1):
+            raise ValueError(f"{name}: edge_chunk={edge_chunk!r} must be None or an int >= 1")
+        self.edge_chunk = edge_chunk
         if not avg_neighbors > 0:
             raise ValueError(f"{name}: avg_neighbors={avg_neighbors!r} must be positive")
         self.species, self.L, self.channels, self.cutoff = species, L, channels, float(cutoff)
@@ -322,7 +341,7 @@ class InteratomicPotential(nn.Module):
         h = positions.new_zeros(positions.shape[0], self.irreps.dim)
         h = torch.cat([self.embedding(species).to(positions.dtype), h[:, self.channels:]], dim=-1)
         for layer in self.layers:
-            h = layer(h, edges)
+            h = layer(h, edges, self.edge_chunk)
         atomic = self.readout(h[:, :self.channels]).squeeze(-1)
         # The sum over atoms in the positions' precision (float32 under autocast): energies are large sums.
         atomic = self.energy_scale.to(positions.dtype) * atomic.to(positions.dtype) \

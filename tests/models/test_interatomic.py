@@ -87,6 +87,20 @@ def test_systems_batched_without_padding_equal_one_at_a_time():
         torch.testing.assert_close(together["forces"][batch == k], alone["forces"])
 
 
+@pytest.mark.parametrize("tensor_product", ["cg", "gaunt", "cp"])
+def test_edges_in_chunks_give_the_same_energy_forces_stress_and_training_gradient(tensor_product):
+    x, z = atoms(n=20, side=4.0)
+    cell = torch.eye(3, dtype=torch.float64) * 4.0
+    results = []
+    for chunk in (None, 7):  # 7 edges at a time: many chunks, the last one short
+        model = small(tensor_product, edge_chunk=chunk)
+        out = model(x, z, cell=cell, stress=True)
+        (grad,) = torch.autograd.grad(out["forces"].square().sum(), model.layers[0].conv.radial[0].weight)
+        results.append((out["energy"], out["forces"], out["stress"], grad))
+    for whole, chunked in zip(*results, strict=True):
+        torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
+
+
 def test_state_dict_round_trip_and_float32():
     x, z = atoms()
     def energies(model):
@@ -121,7 +135,8 @@ def test_bad_input(call, message):
 
 @pytest.mark.parametrize("kwargs, message", [({"tensor_product": "tfn"}, "tensor_product='tfn'"),
                                              ({"species": 0}, "species=0"), ({"cutoff": -1.0}, "cutoff=-1.0"),
-                                             ({"energy_shift": [1.0]}, "energy_shift needs 2 values")])
+                                             ({"energy_shift": [1.0]}, "energy_shift needs 2 values"),
+                                             ({"edge_chunk": 0}, "edge_chunk=0")])
 def test_bad_construction(kwargs, message):
     options = {"species": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
