@@ -30,10 +30,12 @@ class AtomicSystems(Dataset):
     def __init__(self, positions: torch.Tensor, species: torch.Tensor, atoms: torch.Tensor, energy: torch.Tensor,
                  forces: torch.Tensor, cells: torch.Tensor | None = None) -> None:
         name = "AtomicSystems"
-        atoms = torch.as_tensor(atoms, dtype=torch.long)
+        atoms = torch.as_tensor(atoms)
+        if atoms.dim() != 1 or atoms.is_floating_point() or atoms.is_complex() or bool((atoms < 1).any()):
+            raise ValueError(f"{name}: atoms must be a 1-D integer tensor of system sizes >= 1, got "
+                             f"{atoms.dtype} of shape {tuple(atoms.shape)}: {atoms.flatten()[:8].tolist()}")
+        atoms = atoms.long()
         total = int(atoms.sum())
-        if atoms.dim() != 1 or bool((atoms < 1).any()):
-            raise ValueError(f"{name}: atoms must be a 1-D tensor of system sizes >= 1, got {atoms.tolist()[:8]}")
         for what, t, shape in (("positions", positions, (total, 3)), ("species", species, (total,)),
                                ("forces", forces, (total, 3)), ("energy", energy, (len(atoms),))):
             if tuple(t.shape) != shape:
@@ -43,6 +45,9 @@ class AtomicSystems(Dataset):
             raise ValueError(f"{name}: cells must have shape ({len(atoms)}, 3, 3), got {tuple(cells.shape)}")
         if species.dtype != torch.long:
             raise TypeError(f"{name}: species must be int64 indices, got {species.dtype}")
+        for what, t in (("positions", positions), ("forces", forces), ("energy", energy), ("cells", cells)):
+            if t is not None and not t.is_floating_point():
+                raise TypeError(f"{name}: {what} must be floating point, got {t.dtype}")
         owner = torch.arange(len(atoms)).repeat_interleave(atoms)
         for what, t, rows in (("positions", positions, owner), ("forces", forces, owner), ("energy", energy, None),
                               ("cells", cells, None)):
@@ -60,10 +65,23 @@ class AtomicSystems(Dataset):
                     energy: Sequence[float] | torch.Tensor, forces: Sequence[torch.Tensor],
                     cells: Sequence[torch.Tensor] | torch.Tensor | None = None) -> AtomicSystems:
         """From one tensor per system (``positions[k] (n_k, 3)``, ...); stacked ``(F, n, 3)`` tensors work too."""
-        atoms = torch.tensor([len(p) for p in positions], dtype=torch.long)
-        cat = (lambda ts: torch.cat(list(ts))) if len(positions) else (lambda ts: torch.zeros(0, 3))
-        return cls(cat(positions), torch.cat(list(species)) if len(positions) else torch.zeros(0, dtype=torch.long),
-                   atoms, torch.as_tensor(energy), cat(forces), None if cells is None else torch.stack(list(cells)))
+        sizes = [len(p) for p in positions]
+        if not len(species) == len(forces) == len(energy) == len(sizes) or (cells is not None and
+                                                                            len(cells) != len(sizes)):
+            raise ValueError(f"AtomicSystems: {len(sizes)} systems of positions, but {len(species)} of species, "
+                             f"{len(forces)} of forces, {len(energy)} energies"
+                             + ("" if cells is None else f", {len(cells)} cells"))
+        for k, (n, z, f) in enumerate(zip(sizes, species, forces, strict=True)):
+            if len(z) != n or len(f) != n:
+                raise ValueError(f"AtomicSystems: system {k} has {n} positions but {len(z)} species and {len(f)} "
+                                 "forces")
+        energy = torch.as_tensor(energy)
+        energy = energy if energy.is_floating_point() else energy.to(torch.get_default_dtype())
+        if not sizes:
+            return cls(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                       energy.reshape(0), torch.zeros(0, 3), None if cells is None else torch.zeros(0, 3, 3))
+        return cls(torch.cat(list(positions)), torch.cat(list(species)), torch.tensor(sizes), energy,
+                   torch.cat(list(forces)), None if cells is None else torch.stack(list(cells)))
 
     def __len__(self) -> int:
         return len(self.atoms)

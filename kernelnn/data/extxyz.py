@@ -278,7 +278,7 @@ def make_extxyz(path: str, val_fraction: float = 0.1, test_fraction: float = 0.1
     def dataset(rows: torch.Tensor) -> AtomicSystems:
         pick = rows.tolist()
         return AtomicSystems.from_frames([positions[k].float() for k in pick], [species[k] for k in pick],
-                                         energies[rows].float(), [frames[k].forces.float() for k in pick],
+                                         energies[rows], [frames[k].forces.float() for k in pick],
                                          None if cells is None else cells[rows].float())
 
     train, val, test = (dataset(rows) for rows in parts)

@@ -152,14 +152,21 @@ class EnergyForcesTask:
             if not isinstance(pred, dict) or not {"energy", "forces"} <= pred.keys():
                 raise ValueError(f"energy_forces: packed targets need predictions {{'energy', 'forces'}}, got "
                                  f"{sorted(pred) if isinstance(pred, dict) else type(pred).__name__}")
+            if not {"energy", "forces", "atoms"} <= target.keys():
+                raise ValueError(f"energy_forces: packed targets need 'energy', 'forces' and 'atoms' (atoms per "
+                                 f"system), got {sorted(target)}")
             atoms = target["atoms"]
             if pred["energy"].shape != target["energy"].shape or pred["forces"].shape != target["forces"].shape:
                 raise ValueError(f"energy_forces: predicted energy {tuple(pred['energy'].shape)} and forces "
                                  f"{tuple(pred['forces'].shape)} do not match the targets' "
                                  f"{tuple(target['energy'].shape)} and {tuple(target['forces'].shape)}")
+            if atoms.shape != target["energy"].shape or int(atoms.sum()) != len(target["forces"]) or \
+                    bool((atoms < 1).any()):
+                raise ValueError(f"energy_forces: atoms per system {atoms.tolist()[:8]} must be >= 1, one per energy "
+                                 f"({len(target['energy'])}), summing to the forces' {len(target['forces'])} rows")
             owner = torch.arange(len(atoms), device=atoms.device).repeat_interleave(atoms)
             err = pred["forces"] - target["forces"]
-            per_system = pred["energy"].new_zeros(len(atoms), 2)
+            per_system = err.new_zeros(len(atoms), 2)
             per_system = per_system.index_add(0, owner, torch.stack([err.abs().sum(1), err.square().sum(1)], 1))
             return pred["energy"] - target["energy"], per_system[:, 0], per_system[:, 1], atoms
         if isinstance(pred, dict) or pred.shape != target.shape or pred.dim() != 2 or (pred.shape[1] - 1) % 3:

@@ -501,7 +501,7 @@ class Trainer:
             self.model.load_state_dict(load_checkpoint(best)["model"])
         return self.evaluate(sets=self.test_sets)
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
+    def predict(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         self.model.eval()
         with torch.no_grad(), self._autocast():
             return self._cast(self._call(self.model, self._to_device(x)), torch.float32)

@@ -54,6 +54,35 @@ def test_bad_systems_are_refused_naming_the_system():
     with pytest.raises(ValueError, match=r"need positions of shape \(5, 3\)"):
         AtomicSystems(torch.randn(4, 3), torch.zeros(5, dtype=torch.long), torch.tensor([2, 3]), torch.zeros(2),
                       torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="system 0 has 2 positions but 3 species"):  # same totals, misaligned
+        AtomicSystems.from_frames([torch.randn(2, 3), torch.randn(2, 3)],
+                                  [torch.zeros(3, dtype=torch.long), torch.zeros(1, dtype=torch.long)], [1.0, 2.0],
+                                  [torch.randn(3, 3), torch.randn(1, 3)])
+    for atoms in (torch.tensor(3), torch.tensor([1.5, 1.5])):
+        with pytest.raises(ValueError, match="atoms must be a 1-D integer tensor"):
+            AtomicSystems(torch.randn(3, 3), torch.zeros(3, dtype=torch.long), atoms, torch.zeros(2),
+                          torch.zeros(3, 3))
+
+
+def test_empty_periodic_split_and_integer_energies():
+    empty = AtomicSystems.from_frames(torch.zeros(0, 4, 3), torch.zeros(0, 4, dtype=torch.long), torch.zeros(0),
+                                      torch.zeros(0, 4, 3), torch.zeros(0, 3, 3))
+    assert len(empty) == 0 and empty.cells.shape == (0, 3, 3)
+    systems = AtomicSystems.from_frames([torch.randn(2, 3)], [torch.zeros(2, dtype=torch.long)], [3],
+                                        [torch.randn(2, 3)])
+    assert systems.energy.is_floating_point()
+
+
+def test_packed_targets_that_do_not_add_up_are_named():
+    task = EnergyForcesTask()
+    pred = {"energy": torch.zeros(2), "forces": torch.zeros(5, 3)}
+    with pytest.raises(ValueError, match="summing to the forces' 5 rows"):
+        task.loss(pred, {"energy": torch.zeros(2), "forces": torch.zeros(5, 3), "atoms": torch.tensor([2, 2])})
+    with pytest.raises(ValueError, match="need 'energy', 'forces' and 'atoms'"):
+        task.loss(pred, {"energy": torch.zeros(2), "forces": torch.zeros(5, 3)})
+    mixed = task.loss(pred, {"energy": torch.ones(2, dtype=torch.float64), "forces": torch.ones(5, 3,
+                             dtype=torch.float64), "atoms": torch.tensor([2, 3])})  # float32 vs float64: promoted
+    assert mixed.dtype == torch.float64
 
 
 def test_mixed_size_extxyz_trains_and_the_checkpoint_predicts(tmp_path):
