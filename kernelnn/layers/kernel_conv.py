@@ -72,8 +72,9 @@ class KernelConv(nn.Module):
     chunk_elements : int
         Memory bound of the ``l1``/``lp`` computation (elements per broadcast block).
     backend : str
-        How ``l1``/``lp`` are computed: ``"auto"`` (fused Triton kernels on CUDA, chunked PyTorch elsewhere),
-        ``"torch"`` or ``"triton"``.
+        How ``l1``/``lp`` are computed: ``"auto"`` (fused Triton kernels on CUDA; on CPU fused kernels compiled
+        by ``torch.compile`` for large inputs, chunked PyTorch for small ones), ``"torch"``, ``"compiled"`` or
+        ``"triton"``.
 
     Shapes: ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial_out)`` as ``nn.ConvNd``.
 

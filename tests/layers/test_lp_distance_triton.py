@@ -77,7 +77,7 @@ def test_fused_kernels_match_the_pytorch_path_on_cuda(q):
 
 
 def test_backend_is_validated_and_triton_refuses_cpu_without_the_interpreter():
-    with pytest.raises(ValueError, match="KernelConv2d: backend='cuda' must be one of auto, torch, triton"):
+    with pytest.raises(ValueError, match="KernelConv2d: backend='cuda' must be one of auto, torch, compiled, triton"):
         KernelConv2d(3, 4, 3, kernel="l1", backend="cuda")
     if os.environ.get("TRITON_INTERPRET") != "1":
         layer = KernelConv2d(3, 4, 3, kernel="l1", backend="triton")
