@@ -36,6 +36,7 @@ def conv_cases(c: int) -> dict:
         "KernelConv2d linear": lambda: KernelConv2d(c, c, 3, padding=1, kernel="linear"),
         "KernelConv2d l2 (weighted)": lambda: KernelConv2d(c, c, 3, padding=1, kernel="l2"),
         "KernelConv2d gaussian": lambda: KernelConv2d(c, c, 3, padding=1, kernel="gaussian"),
+        "KernelConv2d cauchy": lambda: KernelConv2d(c, c, 3, padding=1, kernel="cauchy"),
         "KernelConv2d polynomial": lambda: KernelConv2d(c, c, 3, padding=1, kernel="polynomial"),
         "KernelConv2d l1 (weighted, chunked)": lambda: KernelConv2d(c, c, 3, padding=1, kernel="l1",
                                                                     backend="torch"),

@@ -275,7 +275,8 @@ class KernelConv(nn.Module):
                 if k == "gaussian":
                     out = torch.exp(self._scaled_squared_distance(xp, None, -gamma))
                 else:
-                    out = 1.0 / self._scaled_squared_distance(xp, None, gamma, torch.ones_like(gamma))
+                    # reciprocal, not 1.0 / z (reciprocal, then a scaled copy): backward keeps only the output
+                    out = torch.reciprocal(self._scaled_squared_distance(xp, None, gamma, torch.ones_like(gamma)))
         return out if bias is None else out + self._per_channel(bias)
 
     @torch.no_grad()
