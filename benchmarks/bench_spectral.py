@@ -2,6 +2,7 @@
 
     python benchmarks/bench_spectral.py                 # CPU (or CUDA when present)
     python benchmarks/bench_spectral.py --device cuda --repeats 50
+    python benchmarks/bench_spectral.py --paths        # factorized / reconstructed / auto at several ranks
 
 Settings (issue #3): batch 16, 64 channels, 64x64 grid, "16x16 modes" in neuraloperator's convention, i.e.
 frequencies -8..7 on the first dim and 0..8 on the last (16 x 9 coefficients). kernelnn keeps |k| < m and
@@ -53,11 +54,17 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--rank", type=float, default=0.1, help="factorization rank (fraction of dense)")
+    parser.add_argument("--paths", action="store_true",
+                        help="instead: the contraction paths (factorized, reconstructed, auto) of each factorization "
+                             "at --ranks, with and without an input gradient")
+    parser.add_argument("--ranks", type=float, nargs="+", default=[0.02, 0.1, 0.3], help="ranks for --paths")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args()
     device = pick_device(args.device)
+    if args.paths:
+        return contraction_paths(args, device)
     torch.manual_seed(0)
     b, c, n = args.batch, args.channels, args.size
     ours_modes, their_modes = (8, 9), (16, 16)
@@ -112,6 +119,47 @@ def main() -> None:
                          f"Spectral convolution benchmark ({device.type})", Path(args.out) / f"spectral_{device.type}",
                          notes)
     print("\n" + text)
+
+
+def contraction_paths(args, device: torch.device) -> None:
+    """Each factorization at each rank through the three paths, timed interleaved (repeat by repeat, so this
+    machine's drift hits all three alike), for a first layer (input without gradient) and an inner one."""
+    b, c, n = args.batch, args.channels, args.size
+    impls = ("factorized", "reconstructed", "auto")
+    rows = []
+    for fact in ("cp", "tucker", "tt"):
+        for rank in args.ranks:
+            for input_grad in (False, True):
+                torch.manual_seed(0)
+                convs = {impl: SpectralConv(c, c, (8, 9), factorization=fact, rank=rank,
+                                            implementation=impl).to(device) for impl in impls}
+                for conv in convs.values():
+                    conv.load_state_dict(convs["factorized"].state_dict())
+                x = torch.randn(b, c, n, n, device=device, requires_grad=input_grad)
+                times = {impl: [] for impl in impls}
+                for _ in range(args.warmup + args.repeats):
+                    for impl, conv in convs.items():
+                        times[impl].append(time_forward_backward(lambda m=conv, x=x: m(x), device, 0, 1))
+                row = {"factorization": fact, "rank": rank, "input grad": "yes" if input_grad else "no",
+                       "auto picks": convs["auto"]._path(torch.zeros(b, c, 15, 9, dtype=torch.complex64,
+                                                                     device=device, requires_grad=input_grad))}
+                for impl, conv in convs.items():
+                    row[f"{impl} ms"] = 1e3 * sorted(times[impl][args.warmup:])[args.repeats // 2]
+                    row[f"{impl} MiB"] = memory_bytes(lambda m=conv, x=x: m(x), device) / 2**20
+                fastest = min(row["factorized ms"], row["reconstructed ms"])
+                row["auto vs faster"] = f"{row['auto ms'] / fastest:.2f}x"
+                row["auto vs reconstructed memory"] = f"{row['auto MiB'] / row['reconstructed MiB']:.2f}x"
+                rows.append(row)
+                print(row, flush=True)
+    columns = ["factorization", "rank", "input grad", "auto picks", *(f"{i} {u}" for u in ("ms", "MiB") for i in impls),
+               "auto vs faster", "auto vs reconstructed memory"]
+    notes = [f"`python benchmarks/bench_spectral.py {' '.join(sys.argv[1:])}`",
+             f"SpectralConv({c}, {c}, n_modes=(8, 9)), batch {b}, {n}x{n}; forward + backward, median of "
+             f"{args.repeats} after {args.warmup} warm-up rounds, the three paths interleaved",
+             "MiB: bytes saved for backward (CPU) / peak allocated (CUDA); input grad: whether the input needs a "
+             "gradient (every layer but the first), so that the reconstructed path keeps the dense weight too"]
+    print(write_results(rows, columns, f"Spectral contraction paths ({device.type})",
+                        Path(args.out) / f"spectral_paths_{device.type}", notes))
 
 
 if __name__ == "__main__":

@@ -115,7 +115,10 @@ class SpectralConv(nn.Module):
         (Tucker also takes one int per dim).
     implementation : str
         ``"factorized"`` contracts the input with the factors directly; ``"reconstructed"`` builds the dense
-        weight first. Both compute the same operator.
+        weight first; ``"auto"`` (the default) picks per call from the sizes of their intermediates (rank,
+        channels, modes, batch; :meth:`SpectralWeight.costs`): when gradients are being taken, the path that keeps
+        fewer elements for backward (ties: fewer multiply-adds), otherwise the one with fewer multiply-adds. All
+        compute the same operator.
 
     Shapes
     ------
@@ -143,7 +146,7 @@ class SpectralConv(nn.Module):
         dim: int | None = None,
         factorization: str = "dense",
         rank: int | float = 0.1,
-        implementation: str = "factorized",
+        implementation: str = "auto",
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -226,13 +229,25 @@ class SpectralConv(nn.Module):
             x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
             x_ft = torch.fft.rfftn(x, dim=fft_dims, norm="forward")
             x_ft = self._gather_low_modes(x_ft)
-            if self.implementation == "factorized":
+            if self._path(x_ft) == "factorized":
                 out_ft = self.weight.contract(x_ft)
             else:
                 out_ft = self.weight.contract_reconstructed(x_ft)
             out_ft = self._scatter_low_modes(out_ft, spatial_out)
             y = torch.fft.irfftn(out_ft, s=spatial_out, dim=fft_dims, norm="forward")
         return y.to(out_dtype)
+
+    def _path(self, x_ft: torch.Tensor) -> str:
+        """The contraction path of this call (``implementation``; ``"auto"``: by :meth:`SpectralWeight.costs`)."""
+        if self.implementation != "auto":
+            return self.implementation
+        costs = self.weight.costs(x_ft.shape[0], x_ft.requires_grad)
+        if costs is None:
+            return "factorized"
+        training = torch.is_grad_enabled() and (x_ft.requires_grad or any(p.requires_grad for p in
+                                                                          self.weight.parameters()))
+        key = (lambda c: c) if training else (lambda c: c[::-1])  # (kept, work) or (work, kept)
+        return min(("factorized", "reconstructed"), key=lambda path: key(costs[path]))
 
     def _gather_low_modes(self, x_ft: torch.Tensor) -> torch.Tensor:
         """Keep ``|k| < m``: slices [0, m) and [N-m+1, N) on leading dims, [0, m) on the last dim."""
@@ -257,7 +272,7 @@ class SpectralConv(nn.Module):
         return sum(p.numel() for p in self.weight.shared_parameters())
 
 
-IMPLEMENTATIONS = ("factorized", "reconstructed")
+IMPLEMENTATIONS = ("auto", "factorized", "reconstructed")
 
 
 def spectral_parameter_counts(model: nn.Module) -> dict[str, int | float]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from kernelnn.layers.factorized_contractions import cp_contract, tt_contract
 from kernelnn.registry import SPECTRAL_WEIGHTS
 
 MODE_LETTERS = "xyz"
@@ -74,6 +75,18 @@ class SpectralWeight(nn.Module):
         m = self.letters
         w = self.reconstruct(x.real.dtype)
         return torch.einsum(f"bi{m},io{m}->bo{m}", x, w)
+
+    def costs(self, batch: int, input_grad: bool) -> dict[str, tuple[int, int]] | None:
+        """Estimated ``(elements kept for backward, multiply-adds)`` of the ``"factorized"`` and
+        ``"reconstructed"`` paths for a batch (``input_grad``: whether the input needs a gradient, so that the
+        reconstructed path keeps the dense weight too), from which ``implementation="auto"`` picks; ``None``:
+        the factorized path, which costs no more (dense, separable)."""
+        return None
+
+    def _reconstructed_costs(self, batch: int, input_grad: bool, build_kept: int, build_macs: int) -> tuple[int, int]:
+        """The reconstructed path: building W (``build_*``), then keeping the input (and W for its gradient)."""
+        i, o, modes = self.in_channels, self.out_channels, math.prod(block_shape(self.n_modes))
+        return build_kept + batch * i * modes + (i * o * modes if input_grad else 0), build_macs + batch * i * o * modes
 
     @torch.no_grad()
     def resize_modes(self, n_modes: Sequence[int]) -> None:
@@ -219,10 +232,15 @@ class CPWeight(SpectralWeight):
                             as_complex(self.factor_out, real_dtype), modes)
 
     def contract(self, x):
-        m, dt = self.letters, x.real.dtype
-        t = torch.einsum(f"bi{m},ir->br{m}", x, as_complex(self.factor_in, dt))
-        t = t * self._mode_product(dt)
-        return torch.einsum(f"br{m},or->bo{m}", t, as_complex(self.factor_out, dt))
+        dt = x.real.dtype
+        return cp_contract(x, as_complex(self.factor_in, dt), self._mode_product(dt), as_complex(self.factor_out, dt))
+
+    def costs(self, batch, input_grad):
+        i, o, r, modes = self.in_channels, self.out_channels, self.rank, math.prod(block_shape(self.n_modes))
+        # factorized: the input, A^T x and the mode product; reconstructed: W's (i, o, r) intermediate first
+        factorized = (batch * i * modes + batch * r * modes + r * modes, batch * modes * r * (i + o + 1))
+        return {"factorized": factorized,
+                "reconstructed": self._reconstructed_costs(batch, input_grad, i * o * r + r * modes, i * o * r * modes)}
 
 
 def tucker_ranks(name: str, dims: Sequence[int], rank, dense_size: int) -> tuple[int, ...]:
@@ -302,6 +320,14 @@ class TuckerWeight(SpectralWeight):
         return tucker_contract(x, as_complex(self.factor_in, dt), self._core_times_modes(dt),
                                as_complex(self.factor_out, dt), self.letters)
 
+    def costs(self, batch, input_grad):
+        i, o, modes = self.in_channels, self.out_channels, math.prod(block_shape(self.n_modes))
+        ra, rb = self.ranks[:2]
+        kept = batch * i * modes + batch * ra * modes + ra * rb * modes + batch * rb * modes
+        factorized = (kept, batch * modes * (i * ra + ra * rb + rb * o))
+        build = (ra * rb * modes + i * rb * modes, (i * ra * rb + i * rb * o) * modes)
+        return {"factorized": factorized, "reconstructed": self._reconstructed_costs(batch, input_grad, *build)}
+
 
 @SPECTRAL_WEIGHTS.register("tt")
 class TTWeight(SpectralWeight):
@@ -345,6 +371,12 @@ class TTWeight(SpectralWeight):
         return torch.einsum(f"ia,ao{m}->io{m}", first, self._out_and_modes(real_dtype))
 
     def contract(self, x):
-        m, dt = self.letters, x.real.dtype
-        t = torch.einsum(f"ni{m},ia->na{m}", x, as_complex(self.cores[0], dt)[0])
-        return torch.einsum(f"na{m},ao{m}->no{m}", t, self._out_and_modes(dt))
+        dt = x.real.dtype
+        return tt_contract(x, as_complex(self.cores[0], dt)[0], self._out_and_modes(dt))
+
+    def costs(self, batch, input_grad):
+        i, o, a, modes = self.in_channels, self.out_channels, self.ranks[1], math.prod(block_shape(self.n_modes))
+        # factorized keeps the input and P = G_1 G_2 ... (G_0^T x is rebuilt in backward: its work counted twice)
+        factorized = (batch * i * modes + a * o * modes, batch * modes * (2 * i * a + a * o))
+        return {"factorized": factorized,
+                "reconstructed": self._reconstructed_costs(batch, input_grad, a * o * modes, i * a * o * modes)}

@@ -100,7 +100,7 @@ class FNO(nn.Module):
         skip: str = "linear",
         factorization: str = "dense",
         rank: int | float = 0.1,
-        implementation: str = "factorized",
+        implementation: str = "auto",
         global_factorization: bool = False,
         channel_mlp: dict | None = None,
     ) -> None:
