@@ -58,6 +58,7 @@ def main() -> None:
                         help="instead: the contraction paths (factorized, reconstructed, auto) of each factorization "
                              "at --ranks, with and without an input gradient")
     parser.add_argument("--ranks", type=float, nargs="+", default=[0.02, 0.1, 0.3], help="ranks for --paths")
+    parser.add_argument("--name", default=None, help="file name of the --paths table (default spectral_paths_<device>)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
@@ -159,7 +160,7 @@ def contraction_paths(args, device: torch.device) -> None:
              "MiB: bytes saved for backward (CPU) / peak allocated (CUDA); input grad: whether the input needs a "
              "gradient (every layer but the first), so that the reconstructed path keeps the dense weight too"]
     print(write_results(rows, columns, f"Spectral contraction paths ({device.type})",
-                        Path(args.out) / f"spectral_paths_{device.type}", notes))
+                        Path(args.out) / (args.name or f"spectral_paths_{device.type}"), notes))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from kernelnn.layers.lp_distance_triton import lp_distance_triton, triton_usable
 
@@ -61,6 +62,7 @@ class LpDistance(torch.autograd.Function):
         return out.flatten(1, 2)
 
     @staticmethod
+    @once_differentiable  # its gradients are computed, not traced: a second derivative is refused, not wrong
     def backward(ctx, grad_out):
         x, weight, taps = ctx.saved_tensors
         q, extract = ctx.q, ctx.extract

@@ -16,10 +16,14 @@ power ``q``; a block of samples of a fixed size keeps that to two shapes per lay
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 from collections.abc import Callable
 
 import torch
+from torch.autograd.function import once_differentiable
+
+log = logging.getLogger(__name__)
 
 
 def _power(diff: torch.Tensor, q: float) -> torch.Tensor:
@@ -59,19 +63,34 @@ _COMPILED: tuple[Callable, Callable, Callable] | None = None
 
 def _kernels() -> tuple[Callable, Callable, Callable]:
     """The compiled kernels (built on first use); inside an outer ``torch.compile`` the plain functions, which
-    that compilation traces and fuses itself."""
+    that compilation traces and fuses itself. Shapes are symbolic (``dynamic=True``): one kernel serves every
+    layer and batch, so only a new dtype or power ``q`` compiles again, far from dynamo's recompile limit."""
     global _COMPILED
     if torch.compiler.is_compiling():
         return _distance, _grad_weights, _grad_patches
     if _COMPILED is None:
-        _COMPILED = tuple(torch.compile(fn, fullgraph=True) for fn in (_distance, _grad_weights, _grad_patches))
+        _COMPILED = tuple(torch.compile(fn, fullgraph=True, dynamic=True)
+                          for fn in (_distance, _grad_weights, _grad_patches))
     return _COMPILED
 
 
 @functools.cache
 def compiled_usable() -> bool:
-    """Whether inductor can build CPU kernels here (it needs a C++ compiler)."""
-    return any(shutil.which(cxx) for cxx in ("g++", "clang++", "c++"))
+    """Whether the compiled kernels build and run here: inductor needs a working C++ toolchain, which only trying
+    shows (a compiler on PATH may not be the one inductor calls, or lack Python's headers). Tried once per
+    process, on a tiny problem, forward and both backward kernels; a failure is logged and ``"auto"`` then keeps
+    the chunked PyTorch path."""
+    if not any(shutil.which(cxx) for cxx in ("g++", "clang++", "c++")):
+        return False
+    try:
+        distance, grad_weights, grad_patches = _kernels()
+        p, w, u, g = torch.rand(2, 1, 3, 4), torch.rand(1, 2, 3), torch.rand(1, 2, 3), torch.rand(2, 1, 2, 4)
+        distance(p, w, u, 1.0), grad_weights(p, w, u, g, 1.0), grad_patches(p, w, u, g, 1.0)
+    except Exception as error:  # noqa: BLE001 - any failure to build kernels means: use the other path
+        log.warning("lp_distance: compiled kernels are unavailable here (%s: %s); using the chunked PyTorch path",
+                    type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+        return False
+    return True
 
 
 def samples_per_block(per_sample: int, chunk_elements: int) -> int:
@@ -95,6 +114,7 @@ class LpDistanceCompiled(torch.autograd.Function):
         return out.flatten(1, 2)
 
     @staticmethod
+    @once_differentiable  # its gradients are computed, not traced: a second derivative is refused, not wrong
     def backward(ctx, grad_out):
         _, grad_weights, grad_patches = _kernels()
         x, weight, taps = ctx.saved_tensors

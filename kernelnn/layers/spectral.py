@@ -117,8 +117,8 @@ class SpectralConv(nn.Module):
         ``"factorized"`` contracts the input with the factors directly; ``"reconstructed"`` builds the dense
         weight first; ``"auto"`` (the default) picks per call from the sizes of their intermediates (rank,
         channels, modes, batch; :meth:`SpectralWeight.costs`): when gradients are being taken, the path that keeps
-        fewer elements for backward (ties: fewer multiply-adds), otherwise the one with fewer multiply-adds. All
-        compute the same operator.
+        fewer elements for backward unless it needs more than 1.1x the other's multiply-adds; otherwise (and
+        without gradients) the one with fewer multiply-adds. All compute the same operator.
 
     Shapes
     ------
@@ -246,8 +246,11 @@ class SpectralConv(nn.Module):
             return "factorized"
         training = torch.is_grad_enabled() and (x_ft.requires_grad or any(p.requires_grad for p in
                                                                           self.weight.parameters()))
-        key = (lambda c: c) if training else (lambda c: c[::-1])  # (kept, work) or (work, kept)
-        return min(("factorized", "reconstructed"), key=lambda path: key(costs[path]))
+        paths = ("factorized", "reconstructed")
+        leaner, other = sorted(paths, key=lambda path: costs[path])  # fewer kept elements, then less work
+        if training and costs[leaner][1] <= 1.1 * costs[other][1]:
+            return leaner
+        return min(paths, key=lambda path: costs[path][::-1])  # less work, then fewer kept elements
 
     def _gather_low_modes(self, x_ft: torch.Tensor) -> torch.Tensor:
         """Keep ``|k| < m``: slices [0, m) and [N-m+1, N) on leading dims, [0, m) on the last dim."""

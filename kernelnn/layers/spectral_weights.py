@@ -237,8 +237,9 @@ class CPWeight(SpectralWeight):
 
     def costs(self, batch, input_grad):
         i, o, r, modes = self.in_channels, self.out_channels, self.rank, math.prod(block_shape(self.n_modes))
-        # factorized: the input, A^T x and the mode product; reconstructed: W's (i, o, r) intermediate first
-        factorized = (batch * i * modes + batch * r * modes + r * modes, batch * modes * r * (i + o + 1))
+        # factorized keeps the input and the mode product (A^T x is rebuilt in backward: its work counted twice);
+        # reconstructed keeps W's (i, o, r) intermediate first
+        factorized = (batch * i * modes + r * modes, batch * modes * r * (2 * i + o + 1))
         return {"factorized": factorized,
                 "reconstructed": self._reconstructed_costs(batch, input_grad, i * o * r + r * modes, i * o * r * modes)}
 
