@@ -19,11 +19,15 @@ from pathlib import Path
 
 import torch
 
+_USED_DEVICE: torch.device | None = None  # what pick_device chose: the machine label names it
+
 
 def pick_device(name: str) -> torch.device:
+    global _USED_DEVICE
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    _USED_DEVICE = torch.device(name)
+    return _USED_DEVICE
 
 
 def time_forward_backward(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int) -> float:
@@ -97,8 +101,11 @@ def run_child(argv: list[str]) -> dict:
 
 
 def machine() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
+    """The device the benchmark ran on: the one :func:`pick_device` chose (a GPU's name only when it ran there,
+    not merely because one is present), else the GPU when there is one."""
+    on_gpu = _USED_DEVICE.type == "cuda" if _USED_DEVICE is not None else torch.cuda.is_available()
+    if on_gpu:
+        return torch.cuda.get_device_name(_USED_DEVICE if _USED_DEVICE is not None else None)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
