@@ -23,16 +23,9 @@ from collections.abc import Callable
 import torch
 from torch.autograd.function import once_differentiable
 
+from kernelnn.layers.lp_distance import _power, _power_grad
+
 log = logging.getLogger(__name__)
-
-
-def _power(diff: torch.Tensor, q: float) -> torch.Tensor:
-    return diff.abs() if q == 1 else diff.abs().pow(q)
-
-
-def _power_grad(diff: torch.Tensor, q: float) -> torch.Tensor:
-    """d|t|^q / dt."""
-    return diff.sign() if q == 1 else q * diff.abs().pow(q - 1) * diff.sign()
 
 
 def _distance(p: torch.Tensor, w: torch.Tensor, u: torch.Tensor, q: float) -> torch.Tensor:
