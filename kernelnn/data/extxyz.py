@@ -250,6 +250,14 @@ def make_extxyz(path: str, val_fraction: float = 0.1, test_fraction: float = 0.1
     if missing:
         raise ExtXYZError(f"extxyz: frame {missing[0]} of {path} (and {len(missing) - 1} more) has no energy or no "
                           "forces; data=extxyz trains on both")
+    def finite(f) -> bool:
+        values = [f.positions, f.forces, torch.tensor(float(f.energy))] + ([f.cell] if f.cell is not None else [])
+        return all(bool(torch.isfinite(t).all()) for t in values)
+
+    bad = [k for k, f in enumerate(frames) if not finite(f)]
+    if bad:
+        raise ExtXYZError(f"extxyz: frame {bad[0]} of {path} (and {len(bad) - 1} more) holds NaN or inf in its "
+                          "positions, forces, energy or cell")
     periodic = {bool(f.pbc.any()) if f.pbc is not None else False for f in frames}
     if len(periodic) != 1:
         raise ExtXYZError(f"extxyz: {path} mixes periodic and open frames")

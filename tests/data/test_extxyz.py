@@ -159,3 +159,12 @@ def test_make_extxyz_refuses_frames_without_energy(tmp_path):
 
     with pytest.raises(ExtXYZError, match="has no energy or no forces"):
         make_extxyz(str(write(tmp_path, frames_text(10, energy=False))))
+
+
+def test_make_extxyz_names_the_file_frame_holding_nan(tmp_path):
+    from kernelnn.data.extxyz import make_extxyz
+
+    lines = frames_text(6).splitlines()
+    lines[2 + 2 * 5 + 1] = lines[2 + 2 * 5 + 1].replace("-0.2", "nan")  # frame 2's second atom (frames of 3 atoms)
+    with pytest.raises(ExtXYZError, match="frame 2 of .* holds NaN or inf"):
+        make_extxyz(str(write(tmp_path, "\n".join(lines) + "\n")))
