@@ -68,7 +68,11 @@ def main() -> None:
         return contraction_paths(args, device)
     torch.manual_seed(0)
     b, c, n = args.batch, args.channels, args.size
-    ours_modes, their_modes = (8, 9), (16, 16)
+    if n < 4:
+        raise SystemExit(f"--size {n}: the grid needs at least 4 points per axis")
+    # 16x16 modes in neuraloperator's convention, fewer on grids too small for them (|k| < m <= (n + 1) // 2)
+    m = min(8, (n + 1) // 2)
+    ours_modes, their_modes = (m, min(9, (n + 1) // 2)), (2 * m, 2 * m)
     x = torch.randn(b, c, n, n)
     rows = []
     print(f"device {device}, batch {b}, {c} channels, {n}x{n}; forward+backward median of {args.repeats}")
@@ -76,8 +80,8 @@ def main() -> None:
     def pair(label: str, ours: dict, theirs: dict | None) -> None:
         ours["vs neuraloperator"] = f"{ours['ms'] / theirs['ms']:.2f}x time" if theirs else "n/a"
         rows.append(ours)
-        if theirs:
-            rows.append(theirs)
+        # a missing peer library is said in its row, not dropped
+        rows.append(theirs or {"case": f"neuraloperator {label}", "ms": "not installed (pip install -e \".[bench]\")"})
 
     for fact in ("dense", "cp", "tucker", "tt"):
         rank = args.rank
@@ -88,7 +92,7 @@ def main() -> None:
             kw = {} if fact == "dense" else {"factorization": fact, "rank": rank, "implementation": "factorized"}
             theirs = measure(f"neuraloperator SpectralConv {fact}", NOSpectralConv(c, c, their_modes, **kw), x,
                              device, args)
-        pair(fact, ours, theirs)
+        pair(f"SpectralConv {fact}", ours, theirs)
         if fact != "dense":
             recon = measure(f"kernelnn SpectralConv {fact} (reconstructed)",
                             SpectralConv(c, c, ours_modes, factorization=fact, rank=rank,
@@ -96,18 +100,18 @@ def main() -> None:
             rows.append(recon)
 
     x_in = torch.randn(b, 1, n, n)
-    ours = measure("kernelnn FNO (4 layers, width 64)",
+    ours = measure(f"kernelnn FNO (4 layers, width {c})",
                    FNO(1, 1, n_modes=ours_modes, hidden_channels=c, n_layers=4), x_in, device, args)
     theirs = None
     if neuralop is not None:
-        theirs = measure("neuraloperator FNO (4 layers, width 64)",
+        theirs = measure(f"neuraloperator FNO (4 layers, width {c})",
                          NOFNO(n_modes=their_modes, in_channels=1, out_channels=1, hidden_channels=c, n_layers=4),
                          x_in, device, args)
-    pair("fno", ours, theirs)
+    pair(f"FNO (4 layers, width {c})", ours, theirs)
 
     notes = [
-        f"batch {b}, {c} channels, {n}x{n}; kernelnn n_modes={ours_modes} (15x9 coefficients), neuraloperator "
-        f"n_modes={their_modes} (16x9); factorized ranks {args.rank} of the dense weight.",
+        f"batch {b}, {c} channels, {n}x{n}; kernelnn n_modes={ours_modes} ({2 * ours_modes[0] - 1}x{ours_modes[1]} "
+        f"coefficients), neuraloperator n_modes={their_modes}; factorized ranks {args.rank} of the dense weight.",
         "Time: forward + backward, median of " f"{args.repeats} after {args.warmup} warm-up runs.",
         "Memory: CUDA peak allocated during forward + backward; on CPU the bytes saved for backward.",
         "params: real degrees of freedom (a complex parameter counts twice).",
