@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import pick_device, write_results  # noqa: E402
 
 from kernelnn.data import make_moving_digits  # noqa: E402
 from kernelnn.layers import DeltaConv2d, DeltaLinear, delta_layers  # noqa: E402
@@ -42,10 +42,11 @@ from kernelnn.training import load_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(name: str, experiment: str, rate: float | None, seed: int, epochs: int, folder: Path) -> Path:
+def train(name: str, experiment: str, rate: float | None, seed: int, epochs: int, folder: Path,
+          device: torch.device) -> Path:
     out = folder / name
     overrides = [f"experiment={experiment}", f"seed={seed}", f"trainer.epochs={epochs}", "trainer.progress_bar=false",
-                 "trainer.tensorboard=false", f"hydra.run.dir={out}"]
+                 "trainer.tensorboard=false", f"trainer.device={device}", f"hydra.run.dir={out}"]
     if rate is not None:
         overrides.append(f"plugins.delta_sparsity.rate={rate}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -67,9 +68,9 @@ class NonZeroCounter:
 
 
 @torch.no_grad()
-def evaluate(checkpoint: Path, test: torch.utils.data.TensorDataset) -> dict:
+def evaluate(checkpoint: Path, test: torch.utils.data.TensorDataset, device: torch.device) -> dict:
     """Test accuracy and sparsity counts of a trained FrameCNN."""
-    model = load_model(checkpoint)
+    model = load_model(checkpoint).to(device)
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU) and not _inside_delta(model, m)]
     counters = [NonZeroCounter() for _ in relus]
     hooks = [m.register_forward_hook(c) for m, c in zip(relus, counters, strict=True)]
@@ -77,7 +78,7 @@ def evaluate(checkpoint: Path, test: torch.utils.data.TensorDataset) -> dict:
     companions = {n: m for n, m in model.named_modules() if isinstance(m, DeltaConv2d | DeltaLinear)}
     for m in [*deltas.values(), *companions.values()]:
         m.reset_statistics()
-    x, y = test.tensors
+    x, y = (t.to(device) for t in test.tensors)
     correct = 0
     for start in range(0, len(x), 100):
         correct += (model(x[start:start + 100]).argmax(1) == y[start:start + 100]).sum().item()
@@ -105,21 +106,25 @@ def fraction(pairs: list[tuple[float, int]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 1e-3, 3e-3, 1e-2, 3e-2])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 1e-3, 3e-3, 1e-2, 3e-2],
+                        help="delta sparsity penalty rates (plugins.delta_sparsity.rate), one delta model each")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every model; results averaged")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs of every model")
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at a time (one CPU thread each)")
+    parser.add_argument("--device", default="auto",
+                        help="device of the trainings (trainer.device) and of the evaluation: auto, cpu, cuda")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="folder of the table")
     args = parser.parse_args()
+    device = pick_device(args.device)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-delta-"))
     runs = [("dense", "moving_digits", None, s) for s in args.seeds]
     runs += [(f"delta_{r:g}", "moving_digits_delta", r, s) for r in args.rates for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {(name, seed): pool.submit(train, f"{name}_s{seed}", exp, rate, seed, args.epochs, folder)
+        futures = {(name, seed): pool.submit(train, f"{name}_s{seed}", exp, rate, seed, args.epochs, folder, device)
                    for name, exp, rate, seed in runs}
     test = make_moving_digits().tests["test"]
-    results = {key: evaluate(f.result(), test) for key, f in futures.items()}
+    results = {key: evaluate(f.result(), test, device) for key, f in futures.items()}
 
     dense = [results[("dense", s)] for s in args.seeds]
     dense_acc = statistics.mean(r["accuracy"] for r in dense)
@@ -147,14 +152,15 @@ def main() -> None:
     columns = ["model", "rate", "test accuracy", "non-zero activations", "non-zero deltas", "per layer",
                "reduction", "MACs skipped", "thresholds"]
     notes = [f"`python benchmarks/bench_delta.py --rates {' '.join(f'{r:g}' for r in args.rates)} --seeds "
-             f"{' '.join(map(str, args.seeds))} --epochs {args.epochs}`; means over seeds; test set of "
-             f"{len(test)} videos",
+             f"{' '.join(map(str, args.seeds))} --epochs {args.epochs} --device {args.device}`; means over seeds; "
+             f"test set of {len(test)} videos",
              "non-zero activations: dense = ReLU outputs, delta = quantised activations q(a); per layer: ReLU "
              "outputs (dense) or deltas (delta) of each hidden stage",
              "reduction = dense non-zero activations / delta non-zero deltas (same layers and shapes)",
              "MACs skipped: by DeltaConv2d and DeltaLinear, because an input delta was zero; thresholds: mean step "
              "per delta layer after training (initial 0.1)"]
-    text = write_results(rows, columns, "Delta activations on moving digits", Path(args.out) / "delta_cpu", notes)
+    text = write_results(rows, columns, "Delta activations on moving digits", Path(args.out) / f"delta_{device.type}",
+                         notes)
     print(text)
 
 
