@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import memory_bytes, pick_device, time_forward_backward, write_results  # noqa: E402
+from common import describe, memory_bytes, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn.layers import SelfAttention  # noqa: E402
 
@@ -38,14 +38,14 @@ def cases(width: int, heads: int, tokens: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--tokens", type=int, nargs="+", default=[64])
-    parser.add_argument("--width", type=int, default=192)
-    parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--tokens", type=int, nargs="+", default=[64], help="sequence lengths (tokens) to time")
+    parser.add_argument("--width", type=int, default=192, help="embedding width")
+    parser.add_argument("--heads", type=int, default=3, help="attention heads")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     device = pick_device(args.device)
     rows = []
     for n in args.tokens:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import describe, write_results  # noqa: E402
 
 
 def train(n_train: int, steps: int, batch: int, device: str, seed: int) -> dict:
@@ -51,12 +51,13 @@ def train(n_train: int, steps: int, batch: int, device: str, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 500, 1000, 2000, 4000])
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 500, 1000, 2000, 4000],
+                        help="training-set sizes (antiderivative functions)")
+    parser.add_argument("--steps", type=int, default=6000, help="optimizer steps per training")
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     rows = []
     for n in args.sizes:
         row = train(n, args.steps, args.batch, args.device, args.seed)

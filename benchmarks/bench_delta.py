@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pick_device, write_results  # noqa: E402
+from common import describe, pick_device, write_results  # noqa: E402
 
 from kernelnn.data import make_moving_digits  # noqa: E402
 from kernelnn.layers import DeltaConv2d, DeltaLinear, delta_layers  # noqa: E402
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto",
                         help="device of the trainings (trainer.device) and of the evaluation: auto, cpu, cuda")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="folder of the table")
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     device = pick_device(args.device)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-delta-"))

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pick_device, time_forward_backward, write_results  # noqa: E402
+from common import describe, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn import gaunt_tensor_product  # noqa: E402
 from kernelnn.layers import CPTensorProduct, TensorProduct  # noqa: E402
@@ -92,17 +92,20 @@ def curve(rows: list[dict], ranks_per_L: dict[int, list[int]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--degrees", type=int, nargs="+", default=list(range(2, 9)))
+    parser.add_argument("--degrees", type=int, nargs="+", default=list(range(2, 9)), help="maximum degrees L to time")
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--tolerances", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
-    parser.add_argument("--cp-max-L", type=int, default=5)
+    parser.add_argument("--tolerances", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4],
+                        help="CP fit errors whose smallest ranks are timed")
+    parser.add_argument("--cp-max-L", type=int, default=5,
+                        help="largest L with CP rows (the rank search grows fast with L)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--curve", action="store_true", help="only the CP error-against-rank curve")
-    parser.add_argument("--setting", choices=["channelwise", "convolution"], default="channelwise")
+    parser.add_argument("--setting", choices=["channelwise", "convolution"], default="channelwise",
+                        help="channelwise products, or a point convolution's product with edge harmonics")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     device = pick_device(args.device)
     command = "python benchmarks/bench_equivariant.py " + " ".join(sys.argv[1:])
 

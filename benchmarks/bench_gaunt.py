@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import memory_bytes, pick_device, time_forward_backward, write_results  # noqa: E402
+from common import describe, memory_bytes, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn import gaunt_tensor_product  # noqa: E402
 
@@ -60,17 +60,18 @@ def slope(points: list[tuple[int, float]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--degrees", type=int, nargs="+", default=list(range(1, 11)))
+    parser.add_argument("--degrees", type=int, nargs="+", default=list(range(1, 11)), help="maximum degrees L to time")
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dense-max", type=int, default=6)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--dense-max", type=int, default=6, help="largest L for the dense (per-path) reference")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="Gaunt product methods to time")
     parser.add_argument("--no-e3nn", action="store_true", help="skip e3nn (slow at high L)")
     parser.add_argument("--name", default="gaunt", help="stem of the results files")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     device = pick_device(args.device)
     rows, timings = [], {}
     for channels in args.channels:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pick_device, write_results  # noqa: E402
+from common import describe, pick_device, write_results  # noqa: E402
 
 from kernelnn.layers import neighbor_list  # noqa: E402
 from kernelnn.models import InteratomicPotential  # noqa: E402
@@ -106,16 +106,18 @@ def memory(product: str, chunk: int, n: int, args, device: torch.device) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--atoms", type=int, nargs="+", default=[512, 4096, 32768])
-    parser.add_argument("--products", nargs="+", default=["cg"], choices=["cg", "gaunt", "cp"])
+    parser.add_argument("--atoms", type=int, nargs="+", default=[512, 4096, 32768],
+                        help="system sizes (cubes: 512, 4096, 32768, ...)")
+    parser.add_argument("--products", nargs="+", default=["cg"], choices=["cg", "gaunt", "cp"],
+                        help="tensor products of the potential")
     parser.add_argument("--edge-chunks", type=int, nargs="+", default=[32768],
                         help="the model's edge_chunk; 0: all edges at once")
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--cutoff", type=float, default=2.0)
+    parser.add_argument("--cutoff", type=float, default=2.0, help="interaction cutoff (neighbour list)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-of", nargs=3, metavar=("PRODUCT", "CHUNK", "ATOMS"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     device = pick_device(args.device)
     if args.memory_of:  # the child process of memory()
         product, chunk, n = args.memory_of

@@ -24,6 +24,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     cpu_peak_growth,
+    describe,
     memory_bytes,
     pick_device,
     run_child,
@@ -75,13 +76,13 @@ def build(case: str, d: int, batch: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--widths", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--widths", type=int, nargs="+", default=[64, 256], help="layer widths to time")
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     if args.child:  # peak resident-set growth of one case, in this fresh process
         case, d = args.child[0], int(args.child[1])
         fn, _, x = build(case, d, args.batch)

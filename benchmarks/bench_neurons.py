@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_peak_growth, pick_device, run_child, time_forward_backward, write_results  # noqa: E402
+from common import cpu_peak_growth, describe, pick_device, run_child, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn.layers import KernelConv2d, QuadraticConv2d, QuadraticLinear, RBFLayer  # noqa: E402
 
@@ -93,15 +93,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--dense-batch", type=int, default=1024)
-    parser.add_argument("--features", type=int, default=64)
-    parser.add_argument("--centers", type=int, default=256)
+    parser.add_argument("--dense-batch", type=int, default=1024, help="batch size of the dense layers")
+    parser.add_argument("--features", type=int, default=64, help="input features of the dense layers")
+    parser.add_argument("--centers", type=int, default=256, help="units / centres of the dense layers")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--slow-repeats", type=int, default=3, help="repeats for the broadcast l1 case")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     if args.child:
         print(json.dumps({"bytes": peak_memory_child(args.child, args)}))
         return

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import describe, write_results  # noqa: E402
 
 RECIPES = {  # each dataset's FNO recipe (configs/experiment/<data>_fno.yaml) without its model, and its FNO
     "darcy": (["data=darcy", "scheduler=cosine", "trainer.epochs=20", "trainer.batch_size=20", "trainer.loss=l2"],
@@ -104,11 +104,13 @@ def merged_with_earlier(rows: list[dict], path: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--data", nargs="+", default=list(RECIPES), choices=list(RECIPES),
+                        help="data sets (recipes) to train on")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="operator models to train")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
 
     from kernelnn.training import run
 

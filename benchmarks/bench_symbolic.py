@@ -21,7 +21,7 @@ import sympy
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import describe, write_results  # noqa: E402
 
 from kernelnn.data.symbolic import FUNCTIONS, formula, make_symbolic  # noqa: E402
 from kernelnn.interpret import symbolic_regression  # noqa: E402
@@ -50,10 +50,11 @@ def verdict(found: sympy.Expr, truth: sympy.Expr, x: torch.Tensor) -> tuple[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=list(FUNCTIONS))
+    parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=list(FUNCTIONS),
+                        help="formulas of data=symbolic to fit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "symbolic_cpu")
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     torch.set_default_dtype(torch.float32)
     rows = []
     for name in args.functions:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pick_device, time_forward_backward, write_results  # noqa: E402
+from common import describe, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn.models import FNO, TransformOnce  # noqa: E402
 
@@ -43,9 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 128, 256], help="grid resolutions to time")
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     device = pick_device(args.device)
     torch.manual_seed(0)
     fno = FNO(1, 1, n_modes=12, dim=2, hidden_channels=32, n_layers=4, projection_channels=128).to(device)

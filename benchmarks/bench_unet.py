@@ -30,7 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import describe, write_results  # noqa: E402
 
 RESOLUTIONS = (32, 64, 128, 256)
 FINEST = 512
@@ -84,10 +84,11 @@ def curves(checkpoint: str, data: str, device: torch.device) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", default=["darcy", "navier_stokes"], choices=sorted(TRAINING_GRID))
+    parser.add_argument("--data", nargs="+", default=["darcy", "navier_stokes"], choices=sorted(TRAINING_GRID),
+                        help="data sets to train on")
     parser.add_argument("--checkpoints", nargs="*", default=[], help="experiment=path pairs (e.g. darcy_uno=...)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     given = dict(item.split("=", 1) for item in args.checkpoints)
     device = torch.device(args.device)
     rows = []

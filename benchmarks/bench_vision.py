@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import describe, write_results  # noqa: E402
 
 from kernelnn.data import load_digits, load_mnist  # noqa: E402
 from kernelnn.models import KAN, MLP, ViT  # noqa: E402
@@ -109,12 +109,12 @@ def train(model: nn.Module, data, flat: bool, epochs: int, seed: int) -> tuple[f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="image data sets")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--models", nargs="+", default=None, help="only these rows (names as in the table)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "vision_cpu")
-    args = parser.parse_args()
+    args = describe(parser).parse_args()
     torch.set_num_threads(2)
     rows = []
     for name in args.datasets:

@@ -7,6 +7,7 @@ bytes of the tensors autograd saves for backward (what grows with the batch), co
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,6 +21,36 @@ from pathlib import Path
 import torch
 
 _USED_DEVICE: torch.device | None = None  # what pick_device chose: the machine label names it
+
+
+# Help text for the options the benchmark scripts share; each script's own options say their meaning in place.
+SHARED_HELP = {
+    "device": "where to run: auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
+    "warmup": "untimed runs before timing (compilation, caches, allocator)",
+    "repeats": "timed runs; the median is reported",
+    "out": "folder of the result tables (.md and .json); benchmarks/results holds the committed ones",
+    "batch": "batch size",
+    "channels": "channels (features) of the layers",
+    "size": "grid points per spatial axis",
+    "seed": "random seed",
+    "seeds": "random seeds; results averaged over them",
+    "epochs": "training epochs",
+}
+
+
+def describe(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every option of ``parser`` without help text its shared description (``SHARED_HELP``), with the
+    default shown, so that ``--help`` explains every option."""
+    for action in parser._actions:  # argparse exposes no public iterator over its options
+        if action.help is None and action.dest in SHARED_HELP:
+            action.help = SHARED_HELP[action.dest]
+        if action.help and action.default not in (None, argparse.SUPPRESS) and "%(default)" not in action.help \
+                and action.option_strings and action.dest != "help":
+            action.help += " (default: %(default)s)"
+    missing = [a.option_strings[0] for a in parser._actions if a.help is None and a.option_strings]
+    if missing:
+        raise RuntimeError(f"benchmark options without help text: {missing}")
+    return parser
 
 
 def pick_device(name: str) -> torch.device:
