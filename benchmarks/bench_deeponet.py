@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, write_results  # noqa: E402
 
 
 def train(n_train: int, steps: int, batch: int, device: str, seed: int) -> dict:
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
     rows = []
     for n in args.sizes:
@@ -69,7 +70,7 @@ def main() -> None:
     text = write_results(
         rows, ["n_train", "steps", "train", "test_100", "test_200", "slope", "seconds"],
         "DeepONet: antiderivative test error against training-set size",
-        ROOT / "benchmarks" / "results" / f"deeponet_convergence_{args.device}_{args.steps}steps",
+        Path(args.out) / f"deeponet_convergence_{args.device}_{args.steps}steps",
         [f"`python benchmarks/bench_deeponet.py --device {args.device}`: experiment=antiderivative_deeponet, "
          f"{args.steps} optimizer steps of batch {args.batch} (or n) per size, cosine schedule, no validation "
          f"set (the weights of the lowest training loss are tested), seed {args.seed}",

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, pick_device, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, pick_device, write_results  # noqa: E402
 
 from kernelnn.data import make_moving_digits  # noqa: E402
 from kernelnn.layers import DeltaConv2d, DeltaLinear, delta_layers  # noqa: E402
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="trainings at a time (one CPU thread each)")
     parser.add_argument("--device", default="auto",
                         help="device of the trainings (trainer.device) and of the evaluation: auto, cpu, cuda")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="folder of the table")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the table")
     args = describe(parser).parse_args()
     device = pick_device(args.device)
 

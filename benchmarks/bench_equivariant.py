@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, pick_device, time_forward_backward, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn import gaunt_tensor_product  # noqa: E402
 from kernelnn.layers import CPTensorProduct, TensorProduct  # noqa: E402
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--curve", action="store_true", help="only the CP error-against-rank curve")
     parser.add_argument("--setting", choices=["channelwise", "convolution"], default="channelwise",
                         help="channelwise products, or a point convolution's product with edge harmonics")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
     device = pick_device(args.device)
     command = "python benchmarks/bench_equivariant.py " + " ".join(sys.argv[1:])

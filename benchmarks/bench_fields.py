@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operators import compose, parameters  # noqa: E402
-from common import cpu_peak_growth, describe, run_child, write_results  # noqa: E402
+from common import DEFAULT_OUT, cpu_peak_growth, describe, run_child, write_results  # noqa: E402
 
 IMAGE = {  # name -> (experiment, the override its size is matched through, with {width}; None: as configured)
     "NeuRBF": ("image_neurbf", "model.n_kernels={width}"),
@@ -229,7 +229,7 @@ def main() -> None:
                         help="trainable parameters per image / SDF model (default: the Gaussian RBFNet image model's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--reuse", help="sphere: the log of an earlier, cut-short run; its measured rows are kept")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder of the tables")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the tables")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = describe(parser).parse_args()
     if args.child:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, memory_bytes, pick_device, time_forward_backward, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, memory_bytes, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn import gaunt_tensor_product  # noqa: E402
 
@@ -70,7 +70,7 @@ def main() -> None:
                         help="Gaunt product methods to time")
     parser.add_argument("--no-e3nn", action="store_true", help="skip e3nn (slow at high L)")
     parser.add_argument("--name", default="gaunt", help="stem of the results files")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
     device = pick_device(args.device)
     rows, timings = [], {}

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, pick_device, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, pick_device, write_results  # noqa: E402
 
 from kernelnn.layers import neighbor_list  # noqa: E402
 from kernelnn.models import InteratomicPotential  # noqa: E402
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--cutoff", type=float, default=2.0, help="interaction cutoff (neighbour list)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-of", nargs=3, metavar=("PRODUCT", "CHUNK", "ATOMS"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
     device = pick_device(args.device)
     if args.memory_of:  # the child process of memory()

@@ -23,6 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    DEFAULT_OUT,
     cpu_peak_growth,
     describe,
     memory_bytes,
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = describe(parser).parse_args()
     if args.child:  # peak resident-set growth of one case, in this fresh process

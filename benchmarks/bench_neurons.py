@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_peak_growth, describe, pick_device, run_child, time_forward_backward, write_results  # noqa: E402
+from common import DEFAULT_OUT, cpu_peak_growth, describe, pick_device, run_child, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn.layers import KernelConv2d, QuadraticConv2d, QuadraticLinear, RBFLayer  # noqa: E402
 
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--slow-repeats", type=int, default=3, help="repeats for the broadcast l1 case")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = describe(parser).parse_args()
     if args.child:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, write_results  # noqa: E402
 
 RECIPES = {  # each dataset's FNO recipe (configs/experiment/<data>_fno.yaml) without its model, and its FNO
     "darcy": (["data=darcy", "scheduler=cosine", "trainer.epochs=20", "trainer.batch_size=20", "trainer.loss=l2"],
@@ -110,6 +110,7 @@ def main() -> None:
                         help="operator models to train")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
 
     from kernelnn.training import run
@@ -140,7 +141,7 @@ def main() -> None:
                    "zero-shot 2x": summary["test"][fine_key] if fine_key else "—"}
             rows.append(row)
             print(row, flush=True)
-    stem = ROOT / "benchmarks" / "results" / f"operators_{args.device}"
+    stem = Path(args.out) / f"operators_{args.device}"
     rows = merged_with_earlier(rows, stem.with_suffix(".json"))
     text = write_results(
         rows, ["data", "model", "parameters", "s/epoch", "test", "zero-shot 2x"],

@@ -21,7 +21,7 @@ import sympy
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, write_results  # noqa: E402
 
 from kernelnn.data.symbolic import FUNCTIONS, formula, make_symbolic  # noqa: E402
 from kernelnn.interpret import symbolic_regression  # noqa: E402
@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=list(FUNCTIONS),
                         help="formulas of data=symbolic to fit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "symbolic_cpu")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "symbolic_cpu",
+                        help="stem of the result files (.md and .json)")
     args = describe(parser).parse_args()
     torch.set_default_dtype(torch.float32)
     rows = []

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, pick_device, time_forward_backward, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, pick_device, time_forward_backward, write_results  # noqa: E402
 
 from kernelnn.models import FNO, TransformOnce  # noqa: E402
 
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 128, 256], help="grid resolutions to time")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
     device = pick_device(args.device)
     torch.manual_seed(0)
@@ -63,7 +64,7 @@ def main() -> None:
     text = write_results(
         rows, ["resolution", "FNO params", "T1 params", "T1 width", "FNO ms", "T1 ms", "speed-up"],
         "Transform Once vs FNO: forward + backward at equal parameters",
-        Path(__file__).resolve().parent / "results" / f"t1_{device.type}",
+        Path(args.out) / f"t1_{device.type}",
         [f"`python benchmarks/bench_t1.py --device {args.device}`: batch {args.batch}, 1 channel in and out, "
          f"median of {args.repeats} forward + backward passes after 2 warm-up passes",
          "FNO: 12 modes (|k| < 12), width 32, 4 layers, projection 128; T1: the 12 x 12 lowest DCT frequencies, "

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operators import RECIPES, TEST, compose, matched_width, parameters  # noqa: E402
-from common import describe, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, write_results  # noqa: E402
 
 RUNS = {  # name -> (data, overrides)
     "ns_m12": ("navier_stokes", "model=t1_fft model.n_modes=12 optim.lr=3e-3 optim.weight_decay=0"),
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which variants to train")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder of the table")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the table")
     parser.add_argument("--floors", action="store_true",
                         help="only the error of projecting the test targets onto the kept modes (seconds)")
     args = describe(parser).parse_args()

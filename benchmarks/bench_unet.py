@@ -30,7 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, write_results  # noqa: E402
 
 RESOLUTIONS = (32, 64, 128, 256)
 FINEST = 512
@@ -88,6 +88,7 @@ def main() -> None:
                         help="data sets to train on")
     parser.add_argument("--checkpoints", nargs="*", default=[], help="experiment=path pairs (e.g. darcy_uno=...)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = describe(parser).parse_args()
     given = dict(item.split("=", 1) for item in args.checkpoints)
     device = torch.device(args.device)
@@ -99,7 +100,7 @@ def main() -> None:
             for row in curves(checkpoint, data, device):
                 rows.append({"data": data, "model": model, **row})
                 print(rows[-1], flush=True)
-    stem = ROOT / "benchmarks" / "results" / f"unet_convergence_{args.device}"
+    stem = Path(args.out) / f"unet_convergence_{args.device}"
     text = write_results(
         rows, ["data", "model", "n", "vs finest", "vs training grid"],
         "Resolution convergence: the operator U-Net against the pixel U-Net (trained)", stem,

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe, write_results  # noqa: E402
+from common import DEFAULT_OUT, describe, write_results  # noqa: E402
 
 from kernelnn.data import load_digits, load_mnist  # noqa: E402
 from kernelnn.models import KAN, MLP, ViT  # noqa: E402
@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--models", nargs="+", default=None, help="only these rows (names as in the table)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "vision_cpu")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "vision_cpu",
+                        help="stem of the result files (.md and .json)")
     args = describe(parser).parse_args()
     torch.set_num_threads(2)
     rows = []

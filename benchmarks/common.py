@@ -23,12 +23,17 @@ import torch
 _USED_DEVICE: torch.device | None = None  # what pick_device chose: the machine label names it
 
 
+# Where tables go unless --out says otherwise: outside the repository, so that a run never rewrites the committed
+# tables (benchmarks/results) by accident; those are rewritten on purpose with --out benchmarks/results.
+DEFAULT_OUT = Path(os.environ.get("KERNELNN_BENCH_OUT") or Path.home() / ".cache" / "kernelnn" / "benchmark-results")
+
 # Help text for the options the benchmark scripts share; each script's own options say their meaning in place.
 SHARED_HELP = {
     "device": "where to run: auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
     "warmup": "untimed runs before timing (compilation, caches, allocator)",
     "repeats": "timed runs; the median is reported",
-    "out": "folder of the result tables (.md and .json); benchmarks/results holds the committed ones",
+    "out": "folder of the result tables (.md and .json); default outside the repository ($KERNELNN_BENCH_OUT or "
+           "~/.cache/kernelnn/benchmark-results); --out benchmarks/results rewrites the committed tables",
     "batch": "batch size",
     "channels": "channels (features) of the layers",
     "size": "grid points per spatial axis",
