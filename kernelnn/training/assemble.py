@@ -22,6 +22,7 @@ from kernelnn.models.normalized import Normalized
 from kernelnn.protocols import InputChecked
 from kernelnn.training import distributed as D
 from kernelnn.training.errors import ConfigError
+from kernelnn.training.tasks import shape_of
 
 log = logging.getLogger("kernelnn.training")
 
@@ -232,8 +233,9 @@ def check_model_on_data(model: nn.Module, bundle: DataBundle) -> None:
             got = {k: tuple(out[k].shape) for k in y if isinstance(out, dict) and k in out}
             want = {k: tuple(v.shape) for k, v in y.items() if v.is_floating_point()}
             if not isinstance(out, dict) or any(got.get(k) != v for k, v in want.items()):
-                raise ConfigError(f"the model's output {got if isinstance(out, dict) else _shape(out)} on the {split} "
-                                  f"data of {bundle.name} does not hold the targets {want}")
+                given = got if isinstance(out, dict) else shape_of(out)
+                raise ConfigError(f"the model's output {given} on the {split} data of {bundle.name} does not hold the "
+                                  f"targets {want}")
             continue
         expected = (len(y), bundle.out_channels) if bundle.task == "classification" else tuple(y.shape)
         if tuple(out.shape) != expected:
@@ -284,6 +286,3 @@ def model_sizes(model: nn.Module) -> dict[str, int | float]:
         sizes.update(spectral_parameter_counts(model))
     return sizes
 
-
-def _shape(t: Any) -> str:
-    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__

@@ -170,7 +170,7 @@ class EnergyForcesTask:
             per_system = per_system.index_add(0, owner, torch.stack([err.abs().sum(1), err.square().sum(1)], 1))
             return pred["energy"] - target["energy"], per_system[:, 0], per_system[:, 1], atoms
         if isinstance(pred, dict) or pred.shape != target.shape or pred.dim() != 2 or (pred.shape[1] - 1) % 3:
-            raise ValueError(f"energy_forces: predictions {_shape(pred)} and targets {tuple(target.shape)} "
+            raise ValueError(f"energy_forces: predictions {shape_of(pred)} and targets {tuple(target.shape)} "
                              "must both be (batch, 1 + 3 n_atoms)")
         err = pred - target
         atoms = torch.full((len(err),), (pred.shape[1] - 1) // 3, device=err.device)
@@ -195,7 +195,8 @@ class EnergyForcesTask:
         }
 
 
-def _shape(t) -> str:
+def shape_of(t) -> str:
+    """A tensor's shape, or the type of anything else, for error messages."""
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
