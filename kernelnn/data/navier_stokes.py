@@ -27,6 +27,30 @@ def fno_forcing(size: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return 0.1 * (torch.sin(2 * math.pi * s) + torch.cos(2 * math.pi * s))
 
 
+class TorusSpectral:
+    """Spectral operators on the ``n x n`` grid of the unit torus (rfft2 layout), shared by the solver and by
+    :class:`~kernelnn.navier_stokes_residual.NavierStokesResidual` so that both discretise space identically."""
+
+    def __init__(self, n: int, dtype: torch.dtype = torch.float64, device=None) -> None:
+        self.n = n
+        kx = torch.fft.fftfreq(n, 1.0 / n, dtype=dtype, device=device)[:, None].expand(n, n // 2 + 1)
+        ky = torch.fft.rfftfreq(n, 1.0 / n, dtype=dtype, device=device)[None, :].expand(n, n // 2 + 1)
+        self.lap = 4 * math.pi**2 * (kx**2 + ky**2)  # the symbol of -Laplacian
+        self.inv_lap = torch.where(self.lap > 0, 1.0 / self.lap.clamp_min(1e-30), torch.zeros_like(self.lap))
+        self.dealias = ((kx.abs() <= n / 3) & (ky <= n / 3)).to(dtype)  # the 2/3 rule
+        self.dx, self.dy = 2j * math.pi * kx, 2j * math.pi * ky
+
+    def advection_hat(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """The dealiased transform of ``u . grad w`` with ``u = (d psi/dy, -d psi/dx)`` and ``-lap psi = w``."""
+        n = self.n
+        psi = w_hat * self.inv_lap
+        u = torch.fft.irfft2(self.dy * psi, s=(n, n))
+        v = torch.fft.irfft2(-self.dx * psi, s=(n, n))
+        w_x = torch.fft.irfft2(self.dx * w_hat, s=(n, n))
+        w_y = torch.fft.irfft2(self.dy * w_hat, s=(n, n))
+        return self.dealias * torch.fft.rfft2(u * w_x + v * w_y)
+
+
 def solve_navier_stokes(
     w0: torch.Tensor, forcing: torch.Tensor, viscosity: float, t_final: float, record_steps: int, dt: float
 ) -> torch.Tensor:
@@ -38,24 +62,14 @@ def solve_navier_stokes(
     n = w0.shape[-1]
     per_record = max(1, math.ceil(t_final / record_steps / dt - 1e-9))
     dt = t_final / record_steps / per_record
-    kx = torch.fft.fftfreq(n, 1.0 / n, dtype=torch.float64)[:, None].expand(n, n // 2 + 1)
-    ky = torch.fft.rfftfreq(n, 1.0 / n, dtype=torch.float64)[None, :].expand(n, n // 2 + 1)
-    lap = 4 * math.pi**2 * (kx**2 + ky**2)
-    inv_lap = torch.where(lap > 0, 1.0 / lap.clamp_min(1e-30), torch.zeros_like(lap))
-    dealias = ((kx.abs() <= n / 3) & (ky <= n / 3)).to(torch.float64)
+    ops = TorusSpectral(n, device=w0.device)
     f_hat = torch.fft.rfft2(forcing.to(torch.float64))
-    dx, dy = 2j * math.pi * kx, 2j * math.pi * ky
 
     def rhs(w_hat: torch.Tensor) -> torch.Tensor:
-        psi = w_hat * inv_lap  # -lap psi = w
-        u = torch.fft.irfft2(dy * psi, s=(n, n))  # u = d psi / dy
-        v = torch.fft.irfft2(-dx * psi, s=(n, n))  # v = -d psi / dx
-        w_x = torch.fft.irfft2(dx * w_hat, s=(n, n))
-        w_y = torch.fft.irfft2(dy * w_hat, s=(n, n))
-        return f_hat - dealias * torch.fft.rfft2(u * w_x + v * w_y)
+        return f_hat - ops.advection_hat(w_hat)
 
-    implicit = 1.0 + 0.5 * dt * viscosity * lap
-    explicit = 1.0 - 0.5 * dt * viscosity * lap
+    implicit = 1.0 + 0.5 * dt * viscosity * ops.lap
+    explicit = 1.0 - 0.5 * dt * viscosity * ops.lap
     w_hat = torch.fft.rfft2(w0)
     frames = [w0]
     for _ in range(record_steps):
@@ -114,5 +128,6 @@ def make_navier_stokes(
     return DataBundle(
         name=name, task="operator", **resolution_splits(x, y, solve, resolution, tests, n_train, n_val, n_test),
         in_channels=input_steps, out_channels=output_steps, dim=2, periodic=True,
-        info={"solve_resolution": solve, "sequences": w, "times": torch.linspace(0, t_final, record_steps + 1)},
+        info={"solve_resolution": solve, "sequences": w, "times": torch.linspace(0, t_final, record_steps + 1),
+              "viscosity": viscosity, "frame_dt": t_final / record_steps, "dt": dt},
     )

@@ -10,6 +10,7 @@ import torch
 from kernelnn.layers.adaptive_rbf import AdaptiveRBF
 from kernelnn.layers.rbf_field import RBFField
 from kernelnn.layers.siren import Siren
+from kernelnn.models.bochner_fno import BochnerFNO
 from kernelnn.models.cnn import CNN
 from kernelnn.models.coordinate_network import CoordinateNetwork
 from kernelnn.models.deeponet import DeepONet
@@ -28,10 +29,9 @@ from kernelnn.models.unet import UNet
 from kernelnn.models.vit import ViT
 from kernelnn.registry import MODELS
 
-__all__ = ["CNN", "CoordinateNetwork", "DeepONet", "EquivariantNet", "FNO", "FrameCNN", "InteratomicPotential", "KAN",
-           "MGPatching", "MLP",
-           "MgNO", "Normalized", "SpatioTemporalFNO", "SphericalFNO", "TFNO", "TransformOnce", "UNet",
-           "ViT"]
+__all__ = ["BochnerFNO", "CNN", "CoordinateNetwork", "DeepONet", "EquivariantNet", "FNO", "FrameCNN",
+           "InteratomicPotential", "KAN", "MGPatching", "MLP", "MgNO", "Normalized", "SpatioTemporalFNO",
+           "SphericalFNO", "TFNO", "TransformOnce", "UNet", "ViT"]
 
 _SMALL_FNO = {"n_modes": (3, 3), "hidden_channels": 4, "n_layers": 2, "projection_channels": 8}
 
@@ -86,6 +86,8 @@ MODELS.register("tfno", example={"in_channels": 1, "out_channels": 1, **_SMALL_F
                                  "inputs": [(2, 1, 8, 8)]})(TFNO)
 MODELS.register("stfno", example={"in_channels": 2, "out_channels": 4, "n_modes": (3, 3, 2), "hidden_channels": 4,
                                   "n_layers": 2, "projection_channels": 8, "inputs": [(2, 2, 8, 8)]})(SpatioTemporalFNO)
+MODELS.register("bochner_fno", example={"in_channels": 2, "out_channels": 4, "n_modes": (3, 3, 2), "hidden_channels": 4,
+                                        "n_layers": 2, "inputs": [(2, 2, 8, 8)]})(BochnerFNO)
 MODELS.register("sfno", example={"in_channels": 1, "out_channels": 1, "n_modes": 4, "hidden_channels": 4,
                                  "n_layers": 2, "projection_channels": 8, "inputs": [(2, 1, 8, 16)]})(SphericalFNO)
 MODELS.register("mgno", example={"in_channels": 1, "out_channels": 1, "hidden_channels": 4, "n_layers": 2,

@@ -112,7 +112,7 @@ def test_bad_plugin_configs_name_the_key(tmp_path, overrides, message):
 
 def test_spectral_refiner_fails_before_training_without_a_spectral_conv(tmp_path):
     with pytest.raises(ConfigError, match="plugins.spectral_refiner applies to operator learning only"):
-        run(spirals("plugins.spectral_refiner.epochs=1"), output_dir=tmp_path)
+        run(spirals("plugins.spectral_refiner.loss=sobolev", "plugins.spectral_refiner.epochs=1"), output_dir=tmp_path)
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -1,5 +1,7 @@
 """In-process training runs of the one loop: learning, tasks, accumulation, AMP, compile, reloading."""
 
+import math
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -99,9 +101,38 @@ def test_unlocking_modes_keeps_the_function_and_freezes_the_rest():
     assert trainable and all(n.startswith("spectral.2.") for n in trainable)
 
 
+TINY_REFINER = ("experiment=navier_stokes_refiner", *TINY_DATA["navier_stokes"], "data.solve_resolution=16",
+                "model.n_modes=[3,3,2]", "model.hidden_channels=4", "model.n_layers=1", "trainer.epochs=1",
+                "plugins.spectral_refiner.iterations=5", *QUIET_TRAINER)
+
+
+def test_the_residual_refiner_refines_each_test_trajectory_and_scores_it_against_the_solver(tmp_path):
+    summary = run(compose_config(*TINY_REFINER), output_dir=tmp_path)
+    refined = summary["plugins"]["spectral_refiner"]
+    row = refined["test_16"]
+    assert refined["parameterization"] == "output" and row["samples"] == 2
+    assert row["residual_after"] < row["residual_before"]
+    assert row["residual_of_targets"] < row["residual_before"]
+    assert row["seconds"] > 0 and row["solver_seconds"] > 0
+    assert all(math.isfinite(v) for v in row.values())
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("model=fno", "model.n_modes=3"), "loss=residual refines a BochnerFNO"),
+    (("normalize.output=true",), "without input/output normalisation"),
+    (("plugins.spectral_refiner.parameterization=raw",), r"must be one of \('output', 'weights'\)"),
+    (("plugins.spectral_refiner.epochs=2",), "epochs=2 is for loss=sobolev"),
+])
+def test_the_residual_refiner_refuses_what_it_cannot_refine(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        run(compose_config(*TINY_REFINER, *overrides), output_dir=tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_refine_step_trains_only_the_last_spectral_conv(tmp_path):
     cfg = compose_config("data=burgers", *TINY_DATA["burgers"], "model.n_modes=4", "model.hidden_channels=8",
-                         "trainer.epochs=2", "trainer.batch_size=4", "plugins.spectral_refiner.epochs=2",
+                         "trainer.epochs=2", "trainer.batch_size=4", "plugins.spectral_refiner.loss=sobolev",
+                         "plugins.spectral_refiner.epochs=2",
                          *QUIET_TRAINER)
     summary = run(cfg, output_dir=tmp_path)
     refined = summary["plugins"]["spectral_refiner"]

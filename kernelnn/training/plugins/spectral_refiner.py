@@ -1,6 +1,12 @@
-"""The Spectral-Refiner stage (Cao et al., "Spectral-Refiner: Fine-Tuning of Accurate Spatiotemporal Neural
-Operator for Turbulent Flows", 2024): after ordinary training, fine-tune the last spectral convolution alone,
-without mode truncation, on the negative Sobolev loss."""
+"""The Spectral-Refiner stage (Cao et al., "Spectral-Refiner: Accurate Fine-Tuning of Spatiotemporal Fourier Neural
+Operator for Turbulent Flows", ICLR 2025): after ordinary training, fine-tune the last spectral convolution alone,
+without mode truncation.
+
+``loss: residual`` is the paper's: a :class:`~kernelnn.models.BochnerFNO`'s predictions for a split's inputs are
+refined one trajectory at a time on the Navier-Stokes residual estimator, reading no targets
+(:func:`kernelnn.spectral_refiner.refine_trajectories`); the targets only score the result, against the time the
+solver takes for the same trajectories. ``loss: sobolev`` fine-tunes the last SpectralConv of any operator model on
+the ``H^-s`` misfit to the training targets (a supervised variant)."""
 
 from __future__ import annotations
 
@@ -10,9 +16,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
+from kernelnn.data.navier_stokes import fno_forcing, solve_navier_stokes
 from kernelnn.layers.spectral import SpectralConv, max_modes
+from kernelnn.losses import LpLoss, NegativeSobolevLoss
+from kernelnn.models.bochner_fno import BochnerFNO
+from kernelnn.navier_stokes_residual import NavierStokesResidual
+from kernelnn.spectral_refiner import OPTIMIZERS, PARAMETERIZATIONS, refine_trajectories
 from kernelnn.training.config import require
 from kernelnn.training.errors import ConfigError
 from kernelnn.training.plugins.base import TrainingPlugin
@@ -57,32 +69,64 @@ def unlock_last_spectral_conv(model: nn.Module, x) -> tuple[str, tuple[int, ...]
     return name, conv.n_modes
 
 
+LOSSES = ("residual", "sobolev")
+SPLITS = ("train", "val", "test")
+
+
 @dataclass
 class SpectralRefinerConfig:
-    epochs: int = 0  # > 0 turns the stage on
-    sobolev_s: float = 1.0  # the loss is the relative H^-s norm of the error
-    lr: float | None = None  # null: optim.lr
+    loss: str = "residual"  # residual: the paper's estimator, no targets; sobolev: H^-s misfit to the targets
+    iterations: int = 0  # residual: optimizer iterations per batch of trajectories (> 0 turns it on)
+    optimizer: str = "lbfgs"  # residual: lbfgs or adam
+    parameterization: str = "output"  # residual: output (preconditioned) or weights (the authors' code)
+    split: str = "test"  # residual: whose inputs are refined (every test set for test)
+    max_samples: int | None = None  # residual: refine only the first N of each set (null: all)
+    batch_size: int = 4  # residual: trajectories refined together (each with its own layer)
+    epochs: int = 0  # sobolev: fine-tuning epochs (> 0 turns it on)
+    sobolev_s: float = 1.0  # sobolev: the loss is the relative H^-s norm of the error
+    lr: float | None = None  # null: residual 1 (lbfgs) or 1e-3 (adam); sobolev optim.lr
 
     def __post_init__(self) -> None:
+        require(self.loss in LOSSES, "loss", self.loss, f"must be one of {LOSSES}")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"must be one of {OPTIMIZERS}")
+        require(self.parameterization in PARAMETERIZATIONS, "parameterization", self.parameterization,
+                f"must be one of {PARAMETERIZATIONS}")
+        require(self.split in SPLITS, "split", self.split, f"must be one of {SPLITS}")
+        require(self.iterations >= 0, "iterations", self.iterations, "must be an integer >= 0")
+        require(self.max_samples is None or self.max_samples >= 1, "max_samples", self.max_samples,
+                "must be positive or null")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be a positive integer")
         require(self.epochs >= 0, "epochs", self.epochs, "must be an integer >= 0")
         require(self.sobolev_s > 0, "sobolev_s", self.sobolev_s, "must be positive (the loss is H^-s)")
         require(self.lr is None or self.lr > 0, "lr", self.lr, "must be positive or null")
+        if self.loss == "residual":
+            require(self.epochs == 0, "epochs", self.epochs, "is for loss=sobolev; loss=residual runs `iterations`")
+        else:
+            require(self.iterations == 0, "iterations", self.iterations,
+                    "is for loss=residual; loss=sobolev runs `epochs`")
 
 
 class SpectralRefiner(TrainingPlugin):
-    """After training (from the best weights), every parameter is frozen except those of the model's last
-    :class:`~kernelnn.layers.SpectralConv`, whose mode truncation is lifted (new modes start at zero, so the
-    function is unchanged when refinement starts); it is trained alone for ``epochs`` with the relative
-    ``H^-s`` loss, writing checkpoints under ``<run>/refine/``. The summary gets ``spectral_refiner``: the test
-    metrics of the refined best weights, the module, its new ``n_modes``. The refined checkpoint reloads with
-    :func:`~kernelnn.training.load_model` (SpectralConv stores its ``n_modes`` in its state dict)."""
+    """After training and testing (from the best weights).
+
+    ``loss: residual``: each trajectory of the split's inputs is refined on its own by
+    :func:`~kernelnn.spectral_refiner.refine_trajectories` (the model's last, linear spectral convolution with every
+    mode up to Nyquist, fitted to the :class:`~kernelnn.navier_stokes_residual.NavierStokesResidual` estimator); the
+    summary gets, per set, the relative L2 and ``H^-1`` errors against the solver's frames and the estimator before
+    and after, the refinement's seconds and the solver's seconds for the same trajectories on the same grid. The
+    trained model is not changed.
+
+    ``loss: sobolev``: every parameter is frozen except those of the model's last
+    :class:`~kernelnn.layers.SpectralConv`, whose mode truncation is lifted (new modes start at zero); it is trained
+    alone for ``epochs`` with the relative ``H^-s`` loss against the targets, writing checkpoints under
+    ``<run>/refine/`` (they reload with :func:`~kernelnn.training.load_model`)."""
 
     name = "spectral_refiner"
     Config = SpectralRefinerConfig
 
     @property
     def enabled(self) -> bool:
-        return self.config.epochs > 0
+        return self.config.iterations > 0 or self.config.epochs > 0
 
     def check(self, trainer) -> None:
         data = trainer.data
@@ -91,12 +135,75 @@ class SpectralRefiner(TrainingPlugin):
                               "the loss's boundary and dimension")
         if data.task != "operator":
             raise ConfigError("plugins.spectral_refiner applies to operator learning only")
+        if self.config.loss == "residual":
+            if not isinstance(trainer.model, BochnerFNO):
+                raise ConfigError(f"plugins.spectral_refiner.loss=residual refines a BochnerFNO (model=bochner_fno, "
+                                  f"without input/output normalisation: normalize.input=false "
+                                  f"normalize.output=false); the model is {type(trainer.model).__name__}. "
+                                  "loss=sobolev fine-tunes other spectral models on their targets")
+            try:
+                NavierStokesResidual.for_bundle(data)
+            except ValueError as err:
+                raise ConfigError(f"plugins.spectral_refiner.loss=residual: {err}") from err
+            if self.config.split == "val" and data.val is None:
+                raise ConfigError("plugins.spectral_refiner.split=val: the data have no validation set")
+            return
         try:
             last_spectral_conv(trainer.model)
         except ValueError as err:
             raise ConfigError(f"plugins.spectral_refiner.epochs={self.config.epochs}: {err}") from err
 
     def after_fit(self, trainer) -> dict[str, Any]:
+        if self.config.loss == "residual":
+            return self._refine_residual(trainer)
+        return self._refine_sobolev(trainer)
+
+    def _refine_residual(self, trainer) -> dict[str, Any]:
+        c, data, model = self.config, trainer.data, trainer.model
+        sets = {"train": {"train": data.train}, "val": {"val": data.val}, "test": data.tests}[c.split]
+        estimator = NavierStokesResidual.for_bundle(data, reduction="none").to(trainer.device)
+        l2, h_minus_1 = LpLoss(reduction="none"), NegativeSobolevLoss(1.0, reduction="none")
+        report: dict[str, Any] = {"iterations": c.iterations, "optimizer": c.optimizer, "split": c.split,
+                                  "parameterization": c.parameterization}
+        for name, dataset in sets.items():
+            x, y = (t[: c.max_samples] for t in dataset.tensors)
+            result = refine_trajectories(model, x, estimator, iterations=c.iterations, optimizer=c.optimizer,
+                                         lr=c.lr, batch_size=c.batch_size, parameterization=c.parameterization)
+            y = y.to(result.predictions.dtype)
+            solver_seconds = self._solver_seconds(x, data, model.out_steps)
+            with torch.no_grad():
+                target_residual = estimator.per_trajectory(torch.cat([x[:, -1:].to(y), y], 1).to(trainer.device))
+            row = {
+                "samples": len(x),
+                "l2_before": l2(result.initial, y).mean().item(), "l2_after": l2(result.predictions, y).mean().item(),
+                "h-1_before": h_minus_1(result.initial, y).mean().item(),
+                "h-1_after": h_minus_1(result.predictions, y).mean().item(),
+                "residual_before": result.residual_before.mean().item(),
+                "residual_after": result.residual_after.mean().item(),
+                "residual_of_targets": target_residual.mean().item(),
+                "seconds": result.seconds, "solver_seconds": solver_seconds,
+            }
+            report[name] = row
+            trainer.log(f"Spectral-Refiner on {name} ({len(x)} trajectories, {c.iterations} {c.optimizer} "
+                        f"iterations, no targets read): relative L2 {row['l2_before']:.4g} -> {row['l2_after']:.4g}, "
+                        f"H^-1 {row['h-1_before']:.4g} -> {row['h-1_after']:.4g}, residual "
+                        f"{row['residual_before']:.3g} -> {row['residual_after']:.3g} (solver frames: "
+                        f"{row['residual_of_targets']:.3g}); {row['seconds']:.1f} s against {solver_seconds:.1f} s "
+                        "for the solver on the same grid")
+        return report
+
+    @staticmethod
+    def _solver_seconds(x: torch.Tensor, data, out_steps: int) -> float:
+        """Seconds the data's solver takes for these trajectories' horizon, from their last input frame, on the
+        grid of ``x`` with the data's time step (the cost refinement is measured against)."""
+        info = data.info
+        n = x.shape[-1]
+        start = time.perf_counter()
+        solve_navier_stokes(x[:, -1].double(), fno_forcing(n), info["viscosity"], info["frame_dt"] * out_steps,
+                            out_steps, info.get("dt", info["frame_dt"]))
+        return time.perf_counter() - start
+
+    def _refine_sobolev(self, trainer) -> dict[str, Any]:
         start = time.perf_counter()
         module, modes = unlock_last_spectral_conv(trainer.model, trainer.first_inputs(1))
         data = trainer.data

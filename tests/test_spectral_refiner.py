@@ -1,0 +1,59 @@
+"""Spectral-Refiner's test-time refinement: the unlocked layer starts as the trained one, the estimator falls, the
+model is untouched, and trajectories are refined independently."""
+
+import pytest
+import torch
+
+from kernelnn.data.grf import periodic_grf
+from kernelnn.data.navier_stokes import fno_forcing, solve_navier_stokes
+from kernelnn.models import FNO, BochnerFNO
+from kernelnn.navier_stokes_residual import NavierStokesResidual
+from kernelnn.spectral_refiner import refine_trajectories
+
+N, STEPS = 16, 4
+
+
+def setting():
+    torch.manual_seed(0)
+    model = BochnerFNO(2, STEPS, n_modes=(3, 3, 2), hidden_channels=4, n_layers=2)
+    w0 = periodic_grf(3, N, 2, alpha=2.5, tau=7.0, sigma=7.0**1.5, generator=torch.Generator().manual_seed(1))
+    frames = solve_navier_stokes(w0, fno_forcing(N), 1e-3, 0.2, 2, 0.01)[:, 1:].float()  # two frames 0.1 apart
+    return model, frames, NavierStokesResidual(1e-3, 0.1)
+
+
+def test_without_iterations_the_unlocked_layer_reproduces_the_model():
+    model, x, estimator = setting()
+    result = refine_trajectories(model, x, estimator, iterations=0)
+    with torch.no_grad():
+        expected = model(x).double()
+    torch.testing.assert_close(result.initial, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(result.predictions, result.initial)
+    torch.testing.assert_close(result.residual_after, result.residual_before)
+
+
+def test_refinement_lowers_the_estimator_and_leaves_the_model_alone():
+    model, x, estimator = setting()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = refine_trajectories(model, x, estimator, iterations=20)
+    assert (result.residual_after < 0.5 * result.residual_before).all(), (result.residual_before, result.residual_after)
+    assert result.predictions.shape == (3, STEPS, N, N) and result.seconds > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert model.output.n_modes == (3, 3, 2)
+
+
+def test_each_trajectory_is_refined_on_its_own():
+    model, x, estimator = setting()
+    together = refine_trajectories(model, x, estimator, iterations=5, optimizer="adam", lr=1e-2, batch_size=3)
+    alone = refine_trajectories(model, x[1:2], estimator, iterations=5, optimizer="adam", lr=1e-2, batch_size=1)
+    torch.testing.assert_close(together.predictions[1:2], alone.predictions)
+
+
+def test_bad_calls_are_refused():
+    model, x, estimator = setting()
+    with pytest.raises(TypeError, match="refine_trajectories: model must be a BochnerFNO"):
+        refine_trajectories(FNO(2, 2, n_modes=(3, 3)), x, estimator)
+    with pytest.raises(ValueError, match="refine_trajectories: optimizer='sgd' is not one of"):
+        refine_trajectories(model, x, estimator, optimizer="sgd")
+    with pytest.raises(ValueError, match="BochnerFNO: input must have shape"):
+        refine_trajectories(model, x[:, :1], estimator)
