@@ -110,6 +110,9 @@ def load_files(
     periodic: bool = False,
     seed: int = 0,
     name: str = "files",
+    format: str = "arrays",
+    input_steps: int = 10,
+    output_steps: int | None = None,
 ) -> DataBundle:
     """Build a :class:`DataBundle` from user files.
 
@@ -119,16 +122,33 @@ def load_files(
     dims; for ``"classification"`` inputs are ``(n, features)`` (``dim=0``) or fields, outputs integer labels; for
     ``"regression"`` ``(n, features)`` in and ``(n, outputs)`` (or ``(n,)``) out; for ``"energy_forces"`` positions
     ``(n, atoms, 3)`` in and ``[energy, forces.flatten()]`` ``(n, 1 + 3 atoms)`` out.
+
+    ``format="arrays"`` reads the arrays ``input_key`` and ``output_key``; ``"auto"`` or a name from
+    :data:`kernelnn.data.published_layouts.LAYOUTS` reads a published data set's own layout (the FNO papers' ``.mat``
+    files, PDEBench and The Well HDF5, neuraloperator's ``.pt``), cutting trajectories into ``input_steps`` frames
+    in and ``output_steps`` out (operator task only).
     """
     if task not in FILE_TASKS:
         raise ValueError(f"files: data.task={task!r} is not one of {FILE_TASKS}")
+    from kernelnn.data.published_layouts import LAYOUTS
+
+    if format not in ("arrays", "auto", *LAYOUTS):
+        raise ValueError(f"files: data.format={format!r} is not one of {('arrays', 'auto', *LAYOUTS)}")
+    if format != "arrays" and task != "operator":
+        raise ValueError(f"files: data.format={format!r} reads operator data (fields in, fields out); "
+                         f"data.task={task!r} needs data.format=arrays")
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(f"files: data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
                          "in [0, 1) and sum to less than 1")
 
     def load(p: str) -> tuple[torch.Tensor, torch.Tensor]:
-        arrays = read_arrays(p, [input_key, output_key])
-        x, y = arrays[input_key], arrays[output_key]
+        if format == "arrays":
+            arrays = read_arrays(p, [input_key, output_key])
+            x, y = arrays[input_key], arrays[output_key]
+        else:
+            from kernelnn.data.published_layouts import read_layout
+
+            x, y = read_layout(p, format, input_steps, output_steps)
         for key, t in ((input_key, x), (output_key, y)):
             if t.is_complex():  # a cast to float would drop the imaginary part
                 raise DataFileError(f"data file {p!r}: {key!r} holds complex values; give real and imaginary parts "

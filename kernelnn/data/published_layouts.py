@@ -1,0 +1,206 @@
+"""Readers for the file layouts of published operator-learning data sets, as ``(inputs, targets)`` fields.
+
+Each reader returns ``x`` ``(n, c_in, *spatial)`` and ``y`` ``(n, c_out, *spatial)`` in float32, in C order (the
+first spatial axis is the file's first). Layouts (``data=files data.format=...``):
+
+``fno_mat``
+    The FNO papers' MATLAB files, v5 (read by scipy) or v7.3 (HDF5, read by h5py, whose axes come reversed: MATLAB
+    is column-major). Darcy: ``coeff`` -> ``sol``; Burgers: ``a`` -> ``u``; Navier-Stokes: ``u`` ``(n, X, Y, T)``
+    is a trajectory, its first ``input_steps`` frames -> the next ``output_steps``.
+``pdebench``
+    PDEBench HDF5: one file with ``tensor`` ``(n, T, *spatial)`` (a trajectory; with ``nu``, Darcy: ``nu`` ->
+    ``tensor[:, 0]``) or with one dataset per field (``density``, ``pressure``, ``Vx``, ... each
+    ``(n, T, *spatial)``); or one group per sample (``"0000"``, ...) holding ``data`` ``(T, *spatial, C)``.
+``neuralop``
+    neuraloperator's ``.pt`` dictionaries: ``x`` and ``y`` ``(n, [c,] *spatial)`` (read with
+    ``weights_only=True``).
+``the_well``
+    The Well's HDF5: fields in the groups ``t0_fields`` (scalars), ``t1_fields`` (vectors) and ``t2_fields``
+    (tensors), each ``(n_trajectories, T, *spatial, *components)``; components become channels, and the first
+    ``input_steps`` frames of each trajectory -> the next ``output_steps``.
+
+For trajectories, channels are ``frames x fields`` (frame-major). ``detect_layout`` picks a layout where the file's
+keys leave no doubt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kernelnn.data.files import DataFileError, read_arrays
+
+LAYOUTS = ("fno_mat", "pdebench", "neuralop", "the_well")
+PDEBENCH_FIELDS = ("density", "pressure", "Vx", "Vy", "Vz")
+WELL_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
+
+
+def _is_hdf5(path: Path) -> bool:
+    import h5py
+
+    return h5py.is_hdf5(path)
+
+
+def _keys(path: Path) -> list[str]:
+    """Top-level names of an HDF5 or MATLAB v5 file (for detection and error messages)."""
+    if _is_hdf5(path):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return list(f.keys())
+    if path.suffix.lower() == ".mat":
+        from scipy.io import whosmat
+
+        return [name for name, _, _ in whosmat(path)]
+    return list(torch.load(path, map_location="cpu", weights_only=True).keys())
+
+
+def _wrong_layout(path: Path, layout: str, found: list[str], expected: str) -> DataFileError:
+    return DataFileError(f"data file {str(path)!r} is not in the {layout} layout: it holds {found}; expected "
+                         f"{expected}")
+
+
+def detect_layout(path: str | Path) -> str:
+    """The layout of ``path`` when its suffix and keys leave no doubt; raises :class:`DataFileError` otherwise."""
+    path = _existing(path)
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        return "fno_mat"
+    if suffix in (".pt", ".pth"):
+        return "neuralop"
+    if suffix in (".h5", ".hdf5", ".hdf") and _is_hdf5(path):
+        keys = _keys(path)
+        if any(k in keys for k in WELL_GROUPS):
+            return "the_well"
+        if "tensor" in keys or any(k in keys for k in PDEBENCH_FIELDS) or (keys and all(k.isdigit() for k in keys)):
+            return "pdebench"
+        raise DataFileError(f"data file {str(path)!r}: cannot tell its layout from its keys {keys}; set data.format "
+                            f"to one of {LAYOUTS} (or arrays with data.input_key / data.output_key)")
+    raise DataFileError(f"data file {str(path)!r}: cannot tell its layout from the suffix {suffix!r}; set data.format "
+                        f"to one of {LAYOUTS}")
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataFileError(f"data file {str(path)!r} does not exist or is not a file")
+    return path
+
+
+def read_layout(path: str | Path, layout: str, input_steps: int = 10,
+                output_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` from ``path`` in ``layout`` (one of :data:`LAYOUTS`, or ``"auto"``); ``input_steps`` and
+    ``output_steps`` (default: every remaining frame) cut trajectories into inputs and targets."""
+    path = _existing(path)
+    if layout == "auto":
+        layout = detect_layout(path)
+    readers = {"fno_mat": _fno_mat, "pdebench": _pdebench, "neuralop": _neuralop, "the_well": _the_well}
+    if layout not in readers:
+        raise ValueError(f"files: data.format={layout!r} is not one of {('auto', *LAYOUTS)} (or arrays)")
+    try:
+        x, y = readers[layout](path, input_steps, output_steps)
+    except DataFileError:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise DataFileError(f"data file {str(path)!r} could not be read as {layout}: {err}") from err
+    return x.float(), y.float()
+
+
+def split_trajectory(frames: torch.Tensor, input_steps: int, output_steps: int | None, path: Path):
+    """``frames`` ``(n, T, C, *spatial)`` -> inputs ``(n, input_steps * C, ...)`` and the next ``output_steps``."""
+    n_frames = frames.shape[1]
+    out = n_frames - input_steps if output_steps is None else output_steps
+    if input_steps < 1 or out < 1 or input_steps + out > n_frames:
+        raise DataFileError(f"data file {str(path)!r} holds {n_frames} frames per trajectory: data.input_steps="
+                            f"{input_steps} and data.output_steps={output_steps} must be positive and fit in them")
+    x = frames[:, :input_steps].flatten(1, 2)
+    y = frames[:, input_steps: input_steps + out].flatten(1, 2)
+    return x, y
+
+
+def _fno_mat(path: Path, input_steps: int, output_steps: int | None):
+    arrays = _read_mat(path)
+    found = sorted(arrays)
+    if {"coeff", "sol"} <= arrays.keys():  # Darcy: (n, X, Y)
+        return arrays["coeff"][:, None], arrays["sol"][:, None]
+    if {"a", "u"} <= arrays.keys():
+        a, u = arrays["a"], arrays["u"]
+        if u.dim() == a.dim() + 1:  # Navier-Stokes: a = w0 (n, X, Y), u = frames (n, X, Y, T), time last
+            frames = torch.movedim(u, -1, 1)[:, :, None]
+            return split_trajectory(frames, input_steps, output_steps, path)
+        return a[:, None], u[:, None]  # Burgers: (n, X) -> (n, X)
+    raise _wrong_layout(path, "fno_mat", found, "coeff and sol (Darcy) or a and u (Burgers, Navier-Stokes)")
+
+
+def _read_mat(path: Path) -> dict[str, torch.Tensor]:
+    """Every numeric array of a MATLAB file, in C order: v7.3 through h5py (axes reversed back), v5 through scipy."""
+    if _is_hdf5(path):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return {k: torch.as_tensor(np.ascontiguousarray(np.transpose(f[k][()])))
+                    for k in f.keys() if isinstance(f[k], h5py.Dataset) and f[k].dtype.kind in "biuf"}
+    from scipy.io import loadmat
+
+    content = loadmat(path)
+    return {k: torch.as_tensor(v) for k, v in content.items()
+            if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "biuf"}
+
+
+def _pdebench(path: Path, input_steps: int, output_steps: int | None):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        keys = list(f.keys())
+        if "tensor" in keys and "nu" in keys:  # 2-D Darcy: nu (n, X, Y), tensor (n, 1, X, Y)
+            return torch.as_tensor(f["nu"][()])[:, None], torch.as_tensor(f["tensor"][()])[:, :1]
+        if "tensor" in keys:  # one field: (n, T, *spatial)
+            frames = torch.as_tensor(f["tensor"][()])[:, :, None]
+        elif any(k in keys for k in PDEBENCH_FIELDS):  # compressible flow: one (n, T, *spatial) per field
+            frames = torch.stack([torch.as_tensor(f[k][()]) for k in PDEBENCH_FIELDS if k in keys], dim=2)
+        elif keys and all(k.isdigit() and "data" in f[k] for k in keys):  # per sample: data (T, *spatial, C)
+            frames = torch.stack([torch.movedim(torch.as_tensor(f[k]["data"][()]), -1, 1) for k in sorted(keys)])
+        else:
+            raise _wrong_layout(path, "pdebench", keys, "a 'tensor' dataset (with 'nu' for Darcy), the fields "
+                                f"{list(PDEBENCH_FIELDS)}, or one group per sample ('0000', ...) holding 'data'")
+    return split_trajectory(frames, input_steps, output_steps, path)
+
+
+def _neuralop(path: Path, input_steps: int, output_steps: int | None):
+    if path.suffix.lower() not in (".pt", ".pth"):
+        raise DataFileError(f"data file {str(path)!r}: the neuralop layout is a .pt dictionary")
+    arrays = read_arrays(path, ["x", "y"])
+    x, y = arrays["x"], arrays["y"]
+    if len(x) != len(y):
+        raise DataFileError(f"data file {str(path)!r}: 'x' has {len(x)} samples but 'y' has {len(y)}")
+    return x, y  # (n, *spatial) or (n, c, *spatial): load_files reads them with data.dim
+
+
+def _the_well(path: Path, input_steps: int, output_steps: int | None):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        keys = list(f.keys())
+        if not any(g in keys for g in WELL_GROUPS):
+            raise _wrong_layout(path, "the_well", keys, f"the groups {list(WELL_GROUPS)}")
+        n_dims = int(f.attrs.get("n_spatial_dims", 0))
+        channels = []
+        for order, group in enumerate(WELL_GROUPS):
+            if group not in f:
+                continue
+            for name in f[group]:
+                data = f[group][name]
+                if not (data.attrs.get("time_varying", True) and data.attrs.get("sample_varying", True)):
+                    continue  # constant in time or across trajectories: not a field of the trajectory
+                values = torch.as_tensor(data[()])  # (n, T, *spatial, *components)
+                if n_dims and values.dim() != 2 + n_dims + order:
+                    raise DataFileError(f"data file {str(path)!r}: {group}/{name} has shape {tuple(values.shape)}; "
+                                        f"expected (trajectories, T, {n_dims} spatial dims, {order} component axes)")
+                spatial_end = values.dim() - order
+                values = values.flatten(spatial_end) if order else values[..., None]
+                channels.append(torch.movedim(values, -1, 2))  # (n, T, components, *spatial)
+        if not channels:
+            raise _wrong_layout(path, "the_well", keys, "time-varying fields in t0_fields / t1_fields / t2_fields")
+    return split_trajectory(torch.cat(channels, dim=2), input_steps, output_steps, path)
