@@ -36,18 +36,30 @@ class LpLoss(nn.Module):
     :math:`u` the target.
 
     Shapes: ``pred``, ``target`` ``(batch, ...)``; output a scalar, or ``(batch,)`` for ``reduction="none"``.
+
+    ``d`` takes neuraloperator's convention instead: the norm over the last ``d`` dims only, so each channel of each
+    sample has its own (relative) error, and ``reduction`` sums or averages them over samples *and* channels
+    (``"none"``: ``(batch, n)`` with ``n`` the other dims flattened). neuraloperator's default is
+    ``LpLoss(d=..., reduction="sum")``; kernelnn's default (``d=None``, ``"mean"``) takes one norm over every
+    channel of a sample and averages over the batch, so a loss does not grow with the batch size. The two agree
+    for one channel up to the reduction.
     """
 
-    def __init__(self, p: float = 2.0, relative: bool = True, reduction: str = "mean", eps: float = 1e-12) -> None:
+    def __init__(self, p: float = 2.0, relative: bool = True, reduction: str = "mean", eps: float = 1e-12,
+                 d: int | None = None) -> None:
         super().__init__()
         if p <= 0:
             raise ValueError(f"LpLoss: p={p} must be positive")
         if reduction not in _REDUCTIONS:
             raise ValueError(f"LpLoss: reduction={reduction!r} is not one of {_REDUCTIONS}")
-        self.p, self.relative, self.reduction, self.eps = float(p), relative, reduction, eps
+        if d is not None and (not isinstance(d, int) or isinstance(d, bool) or d < 1):
+            raise ValueError(f"LpLoss: d={d!r} must be a positive int (neuraloperator's number of spatial dims) or "
+                             "None (one norm over channels and space per sample)")
+        self.p, self.relative, self.reduction, self.eps, self.d = float(p), relative, reduction, eps, d
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, relative={self.relative}, reduction={self.reduction!r}"
+        extra = "" if self.d is None else f", d={self.d}"
+        return f"p={self.p}, relative={self.relative}, reduction={self.reduction!r}{extra}"
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         # Sum over channels, mean over the grid (the domain has measure 1); fields are (batch, channels, ...).
@@ -60,10 +72,25 @@ class LpLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_pair("LpLoss", pred, target)
+        if self.d is not None:
+            return self._per_channel(pred, target)
         err = self._norm(pred - target)
         if self.relative:
             err = err / (self._norm(target) + self.eps)
         return _reduce(err, self.reduction)
+
+
+    def _per_channel(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """neuraloperator's convention: norms over the last ``d`` dims, one per sample and channel."""
+        if pred.dim() < self.d + 1:
+            raise ValueError(f"LpLoss: d={self.d} takes the norm over the last {self.d} dims, after a batch dim; got "
+                             f"shape {tuple(pred.shape)}")
+        lead = pred.shape[: pred.dim() - self.d]
+        err = self._norm((pred - target).reshape(-1, 1, *pred.shape[-self.d:]))
+        if self.relative:
+            err = err / (self._norm(target.reshape(-1, 1, *pred.shape[-self.d:])) + self.eps)
+        err = err.reshape(lead[0], -1)
+        return err if self.reduction == "none" else _reduce(err, self.reduction)
 
 
 def _gradients(u: torch.Tensor, periodic: bool) -> list[torch.Tensor]:

@@ -80,3 +80,19 @@ def test_negative_sobolev_errors():
         NegativeSobolevLoss(-1)
     with pytest.raises(ValueError, match="inputs must be"):
         NegativeSobolevLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_lp_with_d_follows_neuraloperators_convention():
+    torch.manual_seed(0)
+    pred, target = torch.randn(3, 2, 8, 8), torch.randn(3, 2, 8, 8)
+    per_channel = (pred - target).flatten(2).norm(dim=-1) / target.flatten(2).norm(dim=-1)  # (batch, channels)
+    torch.testing.assert_close(LpLoss(d=2, reduction="sum")(pred, target), per_channel.sum())
+    torch.testing.assert_close(LpLoss(d=2)(pred, target), per_channel.mean())
+    torch.testing.assert_close(LpLoss(d=2, reduction="none")(pred, target), per_channel)
+    one = slice(0, 1)  # one channel: both conventions agree, up to the reduction
+    torch.testing.assert_close(LpLoss(d=2, reduction="sum")(pred[:, one], target[:, one]),
+                               LpLoss(reduction="sum")(pred[:, one], target[:, one]))
+    with pytest.raises(ValueError, match="LpLoss: d=0 must be a positive int"):
+        LpLoss(d=0)
+    with pytest.raises(ValueError, match=r"LpLoss: d=3 takes the norm over the last 3 dims, after a batch dim"):
+        LpLoss(d=3)(pred[0, 0], target[0, 0])

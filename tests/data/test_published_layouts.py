@@ -114,7 +114,7 @@ def test_the_well_fields_become_channels(tmp_path):
 
 def test_a_file_of_another_layout_names_the_keys_found_and_expected(tmp_path):
     savemat(tmp_path / "other.mat", {"x": RNG.random((2, 4)), "y": RNG.random((2, 4))})
-    with pytest.raises(DataFileError, match=r"not in the fno_mat layout: it holds \['x', 'y'\]; expected coeff and sol"):
+    with pytest.raises(DataFileError, match=r"not in the fno_mat layout: it holds \['x', 'y'\]; expected coeff"):
         read_layout(tmp_path / "other.mat", "fno_mat")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["inputs"] = RNG.random((2, 4))
