@@ -76,7 +76,12 @@ class DataBundle:
     def spatial_shapes(self) -> dict[str, tuple[int, ...]]:
         """The spatial shape of the inputs of each split (empty for feature vectors)."""
         splits = {"train": self.train, **self.eval_sets()}
-        return {k: tuple(ds.tensors[0].shape[2:]) if self.dim else () for k, ds in splits.items()}
+        return {k: tuple(_first_input(ds).shape[1:]) if self.dim else () for k, ds in splits.items()}
+
+
+def _first_input(dataset: Any) -> torch.Tensor:
+    """The first sample's input (a ``TensorDataset``'s without indexing it: its tensors are at hand)."""
+    return dataset.tensors[0][0] if hasattr(dataset, "tensors") else dataset[0][0]
 
 
 def inputs_and_targets(dataset: Any) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
@@ -93,6 +98,8 @@ def first_batch(dataset: Any, n: int) -> tuple[Any, Any]:
     joins them (by the dataset's own ``collate`` when it has one)."""
     if hasattr(dataset, "collate"):
         return dataset.collate([dataset[i] for i in range(min(n, len(dataset)))])
+    if hasattr(dataset, "chunks"):  # read sample by sample: only the first n
+        return next(iter(dataset.chunks(max(n, 1))))[1:]
     x, y = inputs_and_targets(dataset)
     return first_samples(x, n), y[:n]
 

@@ -113,6 +113,7 @@ def load_files(
     format: str = "arrays",
     input_steps: int = 10,
     output_steps: int | None = None,
+    lazy: bool = False,
 ) -> DataBundle:
     """Build a :class:`DataBundle` from user files.
 
@@ -126,7 +127,9 @@ def load_files(
     ``format="arrays"`` reads the arrays ``input_key`` and ``output_key``; ``"auto"`` or a name from
     :data:`kernelnn.data.published_layouts.LAYOUTS` reads a published data set's own layout (the FNO papers' ``.mat``
     files, PDEBench and The Well HDF5, neuraloperator's ``.pt``), cutting trajectories into ``input_steps`` frames
-    in and ``output_steps`` out (operator task only).
+    in and ``output_steps`` out (operator task only). ``lazy=True`` reads HDF5 files (``arrays``, ``pdebench``,
+    ``the_well``) one sample at a time when the loop asks for it (:class:`~kernelnn.data.lazy_hdf5.LazyHDF5Samples`)
+    instead of whole: a data set larger than memory trains, and each rank reads only its own samples.
     """
     if task not in FILE_TASKS:
         raise ValueError(f"files: data.task={task!r} is not one of {FILE_TASKS}")
@@ -175,6 +178,9 @@ def load_files(
                                 f"{y.dtype} {tuple(y.shape)}")
         return x, y.long()
 
+    if lazy:
+        return _lazy_bundle(path, format, task, dim, test_paths, n_train, val_fraction, test_fraction, periodic, seed,
+                            name, input_steps, output_steps, (input_key, output_key))
     x, y = load(path)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     x, y = x[order], y[order]
@@ -203,3 +209,46 @@ def load_files(
         dim=0 if task in ("regression", "energy_forces") else dim, periodic=periodic, info={"path": str(path)},
         geometric=task == "energy_forces", sources=sources,
     )
+
+
+def _lazy_bundle(path, format, task, dim, test_paths, n_train, val_fraction, test_fraction, periodic, seed, name,
+                 input_steps, output_steps, keys) -> DataBundle:
+    """:func:`load_files` with every split a :class:`~kernelnn.data.lazy_hdf5.LazyHDF5Samples` (same split rule)."""
+    import h5py
+
+    from kernelnn.data.lazy_hdf5 import LazyHDF5Samples
+    from kernelnn.data.published_layouts import detect_layout, hdf5_sampler
+
+    def open_lazy(p: str, indices=None) -> tuple[LazyHDF5Samples, int]:
+        file, _ = _check_file(p) if Path(p).suffix.lower() in SUFFIXES else (Path(p), None)
+        layout = detect_layout(file) if format == "auto" else format
+        if layout not in ("arrays", "pdebench", "the_well") or not h5py.is_hdf5(file):
+            raise DataFileError(f"data file {str(p)!r}: data.lazy=true reads HDF5 files sample by sample (data.format "
+                                f"arrays, pdebench or the_well); this one is read as {layout!r}")
+        with h5py.File(file, "r") as f:
+            n = hdf5_sampler(f, layout, file, input_steps, output_steps, keys)[0]
+        indices = torch.arange(n) if indices is None else indices
+        return LazyHDF5Samples(file, layout, indices, dim, input_steps, output_steps, keys), n
+
+    if task != "operator":
+        raise ValueError(f"files: data.lazy=true reads operator data (fields); data.task={task!r} needs lazy=false")
+    _, n = open_lazy(path)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = 0 if test_paths else round(test_fraction * n)
+    n_val = round(val_fraction * n)
+    n_tr = n - n_val - n_test if n_train is None else int(n_train)
+    if n_tr < 1 or n_tr + n_val + n_test > n:
+        raise ValueError(f"files: {str(path)!r} has {n} samples, too few for data.n_train={n_train}, "
+                         f"{n_val} validation and {n_test} test samples")
+    parts = {"train": order[:n_tr], "val": order[n_tr: n_tr + n_val],
+             "test": order[n_tr + n_val: n_tr + n_val + n_test]}
+    train = open_lazy(path, parts["train"])[0]
+    val = open_lazy(path, parts["val"])[0] if n_val else None
+    tests = {k: open_lazy(p)[0] for k, p in (test_paths or {}).items()} or {"test": open_lazy(path, parts["test"])[0]}
+    x, y = train[0]
+    sources = {"train": (str(path), parts["train"]), "val": (str(path), parts["val"]),
+               **({k: (str(p), tests[k].indices) for k, p in test_paths.items()} if test_paths else
+                  {"test": (str(path), parts["test"])})}
+    return DataBundle(name=name, task=task, train=train, val=val, tests=tests, in_channels=x.shape[0],
+                      out_channels=y.shape[0], dim=dim, periodic=periodic, info={"path": str(path), "lazy": True},
+                      sources=sources)

@@ -108,16 +108,22 @@ def read_layout(path: str | Path, layout: str, input_steps: int = 10,
     return x.float(), y.float()
 
 
-def split_trajectory(frames: torch.Tensor, input_steps: int, output_steps: int | None, path: Path):
-    """``frames`` ``(n, T, C, *spatial)`` -> inputs ``(n, input_steps * C, ...)`` and the next ``output_steps``."""
-    n_frames = frames.shape[1]
+def split_frames(frames: torch.Tensor, input_steps: int, output_steps: int | None, path: Path):
+    """``frames`` ``(T, C, *spatial)`` of one trajectory -> its input ``(input_steps * C, *spatial)`` and target (the
+    next ``output_steps`` frames, default all that follow); raises if the trajectory is too short."""
+    n_frames = frames.shape[0]
     out = n_frames - input_steps if output_steps is None else output_steps
     if input_steps < 1 or out < 1 or input_steps + out > n_frames:
         raise DataFileError(f"data file {str(path)!r} holds {n_frames} frames per trajectory: data.input_steps="
                             f"{input_steps} and data.output_steps={output_steps} must be positive and fit in them")
-    x = frames[:, :input_steps].flatten(1, 2)
-    y = frames[:, input_steps: input_steps + out].flatten(1, 2)
-    return x, y
+    return frames[:input_steps].flatten(0, 1), frames[input_steps: input_steps + out].flatten(0, 1)
+
+
+def split_trajectory(frames: torch.Tensor, input_steps: int, output_steps: int | None, path: Path):
+    """``frames`` ``(n, T, C, *spatial)`` -> inputs ``(n, input_steps * C, ...)`` and the next ``output_steps``."""
+    split_frames(frames[0], input_steps, output_steps, path)  # the check, with its message
+    out = frames.shape[1] - input_steps if output_steps is None else output_steps
+    return frames[:, :input_steps].flatten(1, 2), frames[:, input_steps: input_steps + out].flatten(1, 2)
 
 
 def _fno_mat(path: Path, input_steps: int, output_steps: int | None):
@@ -149,23 +155,65 @@ def _read_mat(path: Path) -> dict[str, torch.Tensor]:
             if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "biuf"}
 
 
-def _pdebench(path: Path, input_steps: int, output_steps: int | None):
+def hdf5_sampler(f, layout: str, path: Path, input_steps: int, output_steps: int | None,
+                 keys: tuple[str, str] = ("x", "y")):
+    """For the open HDF5 file ``f`` in ``layout`` (``pdebench``, ``the_well``, or ``arrays`` with ``keys``): the
+    number of samples and a function reading sample ``j`` alone as ``(x_j, y_j)`` (h5py reads just that slice), so
+    the whole file and :class:`~kernelnn.data.lazy_hdf5.LazyHDF5Samples` share one reader."""
+    found = list(f.keys())
+    if layout == "arrays":
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise DataFileError(f"data file {str(path)!r} has no key(s) {missing}; available keys: {found}")
+        return len(f[keys[0]]), lambda j: (torch.as_tensor(f[keys[0]][j]), torch.as_tensor(f[keys[1]][j]))
+    if layout == "pdebench":
+        if "tensor" in found and "nu" in found:  # 2-D Darcy: nu (n, X, Y), tensor (n, 1, X, Y)
+            return len(f["nu"]), lambda j: (torch.as_tensor(f["nu"][j])[None], torch.as_tensor(f["tensor"][j])[:1])
+        if "tensor" in found:  # one field: (n, T, *spatial)
+            frames = lambda j: torch.as_tensor(f["tensor"][j])[:, None]  # noqa: E731
+            n = len(f["tensor"])
+        elif any(k in found for k in PDEBENCH_FIELDS):  # compressible flow: one (n, T, *spatial) per field
+            fields = [k for k in PDEBENCH_FIELDS if k in found]
+            frames = lambda j: torch.stack([torch.as_tensor(f[k][j]) for k in fields], dim=1)  # noqa: E731
+            n = len(f[fields[0]])
+        elif found and all(k.isdigit() and hasattr(f[k], "keys") and "data" in f[k] for k in found):
+            # one group per sample, holding data (T, *spatial, C)
+            groups = sorted(found)
+            frames = lambda j: torch.movedim(torch.as_tensor(f[groups[j]]["data"][()]), -1, 1)  # noqa: E731
+            n = len(groups)
+        else:
+            raise _wrong_layout(path, "pdebench", found, "a 'tensor' dataset (with 'nu' for Darcy), the fields "
+                                f"{list(PDEBENCH_FIELDS)}, or one group per sample ('0000', ...) holding 'data'")
+        return n, lambda j: split_frames(frames(j), input_steps, output_steps, path)
+    if layout == "the_well":
+        fields = _well_fields(f, path)
+        n = len(fields[0][0])
+
+        def well_frames(j: int) -> torch.Tensor:
+            channels = []
+            for data, order in fields:
+                values = torch.as_tensor(data[j])  # (T, *spatial, *components)
+                values = values.flatten(values.dim() - order) if order else values[..., None]
+                channels.append(torch.movedim(values, -1, 1))  # (T, components, *spatial)
+            return torch.cat(channels, dim=1)
+
+        return n, lambda j: split_frames(well_frames(j), input_steps, output_steps, path)
+    raise ValueError(f"hdf5_sampler: layout={layout!r} is not read sample by sample (pdebench, the_well, arrays)")
+
+
+def _read_hdf5(path: Path, layout: str, input_steps: int, output_steps: int | None):
     import h5py
 
     with h5py.File(path, "r") as f:
-        keys = list(f.keys())
-        if "tensor" in keys and "nu" in keys:  # 2-D Darcy: nu (n, X, Y), tensor (n, 1, X, Y)
-            return torch.as_tensor(f["nu"][()])[:, None], torch.as_tensor(f["tensor"][()])[:, :1]
-        if "tensor" in keys:  # one field: (n, T, *spatial)
-            frames = torch.as_tensor(f["tensor"][()])[:, :, None]
-        elif any(k in keys for k in PDEBENCH_FIELDS):  # compressible flow: one (n, T, *spatial) per field
-            frames = torch.stack([torch.as_tensor(f[k][()]) for k in PDEBENCH_FIELDS if k in keys], dim=2)
-        elif keys and all(k.isdigit() and "data" in f[k] for k in keys):  # per sample: data (T, *spatial, C)
-            frames = torch.stack([torch.movedim(torch.as_tensor(f[k]["data"][()]), -1, 1) for k in sorted(keys)])
-        else:
-            raise _wrong_layout(path, "pdebench", keys, "a 'tensor' dataset (with 'nu' for Darcy), the fields "
-                                f"{list(PDEBENCH_FIELDS)}, or one group per sample ('0000', ...) holding 'data'")
-    return split_trajectory(frames, input_steps, output_steps, path)
+        n, sample = hdf5_sampler(f, layout, path, input_steps, output_steps)
+        pairs = [sample(j) for j in range(n)]
+    if not pairs:
+        raise DataFileError(f"data file {str(path)!r} holds no samples")
+    return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
+
+def _pdebench(path: Path, input_steps: int, output_steps: int | None):
+    return _read_hdf5(path, "pdebench", input_steps, output_steps)
 
 
 def _neuralop(path: Path, input_steps: int, output_steps: int | None):
@@ -179,28 +227,26 @@ def _neuralop(path: Path, input_steps: int, output_steps: int | None):
 
 
 def _the_well(path: Path, input_steps: int, output_steps: int | None):
-    import h5py
+    return _read_hdf5(path, "the_well", input_steps, output_steps)
 
-    with h5py.File(path, "r") as f:
-        keys = list(f.keys())
-        if not any(g in keys for g in WELL_GROUPS):
-            raise _wrong_layout(path, "the_well", keys, f"the groups {list(WELL_GROUPS)}")
-        n_dims = int(f.attrs.get("n_spatial_dims", 0))
-        channels = []
-        for order, group in enumerate(WELL_GROUPS):
-            if group not in f:
-                continue
-            for name in f[group]:
-                data = f[group][name]
-                if not (data.attrs.get("time_varying", True) and data.attrs.get("sample_varying", True)):
-                    continue  # constant in time or across trajectories: not a field of the trajectory
-                values = torch.as_tensor(data[()])  # (n, T, *spatial, *components)
-                if n_dims and values.dim() != 2 + n_dims + order:
-                    raise DataFileError(f"data file {str(path)!r}: {group}/{name} has shape {tuple(values.shape)}; "
-                                        f"expected (trajectories, T, {n_dims} spatial dims, {order} component axes)")
-                spatial_end = values.dim() - order
-                values = values.flatten(spatial_end) if order else values[..., None]
-                channels.append(torch.movedim(values, -1, 2))  # (n, T, components, *spatial)
-        if not channels:
-            raise _wrong_layout(path, "the_well", keys, "time-varying fields in t0_fields / t1_fields / t2_fields")
-    return split_trajectory(torch.cat(channels, dim=2), input_steps, output_steps, path)
+
+def _well_fields(f, path: Path) -> list[tuple]:
+    """The Well's trajectory fields: ``(dataset, number of component axes)`` for each field that varies in time and
+    across trajectories, scalars first, in file order."""
+    found = list(f.keys())
+    if not any(g in found for g in WELL_GROUPS):
+        raise _wrong_layout(path, "the_well", found, f"the groups {list(WELL_GROUPS)}")
+    n_dims = int(f.attrs.get("n_spatial_dims", 0))
+    fields = []
+    for order, group in enumerate(WELL_GROUPS):
+        for name in f[group] if group in f else ():
+            data = f[group][name]
+            if not (data.attrs.get("time_varying", True) and data.attrs.get("sample_varying", True)):
+                continue  # constant in time or across trajectories: not a field of the trajectory
+            if n_dims and data.ndim != 2 + n_dims + order:
+                raise DataFileError(f"data file {str(path)!r}: {group}/{name} has shape {data.shape}; expected "
+                                    f"(trajectories, T, {n_dims} spatial dims, {order} component axes)")
+            fields.append((data, order))
+    if not fields:
+        raise _wrong_layout(path, "the_well", found, "time-varying fields in t0_fields / t1_fields / t2_fields")
+    return fields

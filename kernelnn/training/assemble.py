@@ -254,6 +254,11 @@ def normalizing_wrapper(model: nn.Module, bundle: DataBundle, normalize: dict[st
         return model
     if not (use_in or use_out):
         return model
+    if hasattr(bundle.train, "channel_statistics"):  # a split read lazily: one streaming pass, never all in memory
+        streamed = bundle.train.channel_statistics()
+        stats = {k: (v if (use_in if k.startswith("in") else use_out) else None) for k, v in streamed.items()}
+        stats = {k: v.clamp_min(1e-8) if v is not None and k.endswith("std") else v for k, v in stats.items()}
+        return Normalized(model, **stats, channel_dim=1)
     x, y = inputs_and_targets(bundle.train)
     if isinstance(x, tuple):
         raise ConfigError(f"data {bundle.name} has several inputs per sample; normalize.input / normalize.output "

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from kernelnn.data.bundle import DataBundle
+from kernelnn.data.bundle import DataBundle, first_batch
 from kernelnn.training import distributed as D
 
 log = logging.getLogger("kernelnn.training")
@@ -86,7 +86,7 @@ def plot_run(trainer, bundle: DataBundle) -> list[str]:
     n = trainer.options.plot_samples
     if bundle.task == "operator" and n > 0:
         for name, ds in bundle.tests.items():
-            x, y = (t[:n] for t in ds.tensors)
+            x, y = first_batch(ds, n)
             paths.append(plot_fields(x, y, trainer.predict(x).cpu(), plot_dir / f"samples_{name}.png",
                                      f"{bundle.name} {name}: input / truth / prediction / error"))
     return [str(p) for p in paths]

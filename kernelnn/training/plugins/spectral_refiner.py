@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kernelnn.data.bundle import first_batch
 from kernelnn.data.navier_stokes import fno_forcing, solve_navier_stokes
 from kernelnn.layers.spectral import SpectralConv, max_modes
 from kernelnn.losses import LpLoss, NegativeSobolevLoss
@@ -166,7 +167,7 @@ class SpectralRefiner(TrainingPlugin):
         report: dict[str, Any] = {"iterations": c.iterations, "optimizer": c.optimizer, "split": c.split,
                                   "parameterization": c.parameterization}
         for name, dataset in sets.items():
-            x, y = (t[: c.max_samples] for t in dataset.tensors)
+            x, y = first_batch(dataset, len(dataset) if c.max_samples is None else c.max_samples)
             result = refine_trajectories(model, x, estimator, iterations=c.iterations, optimizer=c.optimizer,
                                          lr=c.lr, batch_size=c.batch_size, parameterization=c.parameterization)
             y = y.to(result.predictions.dtype)
