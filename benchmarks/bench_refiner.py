@@ -86,9 +86,13 @@ def main() -> None:
     estimator = NavierStokesResidual.for_bundle(bundle, reduction="none").to(device)
     l2, h_minus_1 = LpLoss(reduction="none"), NegativeSobolevLoss(1.0, reduction="none")
     info = bundle.info
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     solve_navier_stokes(x[:, -1].double().to(device), fno_forcing(x.shape[-1]).to(device), info["viscosity"],
                         info["frame_dt"] * model.out_steps, model.out_steps, info["dt"])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     solver_seconds = time.perf_counter() - start
 
     persistence = copy.deepcopy(model)

@@ -17,7 +17,8 @@ predictor-corrector the solver runs), evaluated at the interval midpoints,
 
 For the exact solution this is the scheme's local truncation error, :math:`O(h^2)`; for a solver trajectory
 recorded every ``h`` it is the solver's time-step error at that spacing. The estimator is
-:math:`\big(\frac1{T}\sum_n \|R_{n+1/2}\|_{H^{-s}}^2\big)^{1/2}` with the :math:`H^{-s}` norm of
+:math:`\big(\frac1{T-1}\sum_{n=0}^{T-2} \|R_{n+1/2}\|_{H^{-s}}^2\big)^{1/2}` over the ``T - 1`` intervals of ``T``
+frames, with the :math:`H^{-s}` norm of
 :class:`~kernelnn.losses.SobolevLoss` (exact through Parseval, :math:`s = 1` by default).
 """
 
@@ -129,13 +130,15 @@ class NavierStokesResidual(nn.Module):
         return _reduce(self.per_trajectory(trajectory), self.reduction)
 
     @classmethod
-    def for_bundle(cls, bundle, time_step: float | None = None, **kwargs) -> NavierStokesResidual:
-        """The estimator of a :func:`~kernelnn.data.make_navier_stokes` bundle (its viscosity and frame spacing,
-        or ``time_step`` for another sampling of the output horizon); other bundles are refused."""
+    def for_bundle(cls, bundle, out_steps: int | None = None, **kwargs) -> NavierStokesResidual:
+        """The estimator of a :func:`~kernelnn.data.make_navier_stokes` bundle: its viscosity, and its frame spacing,
+        or for a model asked for ``out_steps`` frames over the bundle's output horizon (``output_steps`` frames
+        apart by the spacing), the spacing of those frames. Other bundles are refused."""
         info = getattr(bundle, "info", None) or {}
         if not getattr(bundle, "periodic", False) or getattr(bundle, "dim", None) != 2 or "viscosity" not in info:
             raise ValueError(f"{cls.__name__}: the estimator needs periodic 2-D vorticity data from "
                              f"kernelnn.data.make_navier_stokes (viscosity and frame spacing in its info); got data "
                              f"{getattr(bundle, 'name', bundle)!r} (periodic={getattr(bundle, 'periodic', None)}, "
                              f"dim={getattr(bundle, 'dim', None)})")
-        return cls(info["viscosity"], info["frame_dt"] if time_step is None else time_step, **kwargs)
+        time_step = info["frame_dt"] if out_steps is None else info["frame_dt"] * bundle.out_channels / out_steps
+        return cls(info["viscosity"], time_step, **kwargs)

@@ -65,14 +65,17 @@ def refine_trajectories(
     parameterization: str = "output",
     dtype: torch.dtype = torch.float64,
 ) -> Refinement:
-    """Refine the predictions of ``model`` for ``inputs`` ``(n, in_steps, X, Y)``, each trajectory on its own.
+    """Refine the predictions of ``model`` for ``inputs`` ``(n, in_steps, X, Y)``, each trajectory with its own layer.
 
     ``estimator`` must describe the frames the model outputs: its ``time_step`` is the time between output frames
-    at ``out_steps`` (default ``model.out_steps``). ``iterations`` of ``optimizer`` (``"lbfgs"``: strong-Wolfe line
-    search, ``lr`` default 1; ``"adam"``: ``lr`` default 1e-3) run on each batch of ``batch_size`` trajectories;
-    trajectories are independent (their objectives add), and ``dtype`` (default float64, as in the paper) is the
-    precision of the refinement. ``parameterization`` is ``"output"`` (preconditioned, the default) or
-    ``"weights"`` (see the module docstring). The model itself is not changed.
+    at ``out_steps`` (default ``model.out_steps``; ``NavierStokesResidual.for_bundle(data, out_steps)`` gives it).
+    ``iterations`` of ``optimizer`` (``"lbfgs"``: strong-Wolfe line search, ``lr`` default 1; ``"adam"``: ``lr``
+    default 1e-3) run on each batch of ``batch_size`` trajectories, whose objectives add: with Adam each
+    trajectory's weights move exactly as if alone, while L-BFGS shares one line search and curvature history across
+    the batch (``batch_size=1`` refines each trajectory alone). ``dtype`` (default float64, as in the paper) is the
+    precision of the refinement, features included (autocast is off); inputs are cast to the model's dtype.
+    ``parameterization`` is ``"output"`` (preconditioned, the default) or ``"weights"`` (see the module docstring).
+    The model itself is not changed.
     """
     name = "refine_trajectories"
     if not isinstance(model, BochnerFNO):
@@ -88,6 +91,7 @@ def refine_trajectories(
         raise ValueError(f"{name}: batch_size={batch_size!r} must be a positive int")
     if lr is not None and not lr > 0:
         raise ValueError(f"{name}: lr={lr!r} must be positive")
+    inputs = inputs.to(next(model.parameters()).dtype) if inputs.is_floating_point() else inputs
     model.check_input(inputs, out_steps)
     steps = model.out_steps if out_steps is None else out_steps
     start = time.perf_counter()
@@ -100,7 +104,7 @@ def refine_trajectories(
     try:
         for x in inputs.split(batch_size):
             x = x.to(device)
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(device.type, enabled=False):
                 latent = model.latent(x, steps).to(dtype)
                 spatial = tuple(latent.shape[2:])
                 features = conv._gather_low_modes(torch.fft.rfftn(latent, dim=(-3, -2, -1), norm="forward"))

@@ -58,3 +58,21 @@ def test_bad_calls_are_refused():
         refine_trajectories(model, x, estimator, optimizer="sgd")
     with pytest.raises(ValueError, match="BochnerFNO: input must have shape"):
         refine_trajectories(model, x[:, :1], estimator)
+
+
+def test_inputs_are_cast_to_the_models_dtype_and_autocast_does_not_reach_the_features():
+    model, x, estimator = setting()
+    model = model.double()
+    plain = refine_trajectories(model, x, estimator, iterations=0)  # float32 inputs, float64 model
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = refine_trajectories(model, x, estimator, iterations=0)
+    torch.testing.assert_close(under_autocast.initial, plain.initial)
+
+
+def test_the_estimator_of_a_bundle_follows_the_requested_frames():
+    from kernelnn.data.navier_stokes import make_navier_stokes
+
+    bundle = make_navier_stokes(resolution=16, test_resolutions=[16], n_train=2, n_val=1, n_test=1, t_final=0.4,
+                                record_steps=4, input_steps=2, output_steps=2, dt=0.05, cache=False)
+    assert NavierStokesResidual.for_bundle(bundle).time_step == pytest.approx(0.1)
+    assert NavierStokesResidual.for_bundle(bundle, out_steps=4).time_step == pytest.approx(0.05)  # same horizon

@@ -103,8 +103,13 @@ def read_layout(path: str | Path, layout: str, input_steps: int = 10,
         x, y = readers[layout](path, input_steps, output_steps)
     except DataFileError:
         raise
-    except (OSError, ValueError, KeyError) as err:
-        raise DataFileError(f"data file {str(path)!r} could not be read as {layout}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - a malformed file fails naming itself, whatever the reader raised
+        raise DataFileError(f"data file {str(path)!r} could not be read as {layout}: {type(err).__name__}: "
+                            f"{err}") from err
+    for what, t in (("inputs", x), ("targets", y)):
+        if t.is_complex():  # a cast to float would drop the imaginary part
+            raise DataFileError(f"data file {str(path)!r}: the {what} are complex; give real and imaginary parts "
+                                "as two channels")
     return x.float(), y.float()
 
 
@@ -127,11 +132,12 @@ def split_trajectory(frames: torch.Tensor, input_steps: int, output_steps: int |
 
 
 def _fno_mat(path: Path, input_steps: int, output_steps: int | None):
-    arrays = _read_mat(path)
-    found = sorted(arrays)
-    if {"coeff", "sol"} <= arrays.keys():  # Darcy: (n, X, Y)
+    found = sorted(_keys(path))
+    if {"coeff", "sol"} <= set(found):  # Darcy: (n, X, Y)
+        arrays = _read_mat(path, ["coeff", "sol"])
         return arrays["coeff"][:, None], arrays["sol"][:, None]
-    if {"a", "u"} <= arrays.keys():
+    if {"a", "u"} <= set(found):
+        arrays = _read_mat(path, ["a", "u"])
         a, u = arrays["a"], arrays["u"]
         if u.dim() == a.dim() + 1:  # Navier-Stokes: a = w0 (n, X, Y), u = frames (n, X, Y, T), time last
             frames = torch.movedim(u, -1, 1)[:, :, None]
@@ -140,19 +146,25 @@ def _fno_mat(path: Path, input_steps: int, output_steps: int | None):
     raise _wrong_layout(path, "fno_mat", found, "coeff and sol (Darcy) or a and u (Burgers, Navier-Stokes)")
 
 
-def _read_mat(path: Path) -> dict[str, torch.Tensor]:
-    """Every numeric array of a MATLAB file, in C order: v7.3 through h5py (axes reversed back), v5 through scipy."""
+def _read_mat(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
+    """The numeric arrays ``names`` of a MATLAB file (only those: the FNO files hold several more of full size), in
+    C order: v7.3 through h5py (axes reversed back: MATLAB is column-major), v5 through scipy."""
     if _is_hdf5(path):
         import h5py
 
         with h5py.File(path, "r") as f:
-            return {k: torch.as_tensor(np.ascontiguousarray(np.transpose(f[k][()])))
-                    for k in f.keys() if isinstance(f[k], h5py.Dataset) and f[k].dtype.kind in "biuf"}
-    from scipy.io import loadmat
+            arrays = {k: f[k] for k in names}
+            bad = [k for k, v in arrays.items() if not isinstance(v, h5py.Dataset) or v.dtype.kind not in "biuf"]
+            values = {k: np.ascontiguousarray(np.transpose(v[()])) for k, v in arrays.items() if k not in bad}
+    else:
+        from scipy.io import loadmat
 
-    content = loadmat(path)
-    return {k: torch.as_tensor(v) for k, v in content.items()
-            if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "biuf"}
+        content = loadmat(path, variable_names=names)
+        bad = [k for k in names if not isinstance(content.get(k), np.ndarray) or content[k].dtype.kind not in "biuf"]
+        values = {k: content[k] for k in names if k not in bad}
+    if bad:
+        raise DataFileError(f"data file {str(path)!r}: {bad} are not numeric arrays")
+    return {k: torch.as_tensor(v) for k, v in values.items()}
 
 
 def hdf5_sampler(f, layout: str, path: Path, input_steps: int, output_steps: int | None,
@@ -161,6 +173,10 @@ def hdf5_sampler(f, layout: str, path: Path, input_steps: int, output_steps: int
     number of samples and a function reading sample ``j`` alone as ``(x_j, y_j)`` (h5py reads just that slice), so
     the whole file and :class:`~kernelnn.data.lazy_hdf5.LazyHDF5Samples` share one reader."""
     found = list(f.keys())
+    groups = [k for k in ("tensor", "nu", *PDEBENCH_FIELDS) if k in found and not hasattr(f[k], "dtype")]
+    if layout == "pdebench" and groups:
+        raise DataFileError(f"data file {str(path)!r}: {groups} are HDF5 groups; the pdebench layout holds them as "
+                            "arrays (n, T, *spatial)")
     if layout == "arrays":
         missing = [k for k in keys if k not in found]
         if missing:
@@ -246,7 +262,14 @@ def _well_fields(f, path: Path) -> list[tuple]:
             if n_dims and data.ndim != 2 + n_dims + order:
                 raise DataFileError(f"data file {str(path)!r}: {group}/{name} has shape {data.shape}; expected "
                                     f"(trajectories, T, {n_dims} spatial dims, {order} component axes)")
+            if not hasattr(data, "dtype") or data.ndim < 2 + order:
+                raise DataFileError(f"data file {str(path)!r}: {group}/{name} is not a field array (trajectories, T, "
+                                    f"*spatial{', *components' if order else ''})")
             fields.append((data, order))
     if not fields:
         raise _wrong_layout(path, "the_well", found, "time-varying fields in t0_fields / t1_fields / t2_fields")
+    shapes = {(len(d), d.shape[1]) for d, _ in fields}
+    if len(shapes) > 1:
+        raise DataFileError(f"data file {str(path)!r}: the fields disagree on (trajectories, time steps): "
+                            f"{sorted(shapes)}")
     return fields

@@ -5,7 +5,8 @@ The operator maps the last frames of a vorticity history to the trajectory that 
 continuous time on a horizon ``(0, H]``: a map between Bochner spaces :math:`L^2(0, H; L^2(\mathbb T^2))`.
 The number of output frames is a call-time choice (the sampling of that horizon), and the model ends in a
 *linear* spectral convolution in :math:`(x, y, t)` added to the last input frame, so the Spectral-Refiner can
-fine-tune that convolution alone, without mode truncation, as a convex-in-the-weights problem.
+fine-tune that convolution alone, without mode truncation: the prediction is linear in its weights (the
+estimator, through the advection term, is not).
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ class BochnerFNO(nn.Module):
         name = type(self).__name__
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
                            ("hidden_channels", hidden_channels), ("n_layers", n_layers)):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
         n_modes = tuple(n_modes)
         if len(n_modes) != 3 or not all(isinstance(m, int) and m >= 1 for m in n_modes):
             raise ValueError(f"{name}: n_modes={list(n_modes)} needs 3 positive ints (x, y, t)")
-        if not isinstance(time_padding, int | float) or not 0 < time_padding <= 4:
+        if not isinstance(time_padding, int | float) or isinstance(time_padding, bool) or not 0 < time_padding <= 4:
             raise ValueError(f"{name}: time_padding={time_padding!r} must be a fraction of the horizon in (0, 4]")
         self.in_steps, self.out_steps = in_channels, out_channels
         self.n_modes, self.time_padding = n_modes, float(time_padding)
@@ -87,6 +88,7 @@ class BochnerFNO(nn.Module):
         self.skips = nn.ModuleList(make_skip(hidden_channels, 3) for _ in range(n_layers))
         self.activation = ACTIVATIONS.build(activation, owner=name, argument="activation")
         self.output = SpectralConv(hidden_channels, 1, n_modes)
+        self.time_grid(out_channels)  # the default out_steps must give a whole number of padding frames
 
     def extra_repr(self) -> str:
         return f"in_steps={self.in_steps}, out_steps={self.out_steps}, time_padding={self.time_padding}"

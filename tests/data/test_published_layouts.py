@@ -139,3 +139,26 @@ def test_load_files_refuses_a_layout_for_other_tasks(tmp_path):
         load_files(str(tmp_path / "x.h5"), task="regression", format="pdebench")
     with pytest.raises(ValueError, match="data.format='matlab' is not one of"):
         load_files(str(tmp_path / "x.h5"), format="matlab")
+
+
+def test_malformed_files_fail_naming_the_file(tmp_path):
+    with h5py.File(tmp_path / "group.hdf5", "w") as f:
+        f.create_group("tensor")
+    with h5py.File(tmp_path / "flat.hdf5", "w") as f:
+        f["0000/data"] = np.zeros(5)
+    (tmp_path / "empty.mat").write_bytes(b"")
+    torch.save({"x": torch.randn(2, 4, 4, dtype=torch.complex64), "y": torch.randn(2, 4, 4)}, tmp_path / "c.pt")
+    cases = [("group.hdf5", "pdebench", r"\['tensor'\] are HDF5 groups"),
+             ("flat.hdf5", "pdebench", "could not be read as pdebench: IndexError"),
+             ("empty.mat", "fno_mat", "could not be read as fno_mat"),
+             ("c.pt", "neuralop", "the inputs are complex; give real and imaginary parts as two channels")]
+    for name, layout, message in cases:
+        with pytest.raises(DataFileError, match=f"data file '.*{name}'.*{message}"):
+            read_layout(tmp_path / name, layout)
+
+
+def test_the_well_fields_must_agree_on_trajectories(tmp_path):
+    with h5py.File(tmp_path / "w.hdf5", "w") as f:
+        f["t0_fields/a"], f["t0_fields/b"] = RNG.random((2, 4, 8, 8)), RNG.random((3, 4, 8, 8))
+    with pytest.raises(DataFileError, match=r"the fields disagree on \(trajectories, time steps\)"):
+        read_layout(tmp_path / "w.hdf5", "the_well")

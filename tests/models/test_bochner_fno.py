@@ -58,3 +58,10 @@ def test_bad_arguments_are_refused():
         small()(torch.randn(1, 3, 8, 8), out_steps=0)
     with pytest.raises(ValueError, match=r"BochnerFNO: input must have shape \(batch, 3, X, Y\)"):
         small()(torch.randn(1, 4, 8, 8))
+
+
+def test_the_default_out_steps_must_fit_the_time_padding():
+    with pytest.raises(ValueError, match="BochnerFNO: out_steps=3 with time_padding=0.5 pads 1.5 frames"):
+        BochnerFNO(3, 3, n_modes=(3, 3, 2), time_padding=0.5)
+    with pytest.raises(ValueError, match="BochnerFNO: in_channels=True must be a positive int"):
+        BochnerFNO(True, 4)

@@ -117,6 +117,13 @@ def test_the_residual_refiner_refines_each_test_trajectory_and_scores_it_against
     assert all(math.isfinite(v) for v in row.values())
 
 
+def test_the_residual_refiner_says_when_the_data_were_solved_on_another_grid(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="kernelnn"):
+        summary = run(compose_config(*TINY_REFINER, "data.solve_resolution=32"), output_dir=tmp_path)
+    assert "the data were solved at 32 and are seen at 16" in caplog.text
+    assert summary["plugins"]["spectral_refiner"]["test_16"]["residual_of_targets"] > 0
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (("model=fno", "model.n_modes=3"), "loss=residual refines a BochnerFNO"),
     (("normalize.output=true",), "without input/output normalisation"),

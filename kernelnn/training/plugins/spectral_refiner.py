@@ -171,7 +171,8 @@ class SpectralRefiner(TrainingPlugin):
             result = refine_trajectories(model, x, estimator, iterations=c.iterations, optimizer=c.optimizer,
                                          lr=c.lr, batch_size=c.batch_size, parameterization=c.parameterization)
             y = y.to(result.predictions.dtype)
-            solver_seconds = self._solver_seconds(x, data, model.out_steps)
+            solver_seconds = self._solver_seconds(x.to(trainer.device), data, model.out_steps)
+            self._warn_about_the_floor(trainer, name, x.shape[-1])
             with torch.no_grad():
                 target_residual = estimator.per_trajectory(torch.cat([x[:, -1:].to(y), y], 1).to(trainer.device))
             row = {
@@ -199,10 +200,28 @@ class SpectralRefiner(TrainingPlugin):
         grid of ``x`` with the data's time step (the cost refinement is measured against)."""
         info = data.info
         n = x.shape[-1]
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
         start = time.perf_counter()
-        solve_navier_stokes(x[:, -1].double(), fno_forcing(n), info["viscosity"], info["frame_dt"] * out_steps,
-                            out_steps, info.get("dt", info["frame_dt"]))
+        solve_navier_stokes(x[:, -1].double(), fno_forcing(n).to(x.device), info["viscosity"],
+                            info["frame_dt"] * out_steps, out_steps, info.get("dt", info["frame_dt"]))
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
         return time.perf_counter() - start
+
+    @staticmethod
+    def _warn_about_the_floor(trainer, name: str, grid: int) -> None:
+        """Say when the estimator cannot be near zero for the data's own frames: frames subsampled from a finer
+        solve (the solver's discretisation is not the estimator's), or frames far apart (its time error)."""
+        info = trainer.data.info
+        if info.get("solve_resolution") not in (None, grid):
+            trainer.log(f"Spectral-Refiner on {name}: the data were solved at {info['solve_resolution']} and are "
+                        f"seen at {grid}; the estimator discretises on the {grid} grid, so even the solver's frames "
+                        "have a residual (residual_of_targets): refinement moves towards the coarse-grid scheme")
+        if info.get("frame_dt", 0) > 0.2:
+            trainer.log(f"Spectral-Refiner on {name}: frames {info['frame_dt']:g} time units apart; the estimator's "
+                        "time-discretisation error at that spacing is its floor (residual_of_targets); "
+                        "experiment=navier_stokes_refiner records frames 0.1 apart")
 
     def _refine_sobolev(self, trainer) -> dict[str, Any]:
         start = time.perf_counter()
