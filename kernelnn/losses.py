@@ -93,6 +93,68 @@ class LpLoss(nn.Module):
         return err if self.reduction == "none" else _reduce(err, self.reduction)
 
 
+class SphereLpLoss(nn.Module):
+    r"""Per-sample relative :math:`L^p` error of fields on the sphere, integrated with the grid's quadrature.
+
+    .. math:: \|e\|_{L^p(S^2)}^p = \int_{S^2} \sum_c |e_c|^p \, d\Omega
+              \approx \sum_{i, j} w_i \frac{2\pi}{n_{lon}} \sum_c |e_c(\theta_i, \phi_j)|^p,
+
+    with torch-harmonics' latitude weights :math:`w_i` for ``grid`` (``"equiangular"``: Clenshaw-Curtis,
+    ``"legendre-gauss"``, ``"lobatto"``). A plain grid mean over-counts the poles of an equiangular grid, where the
+    rings crowd together. Shapes: ``(batch, channels, nlat, nlon)``, any ``nlat`` (weights are built per grid).
+
+    ``per_channel=True`` takes each channel's (relative) error on its own and averages them: for channels in
+    different units (shallow water: geopotential near 1e5, vorticity near 1e-7 in SI units) one joint relative
+    error sees only the largest channel, and a model that learns nothing else scores well.
+    """
+
+    def __init__(self, grid: str = "equiangular", p: float = 2.0, relative: bool = True, reduction: str = "mean",
+                 eps: float = 1e-12, per_channel: bool = False) -> None:
+        super().__init__()
+        if p <= 0:
+            raise ValueError(f"SphereLpLoss: p={p} must be positive")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"SphereLpLoss: reduction={reduction!r} is not one of {_REDUCTIONS}")
+        self.grid, self.p, self.relative, self.reduction, self.eps = grid, float(p), relative, reduction, eps
+        self.per_channel = per_channel
+        self.latitude_weights(4)  # an unknown grid fails here, not in the first step
+        self._cache: dict = {}
+
+    def extra_repr(self) -> str:
+        extra = ", per_channel=True" if self.per_channel else ""
+        return f"grid={self.grid!r}, p={self.p}, relative={self.relative}, reduction={self.reduction!r}{extra}"
+
+    def latitude_weights(self, nlat: int) -> torch.Tensor:
+        """The quadrature weight of each latitude ring, ``(nlat,)``, summing to 2 (the integral of sin theta)."""
+        from torch_harmonics.quadrature import precompute_latitudes
+
+        try:
+            return torch.as_tensor(precompute_latitudes(nlat, self.grid)[1])
+        except (ValueError, NotImplementedError) as err:
+            raise ValueError(f"SphereLpLoss: grid={self.grid!r} is not a torch-harmonics grid ({err})") from err
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
+        if key not in self._cache:
+            self._cache[key] = (self.latitude_weights(x.shape[-2]) * 2 * torch.pi / x.shape[-1]).to(x.device, x.dtype)
+        weights = self._cache[key]
+        power = (x.abs().pow(self.p) * weights[:, None]).flatten(1).sum(1)
+        zero = power == 0  # as LpLoss: the gradient at exactly zero error is 0, not NaN
+        return torch.where(zero, 0.0, torch.where(zero, torch.ones_like(power), power).pow(1.0 / self.p))
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair("SphereLpLoss", pred, target, min_dim=4)
+        if self.per_channel:  # each channel as a sample of its own, then the mean over channels
+            b, c = pred.shape[:2]
+            pred, target = pred.reshape(b * c, 1, *pred.shape[2:]), target.reshape(b * c, 1, *target.shape[2:])
+        err = self._norm(pred - target)
+        if self.relative:
+            err = err / (self._norm(target) + self.eps)
+        if self.per_channel:
+            err = err.reshape(b, c).mean(1)
+        return _reduce(err, self.reduction)
+
+
 def _gradients(u: torch.Tensor, periodic: bool) -> list[torch.Tensor]:
     """Derivatives along each spatial dim of ``(batch, channels, *spatial)``, grid spacing ``1/N``."""
     grads = []

@@ -96,3 +96,63 @@ def test_lp_with_d_follows_neuraloperators_convention():
         LpLoss(d=0)
     with pytest.raises(ValueError, match=r"LpLoss: d=3 takes the norm over the last 3 dims, after a batch dim"):
         LpLoss(d=3)(pred[0, 0], target[0, 0])
+
+
+def sphere_field(nlat, grid, fn):
+    from torch_harmonics.quadrature import precompute_latitudes
+
+    theta = torch.as_tensor(precompute_latitudes(nlat, grid)[0])
+    phi = torch.arange(2 * nlat, dtype=torch.float64) * 2 * math.pi / (2 * nlat)
+    return fn(theta[:, None], phi[None, :])[None, None]
+
+
+@pytest.mark.parametrize("grid", ["equiangular", "legendre-gauss"])
+def test_sphere_lp_integrates_with_the_area(grid):
+    from kernelnn.losses import SphereLpLoss
+
+    absolute = SphereLpLoss(grid, relative=False)
+    zero = torch.zeros(1, 1, 16, 32, dtype=torch.float64)
+    # the area of the sphere, and the integral of cos^2(theta) (4 pi / 3), both exact for these quadratures
+    area = torch.tensor(4 * math.pi, dtype=torch.float64)
+    torch.testing.assert_close(absolute(torch.ones_like(zero), zero) ** 2, area)
+    field = sphere_field(16, grid, lambda t, p: torch.cos(t) * torch.ones_like(p))
+    torch.testing.assert_close(absolute(field, zero) ** 2, torch.tensor(4 * math.pi / 3, dtype=torch.float64))
+    # the same smooth field at two resolutions: the same relative error
+    smooth = lambda t, p: torch.sin(t) ** 2 * torch.cos(p) + 1  # noqa: E731
+    errors = [SphereLpLoss(grid)(1.1 * sphere_field(n, grid, smooth), sphere_field(n, grid, smooth)) for n in (16, 32)]
+    torch.testing.assert_close(errors[0], errors[1])
+
+
+def test_sphere_lp_does_not_over_count_the_poles():
+    from kernelnn.losses import SphereLpLoss
+
+    target = torch.ones(1, 1, 32, 64)
+    polar = target.clone()
+    polar[..., 0, :] += 1.0  # an error on the ring at the north pole only
+    # relative error^2 = (the ring's weight) / (the sphere's 2): 0.13, where the grid mean says sqrt(1 / 32) = 0.18
+    loss = SphereLpLoss("equiangular")
+    ring = loss.latitude_weights(32)[0]
+    torch.testing.assert_close(loss(polar, target), (ring / 2).sqrt().float())
+    torch.testing.assert_close(LpLoss()(polar, target), torch.tensor(32**-0.5))
+    with pytest.raises(ValueError, match="SphereLpLoss: grid='hexagonal' is not a torch-harmonics grid"):
+        SphereLpLoss("hexagonal")
+
+
+def test_operator_tasks_on_the_sphere_use_the_area_weighted_l2():
+    from kernelnn.losses import SphereLpLoss
+    from kernelnn.training.tasks import build_task
+
+    task = build_task("operator", "auto", False, 2, sphere_grid="equiangular")
+    assert isinstance(task._metrics["l2"], SphereLpLoss)
+    assert isinstance(build_task("operator", "auto", False, 2)._metrics["l2"], LpLoss)
+
+
+def test_sphere_lp_per_channel_weighs_channels_of_different_units_alike():
+    from kernelnn.losses import SphereLpLoss
+
+    target = torch.ones(2, 2, 8, 16)
+    target[:, 0] *= 1e5  # a geopotential-like channel and a small one
+    pred = target.clone()
+    pred[:, 1] *= 1.5  # the small channel 50% off
+    assert SphereLpLoss()(pred, target) < 1e-5  # the joint relative error hardly sees it
+    torch.testing.assert_close(SphereLpLoss(per_channel=True)(pred, target), torch.tensor(0.25))

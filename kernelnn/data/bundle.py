@@ -33,7 +33,8 @@ class DataBundle:
     ``in_channels`` / ``out_channels`` are channels (fields) or features (vectors); for classification
     ``out_channels`` is the number of classes. ``dim`` is the number of spatial dims (0 for vectors).
     ``tests`` maps a set's name (e.g. ``"test_64"``) to its data; several resolutions are several sets.
-    ``periodic`` tells derivative-based losses how to treat the boundary.
+    ``periodic`` tells derivative-based losses how to treat the boundary; ``sphere_grid`` (a torch-harmonics grid
+    name) says the fields live on the sphere, so that L2 losses and metrics integrate with its area weights.
 
     Fields the training loop reads (typed, so a misspelt one fails at construction): ``geometric`` marks point
     coordinates, which are never standardised per axis (that would break rotation equivariance); ``model_fill``
@@ -61,6 +62,7 @@ class DataBundle:
     loss_weights: dict[str, float] | None = None
     field_layout: dict[str, Any] | None = None
     info: dict = field(default_factory=dict)
+    sphere_grid: str | None = None
     sources: dict[str, tuple[str, torch.Tensor]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

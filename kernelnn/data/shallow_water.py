@@ -60,5 +60,5 @@ def make_shallow_water(
         name=name, task="operator", train=TensorDataset(x[:n_train], y[:n_train]),
         val=TensorDataset(x[n_train:n_tv], y[n_train:n_tv]) if n_val else None,
         tests={"test": TensorDataset(x[n_tv:], y[n_tv:])},
-        in_channels=3, out_channels=3, dim=2, periodic=False, info={"grid": grid, "steps": steps},
+        in_channels=3, out_channels=3, dim=2, periodic=False, info={"grid": grid, "steps": steps}, sphere_grid=grid,
     )

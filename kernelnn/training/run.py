@@ -170,7 +170,7 @@ def _run(cfg: DictConfig, output_dir: str | Path | None, plugins: Sequence[Train
     bundle = build_data(cfg, info)
     try:
         task = build_task(bundle.task, opts.loss, bundle.periodic, bundle.dim, loss_weights=bundle.loss_weights,
-                          field_layout=bundle.field_layout)
+                          field_layout=bundle.field_layout, sphere_grid=bundle.sphere_grid)
         check_bundle(bundle, relative_loss=getattr(task, "relative", False))
     except ValueError as err:
         raise ConfigError(str(err)) from err

@@ -7,21 +7,25 @@ import math
 import torch
 import torch.nn.functional as F
 
-from kernelnn.losses import H1Loss, LpLoss, NegativeSobolevLoss
+from kernelnn.losses import H1Loss, LpLoss, NegativeSobolevLoss, SphereLpLoss
 
 
 class OperatorTask:
     """Field in, field out. Loss: relative ``l2``, ``h1`` or ``negative_sobolev`` (H^-s, exact on the torus);
-    metrics: relative L2 and H1 per sample, plus the loss itself."""
+    metrics: relative L2 and H1 per sample, plus the loss itself. With ``sphere_grid`` (fields on the sphere) the
+    L2 error integrates with the grid's area weights, channel by channel (:class:`~kernelnn.losses.SphereLpLoss`)."""
 
     losses = ("l2", "h1", "negative_sobolev")
     lower_is_better = {"l2": True, "h1": True, "negative_sobolev": True}
 
-    def __init__(self, loss: str = "l2", periodic: bool = False, dim: int = 1, sobolev_s: float = 1.0) -> None:
+    def __init__(self, loss: str = "l2", periodic: bool = False, dim: int = 1, sobolev_s: float = 1.0,
+                 sphere_grid: str | None = None) -> None:
         if loss not in self.losses:
             raise ValueError(f"trainer.loss={loss!r} is not valid for operator learning; valid: {self.losses}")
         self.loss_name = loss
-        per_sample = {"l2": LpLoss(p=2, reduction="none")}
+        l2 = (SphereLpLoss(sphere_grid, per_channel=True, reduction="none") if sphere_grid
+              else LpLoss(p=2, reduction="none"))
+        per_sample = {"l2": l2}
         if dim >= 1:
             per_sample["h1"] = H1Loss(periodic=periodic, reduction="none")
         if loss == "negative_sobolev":
@@ -201,13 +205,15 @@ def shape_of(t) -> str:
 
 
 def build_task(task: str, loss: str, periodic: bool, dim: int, sobolev_s: float = 1.0,
-               loss_weights: dict[str, float] | None = None, field_layout: dict | None = None):
+               loss_weights: dict[str, float] | None = None, field_layout: dict | None = None,
+               sphere_grid: str | None = None):
     if task == "energy_forces":
         weights = loss_weights or {}
         return EnergyForcesTask("energy_forces" if loss == "auto" else loss, weights.get("energy", 1.0),
                                 weights.get("forces", 1.0))
     if task == "operator":
-        return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s)
+        return OperatorTask("l2" if loss == "auto" else loss, periodic=periodic, dim=dim, sobolev_s=sobolev_s,
+                            sphere_grid=sphere_grid)
     if task == "field":
         return FieldTask("mse" if loss == "auto" else loss, (field_layout or {}).get("value_range"))
     if task == "regression":
