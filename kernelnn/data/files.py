@@ -184,13 +184,7 @@ def load_files(
     x, y = load(path)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     x, y = x[order], y[order]
-    n = len(x)
-    n_test = 0 if test_paths else round(test_fraction * n)
-    n_val = round(val_fraction * n)
-    n_tr = n - n_val - n_test if n_train is None else int(n_train)
-    if n_tr < 1 or n_tr + n_val + n_test > n:
-        raise ValueError(f"files: {str(path)!r} has {n} samples, too few for data.n_train={n_train}, "
-                         f"{n_val} validation and {n_test} test samples")
+    n_tr, n_val, n_test = _split_sizes(path, len(x), n_train, val_fraction, test_fraction, bool(test_paths))
     tests = {k: TensorDataset(*load(p)) for k, p in (test_paths or {}).items()}
     if not tests:
         tests = {"test": TensorDataset(x[n_tr + n_val: n_tr + n_val + n_test], y[n_tr + n_val: n_tr + n_val + n_test])}
@@ -209,6 +203,19 @@ def load_files(
         dim=0 if task in ("regression", "energy_forces") else dim, periodic=periodic, info={"path": str(path)},
         geometric=task == "energy_forces", sources=sources,
     )
+
+
+def _split_sizes(path, n: int, n_train: int | None, val_fraction: float, test_fraction: float,
+                 separate_tests: bool) -> tuple[int, int, int]:
+    """Training, validation and test counts of ``n`` shuffled samples (no test split when tests come from other
+    files)."""
+    n_test = 0 if separate_tests else round(test_fraction * n)
+    n_val = round(val_fraction * n)
+    n_tr = n - n_val - n_test if n_train is None else int(n_train)
+    if n_tr < 1 or n_tr + n_val + n_test > n:
+        raise ValueError(f"files: {str(path)!r} has {n} samples, too few for data.n_train={n_train}, "
+                         f"{n_val} validation and {n_test} test samples")
+    return n_tr, n_val, n_test
 
 
 def _lazy_bundle(path, format, task, dim, test_paths, n_train, val_fraction, test_fraction, periodic, seed, name,
@@ -234,12 +241,7 @@ def _lazy_bundle(path, format, task, dim, test_paths, n_train, val_fraction, tes
         raise ValueError(f"files: data.lazy=true reads operator data (fields); data.task={task!r} needs lazy=false")
     _, n = open_lazy(path)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = 0 if test_paths else round(test_fraction * n)
-    n_val = round(val_fraction * n)
-    n_tr = n - n_val - n_test if n_train is None else int(n_train)
-    if n_tr < 1 or n_tr + n_val + n_test > n:
-        raise ValueError(f"files: {str(path)!r} has {n} samples, too few for data.n_train={n_train}, "
-                         f"{n_val} validation and {n_test} test samples")
+    n_tr, n_val, n_test = _split_sizes(path, n, n_train, val_fraction, test_fraction, bool(test_paths))
     parts = {"train": order[:n_tr], "val": order[n_tr: n_tr + n_val],
              "test": order[n_tr + n_val: n_tr + n_val + n_test]}
     train = open_lazy(path, parts["train"])[0]

@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
 from kernelnn.layers.spectral import SpectralConv, check_modes_fit, max_modes
-from kernelnn.models.fno import grid_coordinates
+from kernelnn.models.fno import check_frames_input, grid_coordinates
 from kernelnn.registry import ACTIVATIONS
 
 
@@ -106,13 +105,7 @@ class BochnerFNO(nn.Module):
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_steps, X, Y)`` whose grid,
         with ``out_steps`` frames, resolves ``n_modes``."""
         name = type(self).__name__
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or x.shape[1] != self.in_steps:
-            raise ValueError(f"{name}: input must have shape (batch, {self.in_steps}, X, Y), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
-        check_dtype_matches(x, self, name)
+        check_frames_input(x, self, self.in_steps)
         steps = self.out_steps if out_steps is None else out_steps
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"{name}: out_steps={steps!r} must be a positive int")

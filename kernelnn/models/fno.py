@@ -214,6 +214,18 @@ class TFNO(FNO):
         super().__init__(*args, factorization=factorization, rank=rank, **kwargs)
 
 
+def check_frames_input(x: torch.Tensor, model: nn.Module, in_steps: int) -> None:
+    """Raise unless ``x`` is a float tensor of frames ``(batch, in_steps, X, Y)`` in ``model``'s dtype."""
+    name = type(model).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != in_steps:
+        raise ValueError(f"{name}: input must have shape (batch, {in_steps}, X, Y), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
+    check_dtype_matches(x, model, name)
+
+
 class SpatioTemporalFNO(nn.Module):
     """Frames ``(batch, in_steps, X, Y)`` -> the next frames ``(batch, out_steps, X, Y)`` by a space-time FNO.
 
@@ -236,15 +248,8 @@ class SpatioTemporalFNO(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_steps, X, Y)`` whose
         grid, with ``out_steps`` times, resolves ``n_modes``."""
-        name = type(self).__name__
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or x.shape[1] != self.in_steps:
-            raise ValueError(f"{name}: input must have shape (batch, {self.in_steps}, X, Y), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name}: input dtype must be floating point, got {x.dtype}")
-        check_dtype_matches(x, self, name)
-        check_modes_fit(self.fno.n_modes, (x.shape[2], x.shape[3], self.out_steps), name)
+        check_frames_input(x, self, self.in_steps)
+        check_modes_fit(self.fno.n_modes, (x.shape[2], x.shape[3], self.out_steps), type(self).__name__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
