@@ -25,6 +25,13 @@ def grid_coordinates(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.
 
 CHANNEL_MLP = {"expansion": 0.0, "neuron": "linear", "options": {}}
 
+_INSTANCE_NORMS = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+NORMS = {
+    None: None,
+    "group": lambda channels, dim: nn.GroupNorm(1, channels),
+    "instance": lambda channels, dim: _INSTANCE_NORMS[dim](channels, affine=True),
+}
+
 
 class FNO(nn.Module):
     r"""Fourier Neural Operator: lifting, ``n_layers`` Fourier blocks, projection.
@@ -68,6 +75,10 @@ class FNO(nn.Module):
         ``hidden_channels``; 0, the default, for none), ``neuron`` (type of the hidden layer of the channel
         MLPs and of the projection, a name from :data:`kernelnn.registry.NEURONS`: ``"linear"`` (the
         paper's), ``"quadratic"``, ``"kan"``, ...) and ``options`` (that neuron's constructor arguments).
+    norm : str or None
+        Normalisation of each block's spectral branch before the skip is added, as MG-TFNO's backbone
+        (neuraloperator's ``norm``): ``"group"`` (one group: layer norm over channels and space), ``"instance"``
+        (per channel over space, learnable affine), or ``None`` (the FNO paper's, the default).
     global_factorization : bool
         With ``factorization="tucker"``: one Tucker factorization of all layers' weights stacked
         (:class:`~kernelnn.layers.GlobalTucker`, MG-TFNO's global factorization); ``rank`` is then the fraction
@@ -103,6 +114,7 @@ class FNO(nn.Module):
         implementation: str = "auto",
         global_factorization: bool = False,
         channel_mlp: dict | None = None,
+        norm: str | None = None,
     ) -> None:
         super().__init__()
         self.n_modes = _as_modes(n_modes, dim, "FNO")
@@ -139,6 +151,9 @@ class FNO(nn.Module):
                          implementation=implementation)
             for weight in weights
         )
+        if norm not in NORMS:
+            raise ValueError(f"FNO: norm={norm!r} is not one of {list(NORMS)}")
+        self.norms = nn.ModuleList(NORMS[norm](hidden_channels, d) for _ in range(n_layers)) if norm else None
         make_skip = SKIPS.get(skip, owner=type(self).__name__, argument="skip")
         self.skips = nn.ModuleList(make_skip(hidden_channels, d) for _ in range(n_layers))
         self.activation = ACTIVATIONS.build(activation, owner="FNO", argument="activation")
@@ -193,7 +208,8 @@ class FNO(nn.Module):
             # F.pad takes (left, right) pairs starting from the last dim.
             x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
         for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
-            x = spectral(x) + skip(x)
+            branch = spectral(x)
+            x = (branch if self.norms is None else self.norms[i](branch)) + skip(x)
             if i < len(self.spectral) - 1:
                 x = self.activation(x)
             if self.channel_mlps is not None:

@@ -107,3 +107,22 @@ def test_spatio_temporal_fno_maps_history_to_future_frames():
         model(torch.randn(2, 4, 16, 16))
     with pytest.raises(ValueError, match="needs 3 entries"):
         SpatioTemporalFNO(5, 4, n_modes=(4, 4))
+
+
+@pytest.mark.parametrize("norm", ["group", "instance"])
+def test_fno_norm_normalises_the_spectral_branch(norm):
+    from kernelnn.models import FNO
+
+    torch.manual_seed(0)
+    model = FNO(1, 1, n_modes=(4, 4), hidden_channels=6, n_layers=2, norm=norm)
+    assert len(model.norms) == 2
+    seen = []
+    model.norms[0].register_forward_hook(lambda module, args, out: seen.append(out))
+    out = model(torch.randn(3, 1, 16, 16))
+    assert out.shape == (3, 1, 16, 16)
+    dims = (1, 2, 3) if norm == "group" else (2, 3)  # group: each sample over channels and space; instance: per channel
+    torch.testing.assert_close(seen[0].mean(dims), torch.zeros_like(seen[0].mean(dims)), atol=1e-5, rtol=0)
+    out.sum().backward()
+    assert model.norms[0].weight.grad is not None
+    with pytest.raises(ValueError, match=r"FNO: norm='batch' is not one of \[None, 'group', 'instance'\]"):
+        FNO(1, 1, n_modes=(4, 4), norm="batch")
