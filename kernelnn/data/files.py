@@ -224,29 +224,33 @@ def _lazy_bundle(path, format, task, dim, test_paths, n_train, val_fraction, tes
     import h5py
 
     from kernelnn.data.lazy_hdf5 import LazyHDF5Samples
-    from kernelnn.data.published_layouts import detect_layout, hdf5_sampler
+    from kernelnn.data.published_layouts import detect_layout, existing_file, hdf5_sampler
 
-    def open_lazy(p: str, indices=None) -> tuple[LazyHDF5Samples, int]:
-        file, _ = _check_file(p) if Path(p).suffix.lower() in SUFFIXES else (Path(p), None)
+    def whole_file(p: str) -> LazyHDF5Samples:
+        """Every sample of ``p``; its ``indices`` are then narrowed to a split."""
+        file = existing_file(p)
         layout = detect_layout(file) if format == "auto" else format
         if layout not in ("arrays", "pdebench", "the_well") or not h5py.is_hdf5(file):
             raise DataFileError(f"data file {str(p)!r}: data.lazy=true reads HDF5 files sample by sample (data.format "
                                 f"arrays, pdebench or the_well); this one is read as {layout!r}")
         with h5py.File(file, "r") as f:
             n = hdf5_sampler(f, layout, file, input_steps, output_steps, keys)[0]
-        indices = torch.arange(n) if indices is None else indices
-        return LazyHDF5Samples(file, layout, indices, dim, input_steps, output_steps, keys), n
+        return LazyHDF5Samples(file, layout, torch.arange(n), dim, input_steps, output_steps, keys)
+
+    def subset(samples: LazyHDF5Samples, indices: torch.Tensor) -> LazyHDF5Samples:
+        return LazyHDF5Samples(samples.path, samples.layout, indices, dim, input_steps, output_steps, keys)
 
     if task != "operator":
         raise ValueError(f"files: data.lazy=true reads operator data (fields); data.task={task!r} needs lazy=false")
-    _, n = open_lazy(path)
+    everything = whole_file(path)
+    n = len(everything)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_tr, n_val, n_test = _split_sizes(path, n, n_train, val_fraction, test_fraction, bool(test_paths))
     parts = {"train": order[:n_tr], "val": order[n_tr: n_tr + n_val],
              "test": order[n_tr + n_val: n_tr + n_val + n_test]}
-    train = open_lazy(path, parts["train"])[0]
-    val = open_lazy(path, parts["val"])[0] if n_val else None
-    tests = {k: open_lazy(p)[0] for k, p in (test_paths or {}).items()} or {"test": open_lazy(path, parts["test"])[0]}
+    train = subset(everything, parts["train"])
+    val = subset(everything, parts["val"]) if n_val else None
+    tests = {k: whole_file(p) for k, p in (test_paths or {}).items()} or {"test": subset(everything, parts["test"])}
     x, y = train[0]
     sources = {"train": (str(path), parts["train"]), "val": (str(path), parts["val"]),
                **({k: (str(p), tests[k].indices) for k, p in test_paths.items()} if test_paths else

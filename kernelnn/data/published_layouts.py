@@ -64,7 +64,7 @@ def _wrong_layout(path: Path, layout: str, found: list[str], expected: str) -> D
 
 def detect_layout(path: str | Path) -> str:
     """The layout of ``path`` when its suffix and keys leave no doubt; raises :class:`DataFileError` otherwise."""
-    path = _existing(path)
+    path = existing_file(path)
     suffix = path.suffix.lower()
     if suffix == ".mat":
         return "fno_mat"
@@ -82,7 +82,7 @@ def detect_layout(path: str | Path) -> str:
                         f"to one of {LAYOUTS}")
 
 
-def _existing(path: str | Path) -> Path:
+def existing_file(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataFileError(f"data file {str(path)!r} does not exist or is not a file")
@@ -93,7 +93,7 @@ def read_layout(path: str | Path, layout: str, input_steps: int = 10,
                 output_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` from ``path`` in ``layout`` (one of :data:`LAYOUTS`, or ``"auto"``); ``input_steps`` and
     ``output_steps`` (default: every remaining frame) cut trajectories into inputs and targets."""
-    path = _existing(path)
+    path = existing_file(path)
     if layout == "auto":
         layout = detect_layout(path)
     readers = {"fno_mat": _fno_mat, "pdebench": _pdebench, "neuralop": _neuralop, "the_well": _the_well}
