@@ -30,15 +30,18 @@ def check_bundle(bundle: DataBundle, relative_loss: bool = False) -> None:
     read sample by sample (``chunks()``) is checked a chunk at a time, never held whole."""
     name = bundle.name
     splits = {"train": bundle.train, **bundle.eval_sets()}
+    first, all_alike = None, True  # a split read in chunks: is every training target the first? (in the one pass)
     for split, ds in splits.items():
         if len(ds) == 0:
             raise DataCheckError(f"data {name}: the {split} split is empty (check the sample counts / fractions)")
         parts = ds.chunks() if hasattr(ds, "chunks") else [(0, *inputs_and_targets(ds))]
         for offset, x, y in parts:
             _check_values(bundle, split, ds, x, y, offset, relative_loss)
+            if split == "train" and hasattr(ds, "chunks"):
+                first = y[:1] if first is None else first
+                all_alike = all_alike and bool((y == first).all())
     if hasattr(bundle.train, "chunks"):
-        first = bundle.train[0][1]
-        if len(bundle.train) > 1 and all((y == first).all() for _, _, y in bundle.train.chunks()):
+        if len(bundle.train) > 1 and all_alike:
             raise DataCheckError(f"data {name}: every training target is the same; there is nothing to learn")
         return
     y = inputs_and_targets(bundle.train)[1]

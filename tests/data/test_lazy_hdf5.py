@@ -98,3 +98,11 @@ def test_train_py_trains_on_a_lazily_read_file(tmp_path):
                          *QUIET_TRAINER)
     summary = run(cfg, output_dir=tmp_path / "run")
     assert np.isfinite(summary["test"]["test/l2"])
+
+
+def test_a_lazily_read_set_of_identical_targets_is_refused(tmp_path):
+    with h5py.File(tmp_path / "same.hdf5", "w") as f:
+        f["tensor"] = np.ones((150, 4, 8, 8), dtype=np.float32)  # more than one chunk of 64
+    bundle = load_files(str(tmp_path / "same.hdf5"), format="pdebench", input_steps=2, lazy=True)
+    with pytest.raises(DataCheckError, match="every training target is the same"):
+        check_bundle(bundle)
