@@ -11,10 +11,17 @@ symmetric and never contains the Nyquist frequency of a grid with ``N_i >= 2 m_i
 ``m_i <= (N_i + 1) // 2`` is required: the aliased Nyquist row that neuraloperator keeps at
 ``n_modes = N`` is what hurts zero-shot super-resolution. (neuraloperator's ``n_modes=16`` on the
 leading dims corresponds to our ``n_modes=8`` plus one extra negative frequency.)
+
+``modes_convention="neuralop"`` takes ``n_modes`` as neuraloperator 2.x does, for models brought over from it:
+``M`` on a leading dim keeps the ``M`` frequencies ``-(M // 2) .. (M - 1) // 2`` (for even ``M`` one more negative
+than positive, and at ``N = M`` the aliased Nyquist row), ``M`` on the last dim keeps ``0 .. M // 2``. The weights
+are stored as kernelnn's ``n_modes = M // 2 + 1``; for even ``M`` the slot of frequency ``+M / 2`` is never fed and
+never used, so it stays at its initial value without effect.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -50,23 +57,41 @@ def _as_modes(n_modes: int | Sequence[int], dim: int | None, owner: str) -> tupl
     return modes
 
 
+MODES_CONVENTIONS = ("kernelnn", "neuralop")
+
+
 def max_modes(size: int) -> int:
     """Largest ``n_modes`` a grid of ``size`` points supports without its Nyquist frequency."""
     return (size + 1) // 2
 
 
-def check_modes_fit(n_modes: Sequence[int], spatial_shape: Sequence[int], owner: str, what: str = "input") -> None:
-    """Raise a clear ``ValueError`` when ``n_modes`` exceeds what ``spatial_shape`` resolves."""
-    too_big = [(m, n) for m, n in zip(n_modes, spatial_shape, strict=True) if m > max_modes(n)]
-    if too_big:
-        limits = [max_modes(n) for n in spatial_shape]
+def modes_limits(spatial_shape: Sequence[int], convention: str = "kernelnn") -> list[int]:
+    """Largest ``n_modes`` per dim that a grid of ``spatial_shape`` resolves in ``convention``: kernelnn's
+    ``(N + 1) // 2``; neuraloperator's ``N`` on leading dims and ``2 (N // 2) + 1`` on the last (``0 .. N // 2``)."""
+    if convention == "neuralop":
+        return [*spatial_shape[:-1], 2 * (spatial_shape[-1] // 2) + 1]
+    return [max_modes(n) for n in spatial_shape]
+
+
+def check_modes_fit(n_modes: Sequence[int], spatial_shape: Sequence[int], owner: str, what: str = "input",
+                    convention: str = "kernelnn") -> None:
+    """Raise a clear ``ValueError`` when ``n_modes`` (in ``convention``) exceeds what ``spatial_shape`` resolves."""
+    limits = modes_limits(spatial_shape, convention)
+    if any(m > limit for m, limit in zip(n_modes, limits, strict=True)):
+        rule = ("neuraloperator's convention: n_modes <= N on leading dims, n_modes // 2 <= N // 2 on the last"
+                if convention == "neuralop" else "|k| < n_modes, so n_modes <= (N + 1) // 2")
         raise ValueError(
             f"{owner}: n_modes={list(n_modes)} exceeds the Nyquist limit of a {'x'.join(map(str, spatial_shape))} "
-            f"{what}; at most {limits} modes (|k| < n_modes, so n_modes <= (N + 1) // 2)"
+            f"{what}; at most {limits} modes ({rule})"
         )
 
 
-def check_field_input(x: torch.Tensor, owner: str, in_channels: int, dim: int, n_modes: Sequence[int]) -> None:
+class FullModesWarning(UserWarning):
+    """A spectral convolution keeps every Fourier mode of the grid it sees along some dim (no truncation)."""
+
+
+def check_field_input(x: torch.Tensor, owner: str, in_channels: int, dim: int, n_modes: Sequence[int],
+                      convention: str = "kernelnn") -> None:
     """Raise ``TypeError``/``ValueError`` naming ``owner`` unless ``x`` is a float tensor ``(batch, in_channels,
     *spatial)`` with ``dim`` spatial sizes that resolve ``n_modes``."""
     if not isinstance(x, torch.Tensor):
@@ -78,7 +103,7 @@ def check_field_input(x: torch.Tensor, owner: str, in_channels: int, dim: int, n
         raise ValueError(f"{owner}: input has {x.shape[1]} channels, in_channels={in_channels}")
     if not x.is_floating_point():
         raise TypeError(f"{owner}: input dtype must be floating point, got {x.dtype}")
-    check_modes_fit(n_modes, x.shape[2:], owner)
+    check_modes_fit(n_modes, x.shape[2:], owner, convention=convention)
 
 
 def autocast_output_dtype(x: torch.Tensor) -> torch.dtype:
@@ -119,6 +144,12 @@ class SpectralConv(nn.Module):
         channels, modes, batch; :meth:`SpectralWeight.costs`): when gradients are being taken, the path that keeps
         fewer elements for backward unless it needs more than 1.1x the other's multiply-adds; otherwise (and
         without gradients) the one with fewer multiply-adds. All compute the same operator.
+    modes_convention : str
+        ``"kernelnn"`` (the default, ``|k| < n_modes``) or ``"neuralop"`` (``n_modes`` as neuraloperator 2.x
+        counts them; see the module docstring).
+    bias : bool
+        Add a learnable constant per output channel after the inverse transform (neuraloperator's spectral
+        convolutions have one; the FNO paper's do not, the default).
 
     Shapes
     ------
@@ -147,6 +178,8 @@ class SpectralConv(nn.Module):
         factorization: str = "dense",
         rank: int | float = 0.1,
         implementation: str = "auto",
+        modes_convention: str = "kernelnn",
+        bias: bool = False,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -155,9 +188,17 @@ class SpectralConv(nn.Module):
                 raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"{name}: implementation={implementation!r} is not one of {IMPLEMENTATIONS}")
+        if modes_convention not in MODES_CONVENTIONS:
+            raise ValueError(f"{name}: modes_convention={modes_convention!r} is not one of {MODES_CONVENTIONS}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        modes = _as_modes(n_modes, dim, name)
+        self.modes_convention = modes_convention
+        given = _as_modes(n_modes, dim, name)
+        self._given_modes = given if modes_convention == "neuralop" else None
+        # neuraloperator's M keeps -(M // 2) .. (M - 1) // 2: stored as kernelnn's M // 2 + 1 with, for even M on a
+        # leading dim, one unused slot (+M / 2).
+        modes = tuple(m // 2 + 1 for m in given) if self._given_modes else given
+        self._unused_slot = tuple(m % 2 == 0 for m in given[:-1]) if self._given_modes else (False,) * (len(given) - 1)
         self.dim = len(modes)
         self.implementation = implementation
         if isinstance(factorization, SpectralWeight):
@@ -173,10 +214,12 @@ class SpectralConv(nn.Module):
             weight = factory(in_channels, out_channels, modes, rank=rank)
             self.factorization = factorization
         self.weight: SpectralWeight = weight
+        self.bias = nn.Parameter(torch.zeros(out_channels, *([1] * self.dim))) if bias else None
 
     @property
     def n_modes(self) -> tuple[int, ...]:
-        return self.weight.n_modes
+        """Kept modes per dim, in this layer's ``modes_convention``."""
+        return self._given_modes or self.weight.n_modes
 
     @n_modes.setter
     def n_modes(self, n_modes: int | Sequence[int]) -> None:
@@ -186,6 +229,9 @@ class SpectralConv(nn.Module):
         that shares a global factorization with others first gets its own copy of the factors.
         """
         n_modes = _as_modes(n_modes, self.dim, type(self).__name__)
+        if self._given_modes:
+            raise ValueError(f"{type(self).__name__}: n_modes of a layer in neuraloperator's mode convention cannot be "
+                             "changed; it keeps the set it was built with")
         self.weight = self.weight.standalone()
         self.weight.resize_modes(n_modes)
 
@@ -208,10 +254,27 @@ class SpectralConv(nn.Module):
 
     def extra_repr(self) -> str:
         extra = "" if self.factorization == "dense" else f", factorization={self.factorization!r}"
+        extra += "" if self._given_modes is None else ", modes_convention='neuralop'"
+        extra += "" if self.bias is None else ", bias=True"
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}{extra}"
 
     def check_input(self, x: torch.Tensor) -> None:
-        check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes)
+        check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes, self.modes_convention)
+        self._warn_if_untruncated(tuple(x.shape[2:]))
+
+    def _warn_if_untruncated(self, spatial: tuple[int, ...]) -> None:
+        """Warn (once per grid) when some dim keeps every frequency of ``spatial``, Nyquist included: the layer
+        then truncates nothing there, and the same weights at another resolution are not the same operator."""
+        kept = [2 * m - 1 - unused for m, unused in zip(self.weight.n_modes[:-1], self._unused_slot, strict=True)]
+        full = [axis for axis, (k, n) in enumerate(zip(kept, spatial[:-1], strict=False)) if k >= n]
+        if self.weight.n_modes[-1] >= spatial[-1] // 2 + 1:
+            full.append(self.dim - 1)
+        if full:
+            warnings.warn(
+                f"{type(self).__name__}: n_modes={list(self.n_modes)} keeps every Fourier mode of the "
+                f"{'x'.join(map(str, spatial))} grid it sees along dim(s) {full}, so it truncates nothing there "
+                f"and is not resolution-invariant; keep fewer modes (at most {[n // 2 for n in spatial]} in kernelnn's "
+                "convention leaves out only the Nyquist frequency)", FullModesWarning, stacklevel=3)
 
     def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
         self.check_input(x)
@@ -221,7 +284,8 @@ class SpectralConv(nn.Module):
         if output_shape is not None:
             if len(spatial_out) != self.dim:
                 raise ValueError(f"{type(self).__name__}: output_shape={list(spatial_out)} needs {self.dim} entries")
-            check_modes_fit(self.n_modes, spatial_out, type(self).__name__, what="output_shape")
+            check_modes_fit(self.n_modes, spatial_out, type(self).__name__, what="output_shape",
+                            convention=self.modes_convention)
         if x.shape[0] == 0:  # MKL's FFT refuses an empty batch ("Inconsistent configuration parameters")
             return x.new_zeros(0, self.out_channels, *spatial_out, dtype=out_dtype)
         fft_dims = tuple(range(-self.dim, 0))
@@ -235,6 +299,8 @@ class SpectralConv(nn.Module):
                 out_ft = self.weight.contract_reconstructed(x_ft)
             out_ft = self._scatter_low_modes(out_ft, spatial_out)
             y = torch.fft.irfftn(out_ft, s=spatial_out, dim=fft_dims, norm="forward")
+            if self.bias is not None:
+                y = y + self.bias.to(y.dtype)
         return y.to(out_dtype)
 
     def _path(self, x_ft: torch.Tensor) -> str:
@@ -253,20 +319,28 @@ class SpectralConv(nn.Module):
         return min(paths, key=lambda path: costs[path][::-1])  # less work, then fewer kept elements
 
     def _gather_low_modes(self, x_ft: torch.Tensor) -> torch.Tensor:
-        """Keep ``|k| < m``: slices [0, m) and [N-m+1, N) on leading dims, [0, m) on the last dim."""
-        x_ft = x_ft[..., : self.n_modes[-1]]
-        for axis, m in enumerate(self.n_modes[:-1], start=2):
+        """Keep ``|k| < m``: slices [0, m) and [N-m+1, N) on leading dims, [0, m) on the last dim. An unused slot
+        (``+M / 2`` of an even neuraloperator ``M``) is fed zeros."""
+        x_ft = x_ft[..., : self.weight.n_modes[-1]]
+        for axis, (m, unused) in enumerate(zip(self.weight.n_modes[:-1], self._unused_slot, strict=True), start=2):
             n = x_ft.shape[axis]
-            x_ft = torch.cat([x_ft.narrow(axis, 0, m), x_ft.narrow(axis, n - m + 1, m - 1)], dim=axis)
+            parts = [x_ft.narrow(axis, 0, m - unused), x_ft.narrow(axis, n - m + 1, m - 1)]
+            if unused:
+                shape = list(x_ft.shape)
+                shape[axis] = 1
+                parts.insert(1, x_ft.new_zeros(shape))
+            x_ft = torch.cat(parts, dim=axis)
         return x_ft
 
     def _scatter_low_modes(self, out_ft: torch.Tensor, spatial_out: tuple[int, ...]) -> torch.Tensor:
-        """Place kept modes into a full-size spectrum; irfftn zero-pads the last dim by itself."""
-        for axis, (m, n) in enumerate(zip(self.n_modes[:-1], spatial_out[:-1], strict=True), start=2):
+        """Place kept modes into a full-size spectrum (dropping an unused slot); irfftn zero-pads the last dim."""
+        for axis, (m, unused, n) in enumerate(zip(self.weight.n_modes[:-1], self._unused_slot, spatial_out[:-1],
+                                                  strict=True), start=2):
+            positive = m - unused
             zeros_shape = list(out_ft.shape)
-            zeros_shape[axis] = n - (2 * m - 1)
+            zeros_shape[axis] = n - positive - (m - 1)
             zeros = out_ft.new_zeros(zeros_shape)
-            out_ft = torch.cat([out_ft.narrow(axis, 0, m), zeros, out_ft.narrow(axis, m, m - 1)], dim=axis)
+            out_ft = torch.cat([out_ft.narrow(axis, 0, positive), zeros, out_ft.narrow(axis, m, m - 1)], dim=axis)
         return out_ft
 
     @property

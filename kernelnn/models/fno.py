@@ -23,7 +23,9 @@ def grid_coordinates(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
-CHANNEL_MLP = {"expansion": 0.0, "neuron": "linear", "options": {}}
+CHANNEL_MLP = {"expansion": 0.0, "neuron": "linear", "options": {}, "skip": None}
+BLOCKS = ("fno", "neuralop")
+PADDING_MODES = ("one-sided", "symmetric")
 
 _INSTANCE_NORMS = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 NORMS = {
@@ -36,11 +38,20 @@ NORMS = {
 class FNO(nn.Module):
     r"""Fourier Neural Operator: lifting, ``n_layers`` Fourier blocks, projection.
 
-    Each block computes :math:`v \leftarrow \sigma(K v + W v)` with :math:`K` a :class:`SpectralConv`
-    and :math:`W` a point-wise linear skip; the last block has no activation. With
-    ``channel_mlp["expansion"] > 0`` each block then adds a point-wise channel MLP, :math:`v \leftarrow v +
-    \mathrm{MLP}(v)`. Lifting is point-wise linear, projection is a point-wise two-layer MLP (as in the paper).
-    The hidden layer of every point-wise MLP uses ``channel_mlp["neuron"]`` (their output layers are linear).
+    With ``block="fno"`` (the paper's, the default) each block computes :math:`v \leftarrow \sigma(K v + W v)`
+    with :math:`K` a :class:`SpectralConv` and :math:`W` a point-wise linear skip; the last block has no
+    activation. With ``channel_mlp["expansion"] > 0`` each block then adds a point-wise channel MLP,
+    :math:`v \leftarrow v + \mathrm{MLP}(v)`.
+
+    ``block="neuralop"`` is neuraloperator 2.x's block (MG-TFNO's backbone): both skips read the block's input,
+    :math:`u = \sigma(N_1(K v) + W v)`, then :math:`u \leftarrow \mathrm{MLP}(u) + S v` with ``S`` the
+    channel-MLP skip (``channel_mlp["skip"]``, soft-gating by default), then :math:`v \leftarrow
+    \sigma(N_2(u))`; the last block has neither activation. The norms :math:`N_1, N_2` are identities unless
+    ``norm`` is set.
+
+    Lifting is point-wise linear (the paper's) or, with ``lifting_channels > 0``, a point-wise two-layer MLP
+    (neuraloperator's); projection is a point-wise two-layer MLP. The hidden layer of the channel MLPs and the
+    projection uses ``channel_mlp["neuron"]`` (their output layers are linear).
 
     Parameters
     ----------
@@ -61,9 +72,12 @@ class FNO(nn.Module):
     positional_embedding : bool
         Append the grid coordinates in ``[0, 1)^d`` as extra input channels.
     domain_padding : float or sequence of float
-        Zero-pad each spatial dim on the right by this fraction of its size before the Fourier blocks,
-        then crop: for non-periodic problems (the paper pads Darcy flow). One value for every dim, or one per
-        dim (e.g. ``[0, 0, 0.25]`` pads only the time axis of a space-time FNO).
+        Zero-pad each spatial dim by this fraction of its size before the Fourier blocks, then crop: for
+        non-periodic problems (the paper pads Darcy flow). One value for every dim, or one per dim (e.g.
+        ``[0, 0, 0.25]`` pads only the time axis of a space-time FNO).
+    domain_padding_mode : str
+        ``"one-sided"`` pads on the right only (the paper's code), ``"symmetric"`` by the same amount on both
+        sides (neuraloperator's).
     skip : str
         The block's skip path :math:`W`: ``"linear"`` (point-wise, the paper's), ``"identity"`` or
         ``"soft-gating"`` (one learnable scale per channel).
@@ -74,7 +88,18 @@ class FNO(nn.Module):
         The point-wise MLPs: ``expansion`` (width of each block's channel MLP as a multiple of
         ``hidden_channels``; 0, the default, for none), ``neuron`` (type of the hidden layer of the channel
         MLPs and of the projection, a name from :data:`kernelnn.registry.NEURONS`: ``"linear"`` (the
-        paper's), ``"quadratic"``, ``"kan"``, ...) and ``options`` (that neuron's constructor arguments).
+        paper's), ``"quadratic"``, ``"kan"``, ...), ``options`` (that neuron's constructor arguments) and, for
+        ``block="neuralop"``, ``skip`` (``"soft-gating"``, the default, ``"linear"``, ``"identity"`` or
+        ``"none"``).
+    block : str
+        ``"fno"`` (the paper's) or ``"neuralop"`` (neuraloperator 2.x's; see above).
+    lifting_channels : int
+        0 (the default) for a point-wise linear lifting; otherwise the hidden width of a two-layer lifting MLP.
+    spectral_bias : bool
+        Give each spectral convolution a bias (neuraloperator's do).
+    modes_convention : str
+        ``"kernelnn"`` (``|k| < n_modes``) or ``"neuralop"`` (``n_modes`` counted as neuraloperator 2.x does; see
+        :mod:`kernelnn.layers.spectral`).
     norm : str or None
         Normalisation of each block's spectral branch before the skip is added, as MG-TFNO's backbone
         (neuraloperator's ``norm``): ``"group"`` (one group: layer norm over channels and space), ``"instance"``
@@ -115,6 +140,11 @@ class FNO(nn.Module):
         global_factorization: bool = False,
         channel_mlp: dict | None = None,
         norm: str | None = None,
+        block: str = "fno",
+        lifting_channels: int = 0,
+        spectral_bias: bool = False,
+        modes_convention: str = "kernelnn",
+        domain_padding_mode: str = "one-sided",
     ) -> None:
         super().__init__()
         self.n_modes = _as_modes(n_modes, dim, "FNO")
@@ -128,6 +158,12 @@ class FNO(nn.Module):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"FNO: {arg}={value!r} must be a positive int")
+        for arg, value, allowed in (("block", block, BLOCKS), ("domain_padding_mode", domain_padding_mode,
+                                                                 PADDING_MODES)):
+            if value not in allowed:
+                raise ValueError(f"FNO: {arg}={value!r} is not one of {list(allowed)}")
+        if not isinstance(lifting_channels, int) or lifting_channels < 0:
+            raise ValueError(f"FNO: lifting_channels={lifting_channels!r} must be an int >= 0 (0: linear lifting)")
         pads = [domain_padding] * self.dim if isinstance(domain_padding, int | float) else list(domain_padding)
         if len(pads) != self.dim or not all(0.0 <= float(p) <= 1.0 for p in pads):
             raise ValueError(f"FNO: domain_padding={domain_padding} must be a fraction in [0, 1] or {self.dim} "
@@ -136,9 +172,15 @@ class FNO(nn.Module):
         self.out_channels = out_channels
         self.positional_embedding = positional_embedding
         self.domain_padding = tuple(float(p) for p in pads)
+        self.domain_padding_mode = domain_padding_mode
+        self.block = block
+        self.modes_convention = modes_convention
         d = self.dim
         lifted_in = in_channels + (d if positional_embedding else 0)
-        self.lifting = pointwise(lifted_in, hidden_channels, d)
+        if lifting_channels:
+            self.lifting = self._mlp(lifted_in, lifting_channels, hidden_channels, d, activation, "linear", {})
+        else:
+            self.lifting = pointwise(lifted_in, hidden_channels, d)
         weights = [factorization] * n_layers
         if global_factorization:
             if factorization != "tucker":
@@ -148,12 +190,14 @@ class FNO(nn.Module):
             weights = [self.global_weights.layer(i) for i in range(n_layers)]
         self.spectral = nn.ModuleList(
             SpectralConv(hidden_channels, hidden_channels, self.n_modes, factorization=weight, rank=rank,
-                         implementation=implementation)
+                         implementation=implementation, modes_convention=modes_convention, bias=spectral_bias)
             for weight in weights
         )
         if norm not in NORMS:
             raise ValueError(f"FNO: norm={norm!r} is not one of {list(NORMS)}")
-        self.norms = nn.ModuleList(NORMS[norm](hidden_channels, d) for _ in range(n_layers)) if norm else None
+        norms_per_block = 2 if block == "neuralop" else 1
+        self.norms = nn.ModuleList(NORMS[norm](hidden_channels, d) for _ in range(norms_per_block * n_layers)) \
+            if norm else None
         make_skip = SKIPS.get(skip, owner=type(self).__name__, argument="skip")
         self.skips = nn.ModuleList(make_skip(hidden_channels, d) for _ in range(n_layers))
         self.activation = ACTIVATIONS.build(activation, owner="FNO", argument="activation")
@@ -164,6 +208,15 @@ class FNO(nn.Module):
         if mlp["expansion"] < 0:
             raise ValueError(f"FNO: channel_mlp.expansion={mlp['expansion']} must be >= 0")
         width = round(mlp["expansion"] * hidden_channels)
+        self.channel_mlp_skips = None
+        if block == "fno" and mlp["skip"] is not None:
+            raise ValueError(f"FNO: channel_mlp.skip={mlp['skip']!r} needs block='neuralop' (block='fno' adds the "
+                             "channel MLP's output to its own input)")
+        if block == "neuralop" and width > 0:
+            mlp_skip = "soft-gating" if mlp["skip"] is None else mlp["skip"]
+            if mlp_skip != "none":
+                make_mlp_skip = SKIPS.get(mlp_skip, owner="FNO", argument="channel_mlp.skip")
+                self.channel_mlp_skips = nn.ModuleList(make_mlp_skip(hidden_channels, d) for _ in range(n_layers))
         neuron, neuron_options = mlp["neuron"], dict(mlp["options"] or {})
         self.channel_mlps = nn.ModuleList(
             self._mlp(hidden_channels, width, hidden_channels, d, activation, neuron, neuron_options)
@@ -184,13 +237,13 @@ class FNO(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"n_modes={self.n_modes}, positional_embedding={self.positional_embedding}, "
-            f"domain_padding={self.domain_padding}"
+            f"domain_padding={self.domain_padding}, block={self.block!r}"
         )
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
         with ``dim`` spatial sizes that resolve ``n_modes`` (``n_modes <= (N + 1) // 2``)."""
-        check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes)
+        check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes, self.modes_convention)
         check_dtype_matches(x, self, type(self).__name__)
 
     def _padding(self, spatial: Sequence[int]) -> list[int]:
@@ -204,19 +257,39 @@ class FNO(nn.Module):
             x = torch.cat([x, grid.to(x.dtype)], dim=1)
         x = self.lifting(x)
         pads = self._padding(spatial)
+        left = pads if self.domain_padding_mode == "symmetric" else [0] * self.dim
         if any(pads):
             # F.pad takes (left, right) pairs starting from the last dim.
-            x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
-        for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
-            branch = spectral(x)
-            x = (branch if self.norms is None else self.norms[i](branch)) + skip(x)
-            if i < len(self.spectral) - 1:
-                x = self.activation(x)
-            if self.channel_mlps is not None:
-                x = x + self.channel_mlps[i](x)
+            x = F.pad(x, [p for before, after in zip(reversed(left), reversed(pads), strict=True)
+                          for p in (before, after)])
+        block = self._neuralop_block if self.block == "neuralop" else self._fno_block
+        for i in range(len(self.spectral)):
+            x = block(x, i, last=i == len(self.spectral) - 1)
         if any(pads):
-            x = x[(..., *(slice(0, n) for n in spatial))]
+            x = x[(..., *(slice(start, start + n) for start, n in zip(left, spatial, strict=True)))]
         return self.projection(x)
+
+    def _norm(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return x if self.norms is None else self.norms[i](x)
+
+    def _fno_block(self, x: torch.Tensor, i: int, last: bool) -> torch.Tensor:
+        x = self._norm(i, self.spectral[i](x)) + self.skips[i](x)
+        if not last:
+            x = self.activation(x)
+        if self.channel_mlps is not None:
+            x = x + self.channel_mlps[i](x)
+        return x
+
+    def _neuralop_block(self, x: torch.Tensor, i: int, last: bool) -> torch.Tensor:
+        u = self._norm(2 * i, self.spectral[i](x)) + self.skips[i](x)
+        if not last:
+            u = self.activation(u)
+        if self.channel_mlps is not None:
+            u = self.channel_mlps[i](u)
+            if self.channel_mlp_skips is not None:
+                u = u + self.channel_mlp_skips[i](x)
+        u = self._norm(2 * i + 1, u)
+        return u if last else self.activation(u)
 
 
 class TFNO(FNO):

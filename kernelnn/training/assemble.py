@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from kernelnn.data.bundle import DataBundle, first_batch, inputs_and_targets
-from kernelnn.layers.spectral import SpectralConv, max_modes, spectral_parameter_counts
+from kernelnn.layers.spectral import SpectralConv, modes_limits, spectral_parameter_counts
 from kernelnn.models.normalized import Normalized
 from kernelnn.protocols import InputChecked
 from kernelnn.training import distributed as D
@@ -125,12 +125,12 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
         # Models whose modes span other axes (e.g. space-time) validate themselves in check_model_on_data.
         modes = [modes] * bundle.dim if isinstance(modes, int) else list(modes)
         for split, shape in bundle.spatial_shapes().items():
-            limit = [max_modes(n) for n in shape]
+            limit = modes_limits(shape, filled.get("modes_convention", "kernelnn"))
             if any(m > lim for m, lim in zip(modes, limit, strict=True)):
                 raise ConfigError(
                     f"model.n_modes={modes} is above the Nyquist limit of the {split} data of {bundle.name} "
                     f"({'x'.join(map(str, shape))}, set by data.resolution / data.test_resolutions): at most "
-                    f"{limit} (kernelnn keeps |k| < n_modes)")
+                    f"{limit} (kernelnn keeps |k| < n_modes; neuraloperator's convention keeps n_modes frequencies)")
     return filled
 
 
