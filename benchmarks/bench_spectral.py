@@ -3,6 +3,7 @@
     python benchmarks/bench_spectral.py                 # CPU (or CUDA when present)
     python benchmarks/bench_spectral.py --device cuda --repeats 50
     python benchmarks/bench_spectral.py --paths        # factorized / reconstructed / auto at several ranks
+    python benchmarks/bench_spectral.py --accuracy     # Darcy test error, both libraries, one recipe, 3 seeds
 
 Settings (issue #3): batch 16, 64 channels, 64x64 grid, "16x16 modes" in neuraloperator's convention, i.e.
 frequencies -8..7 on the first dim and 0..8 on the last (16 x 9 coefficients). kernelnn keeps |k| < m and
@@ -59,6 +60,20 @@ def main() -> None:
                              "at --ranks, with and without an input gradient")
     parser.add_argument("--ranks", type=float, nargs="+", default=[0.02, 0.1, 0.3], help="ranks for --paths")
     parser.add_argument("--name", default=None, help="file name of the --paths table (default spectral_paths_<device>)")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="instead: train FNOs of both libraries on kernelnn's Darcy with one recipe (AdamW, "
+                             "cosine, relative L2) and compare test errors and training time")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds for --accuracy")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs for --accuracy")
+    parser.add_argument("--lr", type=float, default=8e-3, help="AdamW learning rate for --accuracy")
+    parser.add_argument("--resolution", type=int, default=16,
+                        help="--accuracy: training grid; tests at it and zero-shot at twice it")
+    parser.add_argument("--width", type=int, default=32, help="hidden channels of the --accuracy FNOs")
+    parser.add_argument("--modes", type=int, default=8,
+                        help="--accuracy: neuraloperator's n_modes per dim (kernelnn's paper FNO keeps the band "
+                             "|k| <= modes / 2, n_modes = modes // 2 + 1)")
+    parser.add_argument("--variants", nargs="+", default=list(ACCURACY_VARIANTS), choices=list(ACCURACY_VARIANTS),
+                        help="--accuracy: models to train")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -66,6 +81,8 @@ def main() -> None:
     device = pick_device(args.device)
     if args.paths:
         return contraction_paths(args, device)
+    if args.accuracy:
+        return accuracy(args, device)
     torch.manual_seed(0)
     b, c, n = args.batch, args.channels, args.size
     if n < 4:
@@ -165,6 +182,108 @@ def contraction_paths(args, device: torch.device) -> None:
              "gradient (every layer but the first), so that the reconstructed path keeps the dense weight too"]
     print(write_results(rows, columns, f"Spectral contraction paths ({device.type})",
                         Path(args.out) / (args.name or f"spectral_paths_{device.type}"), notes))
+
+
+
+ACCURACY_VARIANTS = {
+    "neuraloperator": "neuraloperator's FNO, its defaults (channel MLPs, soft-gating, lifting MLP)",
+    "kernelnn-paper": "kernelnn's FNO as the paper has it (linear lifting, no channel MLP), band |k| <= modes / 2",
+    "kernelnn-neuralop-block": "kernelnn's FNO with neuraloperator's architecture (neuralop_fno_kwargs), kernelnn's "
+                               "initialisation",
+    "kernelnn-from-neuralop": "kernelnn's FNO converted by from_neuralop from the neuraloperator model of the same "
+                              "seed: the same function at step 0, trained by the same loop",
+}
+
+
+def accuracy(args, device: torch.device) -> None:
+    """Issue #15 part 7: the FNO's accuracy against neuraloperator's, one recipe, several seeds, on our Darcy."""
+    import time
+
+    from kernelnn.data import make_darcy
+    from kernelnn.interop import from_neuralop, neuralop_fno_kwargs
+    from kernelnn.losses import LpLoss
+
+    if neuralop is None:
+        raise SystemExit("--accuracy compares with neuraloperator: pip install -e \".[bench]\"")
+    r = args.resolution
+    bundle = make_darcy(resolution=r, test_resolutions=[r, 2 * r], n_train=1000, n_val=0, n_test=200, seed=0)
+    x, y = bundle.train.tensors
+    mean_x, std_x, mean_y, std_y = x.mean(), x.std(), y.mean(), y.std()
+    loss_fn = LpLoss()
+
+    def neuralop_model(seed: int):
+        torch.manual_seed(seed)
+        return NOFNO(n_modes=(args.modes, args.modes), in_channels=1, out_channels=1, hidden_channels=args.width)
+
+    def build(variant: str, seed: int) -> torch.nn.Module:
+        if variant == "neuraloperator":
+            return neuralop_model(seed)
+        if variant == "kernelnn-from-neuralop":
+            return from_neuralop(neuralop_model(seed))
+        kwargs = neuralop_fno_kwargs(neuralop_model(seed))
+        torch.manual_seed(seed)
+        if variant == "kernelnn-neuralop-block":
+            return FNO(**kwargs)
+        return FNO(1, 1, n_modes=(args.modes // 2 + 1,) * 2, hidden_channels=args.width,
+                   projection_channels=2 * args.width)
+
+    def predict(model, inputs):  # the same scalar normalisation of input and output for every model
+        return model((inputs - mean_x) / std_x) * std_y + mean_y
+
+    rows = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            model = build(variant, seed).to(device)
+            params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+            steps = args.epochs * -(-len(x) // 32)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+            order = torch.Generator().manual_seed(seed)
+            start = time.perf_counter()
+            model.train()
+            for _ in range(args.epochs):
+                for batch in torch.randperm(len(x), generator=order).split(32):
+                    loss = loss_fn(predict(model, x[batch].to(device)), y[batch].to(device))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+            seconds = time.perf_counter() - start
+            model.eval()
+            errors = {}
+            with torch.no_grad():
+                for name, test in bundle.tests.items():
+                    tx, ty = (t.to(device) for t in test.tensors)
+                    errors[f"test {name.removeprefix('test_')}"] = LpLoss(reduction="none")(predict(model, tx),
+                                                                                           ty).mean().item()
+            rows.append({"model": variant, "seed": seed, "params": params, **errors, "train s": seconds})
+            print(rows[-1], flush=True)
+    summary = []
+    columns = [c for c in rows[0] if c.startswith("test ")] + ["train s"]
+    means = {v: {c: sum(row[c] for row in rows if row["model"] == v) / len(args.seeds) for c in columns}
+             for v in args.variants}
+    for variant in args.variants:
+        entry = {"model": variant, "seed": "mean", "params": next(r["params"] for r in rows if r["model"] == variant),
+                 **means[variant]}
+        if "neuraloperator" in means:
+            entry["vs neuraloperator"] = " / ".join(f"{means[variant][c] / means['neuraloperator'][c]:.3f}x"
+                                                    for c in columns)
+        summary.append(entry)
+    notes = [
+        f"`python benchmarks/bench_spectral.py --accuracy --device {device.type}`",
+        f"kernelnn's Darcy (kernelnn.data.make_darcy, seed 0): 1000 training samples at {r}x{r}, 200 test samples at "
+        f"{r}x{r} and zero-shot at {2 * r}x{2 * r}; input and output scaled by their training mean and std",
+        f"recipe for every model: AdamW lr {args.lr:g}, weight decay 1e-4, cosine to 0 over {args.epochs} epochs, "
+        "batch 32, relative L2 loss; errors are relative L2, mean over test samples",
+        f"neuraloperator FNO(n_modes=({args.modes}, {args.modes}), hidden_channels={args.width}); kernelnn-paper "
+        f"n_modes={args.modes // 2 + 1} (|k| <= {args.modes // 2}), projection {2 * args.width}",
+        "vs neuraloperator: ratio of the seed means (test errors / training time); below 1: kernelnn lower",
+        *[f"{name}: {text}" for name, text in ACCURACY_VARIANTS.items() if name in args.variants],
+    ]
+    text = write_results(summary + rows, ["model", "seed", "params", *columns, "vs neuraloperator"],
+                         f"FNO accuracy against neuraloperator on Darcy ({device.type})",
+                         Path(args.out) / f"spectral_accuracy_{device.type}", notes)
+    print("\n" + text)
 
 
 if __name__ == "__main__":

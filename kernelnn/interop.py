@@ -6,7 +6,8 @@ two-layer MLP and spectral convolutions carry a bias; its ``n_modes`` counts kep
 n_modes``. kernelnn's :class:`~kernelnn.models.FNO` has each of these as an option (``block="neuralop"``,
 ``lifting_channels``, ``spectral_bias``, ``modes_convention="neuralop"``, ``domain_padding_mode="symmetric"``), so
 a converted model is an ordinary kernelnn FNO: it trains, saves and runs with the rest of the library, and computes
-the same function as the original at every resolution.
+the same function as the original at every resolution that holds all its modes (``N >= n_modes`` on leading dims;
+neuraloperator crops the modes of coarser grids, kernelnn refuses them).
 
 neuraloperator is not a dependency: a model given here was built by an installed neuraloperator. Options without
 a kernelnn counterpart (complex data, separable or CP/TT weights, resolution scaling, dropout, ...) raise a
@@ -36,7 +37,11 @@ def _unsupported(option: str, value: Any, allowed: str) -> ValueError:
 
 def _check_is_neuralop_fno(model: nn.Module) -> None:
     cls = type(model)
-    if not cls.__module__.startswith("neuralop.") or not hasattr(model, "fno_blocks"):
+    try:
+        from neuralop.models import FNO as NeuralopFNO
+    except ImportError:
+        NeuralopFNO = None
+    if NeuralopFNO is None or not isinstance(model, NeuralopFNO):
         raise TypeError(f"from_neuralop: expected a neuraloperator FNO or TFNO (neuralop.models), got "
                         f"{cls.__module__}.{cls.__qualname__}")
 
@@ -85,15 +90,21 @@ def neuralop_fno_kwargs(model: nn.Module) -> dict[str, Any]:
     for option, value, wanted in checks:
         if value != wanted:
             raise _unsupported(option, value, f"only {wanted!r} is mapped")
-    max_modes = getattr(blocks, "max_n_modes", None)
-    if max_modes is not None and list(max_modes) != list(model.n_modes):
-        raise _unsupported("max_n_modes", max_modes, "only None (all n_modes used) is mapped")
+    if getattr(blocks, "max_n_modes", None) is not None:
+        raise _unsupported("max_n_modes", blocks.max_n_modes, "only None (weights stored for n_modes) is mapped")
     for conv in blocks.convs:
         if type(conv).__name__ != "SpectralConv":
             raise _unsupported("conv_module", type(conv).__name__, "only neuralop's SpectralConv is mapped")
         if getattr(conv, "fft_norm", "forward") != "forward":
             raise _unsupported("fft_norm", conv.fft_norm, "only 'forward' is mapped")
     kinds = {_weight_kind(conv, i) for i, conv in enumerate(blocks.convs)}
+    stored = [*model.n_modes[:-1], model.n_modes[-1] // 2 + 1]
+    for i, conv in enumerate(blocks.convs):
+        shape = list(conv.weight.shape[2:])
+        if shape != stored or list(conv.n_modes) != stored:
+            raise _unsupported(f"n_modes (layer {i})", list(model.n_modes), f"weights stored for exactly n_modes; "
+                               f"this layer stores {shape} frequencies, not {stored} (n_modes changed after "
+                               "construction?)")
     if len(kinds) > 1:
         raise _unsupported("factorization", sorted(kinds), "one factorization for all layers")
     activation = _activation(model.non_linearity)

@@ -11,6 +11,7 @@ fit error. The core is ``W x_n U_n^H``, the least-squares core for orthonormal f
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -44,6 +45,20 @@ def tucker_reconstruct(core: torch.Tensor, factors: Sequence[torch.Tensor]) -> t
     return core
 
 
+def feasible_ranks(ranks: Sequence[int]) -> tuple[int, ...]:
+    """The largest ranks at most ``ranks`` that a Tucker core can have: each ``r_n`` at most the product of the others
+    (the mode-``n`` unfolding of a core of the others' ranks has no more independent rows)."""
+    ranks = list(ranks)
+    changed = True
+    while changed:
+        changed = False
+        for n, r in enumerate(ranks):
+            cap = math.prod(ranks[:n] + ranks[n + 1:])
+            if r > cap:
+                ranks[n], changed = cap, True
+    return tuple(ranks)
+
+
 def tucker_decompose(t: torch.Tensor, ranks: Sequence[int], als_iterations: int = 0
                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Truncated HOSVD of ``t`` at ``ranks`` (one per dim), then ``als_iterations`` sweeps of HOOI.
@@ -52,6 +67,10 @@ def tucker_decompose(t: torch.Tensor, ranks: Sequence[int], als_iterations: int 
     """
     if len(ranks) != t.dim():
         raise ValueError(f"tucker_decompose: {len(ranks)} ranks for a tensor of {t.dim()} dims")
+    if any(not 1 <= r <= n for r, n in zip(ranks, t.shape, strict=True)) or feasible_ranks(ranks) != tuple(ranks):
+        raise ValueError(f"tucker_decompose: ranks={list(ranks)} do not fit a tensor of shape {list(t.shape)}: each "
+                         f"rank must be between 1 and its dim and at most the product of the other ranks "
+                         f"(feasible: {list(feasible_ranks(min(r, n) for r, n in zip(ranks, t.shape, strict=True)))})")
     factors = [_leading_left_vectors(t, axis, r) for axis, r in enumerate(ranks)]
     for _ in range(als_iterations):
         for axis, r in enumerate(ranks):
@@ -93,8 +112,9 @@ def tfno_from_fno(model: nn.Module, factorization: str = "tucker", rank: int | f
 
     Returns
     -------
-    The compressed copy; rebuild it from a state dict with the same model and ``factorization="tucker"``,
-    ``rank=`` the per-dim ranks (``layer.weight.ranks``).
+    The compressed copy. Ranks no Tucker core can have (one above the product of the others) are lowered to the
+    largest that can; ``layer.weight.ranks`` holds those used. Rebuild it from a state dict with the same model,
+    ``factorization="tucker"`` and ``rank=`` those per-dim ranks.
     """
     if factorization != "tucker":
         raise ValueError(f"tfno_from_fno: factorization={factorization!r} is not supported; 'tucker' (HOSVD + ALS)")
@@ -107,7 +127,7 @@ def tfno_from_fno(model: nn.Module, factorization: str = "tucker", rank: int | f
     for conv in (m for m in compressed.modules() if isinstance(m, SpectralConv) and m.factorization == "dense"):
         old = conv.weight
         w = _dense_weight(conv)
-        ranks = tucker_ranks("tucker", tuple(w.shape), rank, old.dense_size)
+        ranks = feasible_ranks(tucker_ranks("tucker", tuple(w.shape), rank, old.dense_size))
         core, factors = tucker_decompose(w, ranks, als_iterations)
         new = TuckerWeight(old.in_channels, old.out_channels, old.n_modes, rank=ranks)
         dtype = old.weight.dtype

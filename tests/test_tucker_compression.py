@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from kernelnn.layers import SpectralConv
 from kernelnn.layers.spectral_weights import as_complex
 from kernelnn.models import FNO
 from kernelnn.tucker_compression import tfno_from_fno, tucker_decompose, tucker_reconstruct
@@ -44,8 +45,10 @@ def test_als_never_raises_the_error_and_rank_lowers_it():
 def test_full_rank_compression_computes_the_same_operator(convention, modes):
     torch.manual_seed(0)
     model = FNO(1, 1, n_modes=modes, hidden_channels=4, n_layers=2, modes_convention=convention).double()
-    full = model.spectral[0].weight.weight.shape[:-1]  # (C_in, C_out, *stored modes); the last dim is re/im
-    compressed = tfno_from_fno(model, rank=list(full))
+    full = list(model.spectral[0].weight.weight.shape[:-1])  # (C_in, C_out, *stored modes); last dim is re/im
+    if convention == "neuralop":  # M = 6 kept frequencies in 7 slots: rank 6 is full once the unused slot is zeroed
+        full[2] = modes[0]
+    compressed = tfno_from_fno(model, rank=full)
     assert model.spectral[0].factorization == "dense"  # the original is untouched
     assert compressed.spectral[0].factorization == "tucker"
     x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
@@ -66,6 +69,15 @@ def test_compressed_model_reloads_as_a_tfno_and_has_fewer_parameters():
     dense = as_complex(model.spectral[0].weight.weight.detach(), torch.float64)
     approx = compressed.spectral[0].weight.reconstruct(torch.float64)
     assert 0 < relative(approx, dense) < 1
+
+
+def test_infeasible_ranks_are_lowered_for_a_one_channel_layer():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(SpectralConv(4, 1, n_modes=(4, 4)))  # any module with dense SpectralConvs
+    compressed = tfno_from_fno(model, rank=[4, 1, 1, 1])  # r_in = 4 > r_out * r_modes = 1
+    assert compressed[0].weight.ranks == (1, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"ranks=\[4, 1, 1\] do not fit a tensor of shape \[6, 4, 2\]"):
+        tucker_decompose(torch.randn(6, 4, 2, dtype=torch.complex128), (4, 1, 1))
 
 
 def test_errors():

@@ -226,14 +226,25 @@ class SpectralConv(nn.Module):
         """Keep other modes from now on: existing modes keep their weights, new ones start at zero.
 
         Parameters are replaced by resized ones, so build the optimizer after changing ``n_modes``. A layer
-        that shares a global factorization with others first gets its own copy of the factors.
+        that shares a global factorization with others first gets its own copy of the factors. A layer in
+        neuraloperator's convention switches to kernelnn's (``n_modes`` are then kernelnn's).
         """
         n_modes = _as_modes(n_modes, self.dim, type(self).__name__)
-        if self._given_modes:
-            raise ValueError(f"{type(self).__name__}: n_modes of a layer in neuraloperator's mode convention cannot be "
-                             "changed; it keeps the set it was built with")
         self.weight = self.weight.standalone()
+        if self._given_modes:
+            self._to_kernelnn_convention()
         self.weight.resize_modes(n_modes)
+
+    @torch.no_grad()
+    def _to_kernelnn_convention(self) -> None:
+        """From neuraloperator's ``n_modes`` to kernelnn's ``|k| < m`` with ``m = M // 2 + 1``: the unused ``+M / 2``
+        slots are zeroed (they never acted), so the layer computes the same function on every grid with ``N > M``."""
+        for name, axis, dim in self.weight._mode_param_axes():
+            if dim < self.dim - 1 and self._unused_slot[dim]:
+                self.weight.get_parameter(name).select(axis, self.weight.n_modes[dim] - 1).zero_()
+        self._given_modes = None
+        self._unused_slot = (False,) * (self.dim - 1)
+        self.modes_convention = "kernelnn"
 
     def get_extra_state(self) -> torch.Tensor:
         """``n_modes`` travels with the weights: a layer whose modes were changed after construction (the
@@ -260,21 +271,27 @@ class SpectralConv(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes, self.modes_convention)
-        self._warn_if_untruncated(tuple(x.shape[2:]))
+        if not torch.compiler.is_compiling():  # a shape test while tracing would add a guard to exported programs
+            self._warn_if_untruncated(tuple(x.shape[2:]))
 
     def _warn_if_untruncated(self, spatial: tuple[int, ...]) -> None:
-        """Warn (once per grid) when some dim keeps every frequency of ``spatial``, Nyquist included: the layer
-        then truncates nothing there, and the same weights at another resolution are not the same operator."""
+        """Warn (once per grid) when some dim keeps every frequency of an even grid, its Nyquist frequency included.
+
+        That frequency is aliased (``+N/2`` and ``-N/2`` are one coefficient), so the layer truncates nothing there
+        and the same weights are not the same operator at another resolution. Only neuraloperator's convention can
+        do this (its ``n_modes = N``); kernelnn's keeps ``|k| < m <= (N + 1) // 2``, which never includes it.
+        """
         kept = [2 * m - 1 - unused for m, unused in zip(self.weight.n_modes[:-1], self._unused_slot, strict=True)]
-        full = [axis for axis, (k, n) in enumerate(zip(kept, spatial[:-1], strict=False)) if k >= n]
-        if self.weight.n_modes[-1] >= spatial[-1] // 2 + 1:
+        full = [axis for axis, (k, n) in enumerate(zip(kept, spatial[:-1], strict=False)) if n % 2 == 0 and k >= n]
+        if spatial[-1] % 2 == 0 and self.weight.n_modes[-1] >= spatial[-1] // 2 + 1:
             full.append(self.dim - 1)
         if full:
             warnings.warn(
                 f"{type(self).__name__}: n_modes={list(self.n_modes)} keeps every Fourier mode of the "
-                f"{'x'.join(map(str, spatial))} grid it sees along dim(s) {full}, so it truncates nothing there "
-                f"and is not resolution-invariant; keep fewer modes (at most {[n // 2 for n in spatial]} in kernelnn's "
-                "convention leaves out only the Nyquist frequency)", FullModesWarning, stacklevel=3)
+                f"{'x'.join(map(str, spatial))} grid it sees along dim(s) {full}, the aliased Nyquist frequency "
+                "included, so it truncates nothing there and is not the same operator at other resolutions; keep "
+                f"fewer modes (n_modes <= {[n - 1 for n in spatial[:-1]] + [spatial[-1] - 1]} in neuraloperator's "
+                f"convention, or kernelnn's n_modes <= {[n // 2 for n in spatial]})", FullModesWarning, stacklevel=2)
 
     def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
         self.check_input(x)

@@ -13,7 +13,13 @@ from kernelnn.layers.global_tucker import GlobalTucker
 from kernelnn.layers.input_checks import check_dtype_matches
 from kernelnn.layers.pointwise import pointwise
 from kernelnn.layers.skip import SKIPS
-from kernelnn.layers.spectral import SpectralConv, _as_modes, check_field_input, check_modes_fit
+from kernelnn.layers.spectral import (
+    MODES_CONVENTIONS,
+    SpectralConv,
+    _as_modes,
+    check_field_input,
+    check_modes_fit,
+)
 from kernelnn.registry import ACTIVATIONS
 
 
@@ -112,7 +118,8 @@ class FNO(nn.Module):
     Shapes
     ------
     ``(batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``, any resolution with
-    ``n_modes <= (N + 1) // 2`` per dim.
+    ``n_modes <= (N + 1) // 2`` per dim (neuraloperator's convention: ``n_modes <= N``, on the last dim
+    ``n_modes // 2 <= N // 2``).
 
     Example
     -------
@@ -159,7 +166,8 @@ class FNO(nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"FNO: {arg}={value!r} must be a positive int")
         for arg, value, allowed in (("block", block, BLOCKS), ("domain_padding_mode", domain_padding_mode,
-                                                                 PADDING_MODES)):
+                                                                 PADDING_MODES),
+                                    ("modes_convention", modes_convention, MODES_CONVENTIONS)):
             if value not in allowed:
                 raise ValueError(f"FNO: {arg}={value!r} is not one of {list(allowed)}")
         if not isinstance(lifting_channels, int) or lifting_channels < 0:
@@ -186,7 +194,8 @@ class FNO(nn.Module):
             if factorization != "tucker":
                 raise ValueError(f"FNO: global_factorization=True shares one Tucker factorization, so it needs "
                                  f"factorization='tucker', got {factorization!r}")
-            self.global_weights = GlobalTucker(n_layers, hidden_channels, hidden_channels, self.n_modes, rank=rank)
+            stored = self.n_modes if modes_convention == "kernelnn" else tuple(m // 2 + 1 for m in self.n_modes)
+            self.global_weights = GlobalTucker(n_layers, hidden_channels, hidden_channels, stored, rank=rank)
             weights = [self.global_weights.layer(i) for i in range(n_layers)]
         self.spectral = nn.ModuleList(
             SpectralConv(hidden_channels, hidden_channels, self.n_modes, factorization=weight, rank=rank,
@@ -212,6 +221,9 @@ class FNO(nn.Module):
         if block == "fno" and mlp["skip"] is not None:
             raise ValueError(f"FNO: channel_mlp.skip={mlp['skip']!r} needs block='neuralop' (block='fno' adds the "
                              "channel MLP's output to its own input)")
+        if block == "neuralop" and width == 0 and mlp["skip"] is not None:
+            raise ValueError(f"FNO: channel_mlp.skip={mlp['skip']!r} has no channel MLP to skip "
+                             "(channel_mlp.expansion=0)")
         if block == "neuralop" and width > 0:
             mlp_skip = "soft-gating" if mlp["skip"] is None else mlp["skip"]
             if mlp_skip != "none":
@@ -242,7 +254,8 @@ class FNO(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_channels, *spatial)``
-        with ``dim`` spatial sizes that resolve ``n_modes`` (``n_modes <= (N + 1) // 2``)."""
+        with ``dim`` spatial sizes that resolve ``n_modes`` (``n_modes <= (N + 1) // 2`` in kernelnn's
+        convention)."""
         check_field_input(x, type(self).__name__, self.in_channels, self.dim, self.n_modes, self.modes_convention)
         check_dtype_matches(x, self, type(self).__name__)
 
@@ -338,7 +351,8 @@ class SpatioTemporalFNO(nn.Module):
         """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor ``(batch, in_steps, X, Y)`` whose
         grid, with ``out_steps`` times, resolves ``n_modes``."""
         check_frames_input(x, self, self.in_steps)
-        check_modes_fit(self.fno.n_modes, (x.shape[2], x.shape[3], self.out_steps), type(self).__name__)
+        check_modes_fit(self.fno.n_modes, (x.shape[2], x.shape[3], self.out_steps), type(self).__name__,
+                        convention=self.fno.modes_convention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

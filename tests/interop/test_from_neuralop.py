@@ -42,6 +42,9 @@ def test_converted_model_matches_at_training_resolution_and_twice(case, factoriz
     if factorization:
         kwargs.update(factorization="tucker", rank=0.3)
     theirs = neuralop_models.FNO(**kwargs).eval()
+    with torch.no_grad():  # off the initial values (soft-gating 1, norms 1 and 0 are kernelnn's too): copies tested
+        for p in theirs.parameters():
+            p.add_(0.1 * torch.randn_like(p))
     ours = from_neuralop(theirs)
     assert isinstance(ours, FNO) and not ours.training
     dim = len(kwargs["n_modes"])
@@ -85,6 +88,10 @@ def test_kwargs_rebuild_the_model_and_it_trains():
     ("norm", "batch_norm", "norm='BatchNorm'"),
     ("non_linearity", torch.nn.functional.elu, "non_linearity='elu'"),
     ("fno_skip", None, "fno_skip=None"),
+    ("stabilizer", "tanh", "stabilizer='tanh'"),
+    ("complex_data", True, "complex_data=True"),
+    ("fno_block_precision", "mixed", "fno_block_precision='mixed'"),
+    ("max_n_modes", (8, 8), r"max_n_modes=\(8, 8\)"),
 ])
 def test_unsupported_options_are_named(option, value, match):
     theirs = neuralop_models.FNO(n_modes=(8, 8), in_channels=1, out_channels=1, hidden_channels=4, **{option: value})
@@ -95,3 +102,10 @@ def test_unsupported_options_are_named(option, value, match):
 def test_not_a_neuralop_model():
     with pytest.raises(TypeError, match="expected a neuraloperator FNO or TFNO"):
         from_neuralop(FNO(1, 1, n_modes=(4, 4)))
+
+
+def test_modes_changed_after_construction_are_refused():
+    theirs = neuralop_models.FNO(n_modes=(8, 8), in_channels=1, out_channels=1, hidden_channels=4)
+    theirs.n_modes = (6, 6)  # neuraloperator then uses a slice of weights stored for (8, 8)
+    with pytest.raises(ValueError, match=r"this layer stores \[8, 5\] frequencies, not \[6, 4\]"):
+        from_neuralop(theirs)

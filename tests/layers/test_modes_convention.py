@@ -59,22 +59,37 @@ def test_neuralop_convention_errors_and_limits():
     with pytest.raises(ValueError, match=r"n_modes=\[8, 8\] exceeds the Nyquist limit of a 6x8 input; at most "
                                          r"\[6, 9\]"):
         conv(torch.randn(1, 1, 6, 8))
-    with pytest.raises(ValueError, match="neuraloperator's mode convention cannot be changed"):
-        conv.n_modes = (4, 4)
     with pytest.raises(ValueError, match=r"modes_convention='numpy' is not one of \('kernelnn', 'neuralop'\)"):
         SpectralConv(1, 1, n_modes=(8, 8), modes_convention="numpy")
 
 
 def test_full_modes_warning():
+    """Warned: every mode of an even grid kept, its aliased Nyquist frequency included (neuraloperator's n_modes=N)."""
     with pytest.warns(FullModesWarning, match=r"keeps every Fourier mode of the 16x16 grid it sees along dim\(s\) "
-                                              r"\[0, 1\]"):
+                                              r"\[0, 1\], the aliased Nyquist"):
         SpectralConv(1, 1, n_modes=(16, 16), modes_convention="neuralop")(torch.randn(1, 1, 16, 16))
-    with pytest.warns(FullModesWarning, match=r"15x15 grid .* dim\(s\) \[0, 1\]"):
-        SpectralConv(1, 1, n_modes=(8, 8))(torch.randn(1, 1, 15, 15))
+    with pytest.warns(FullModesWarning, match=r"16x12 grid it sees along dim\(s\) \[1\]"):
+        SpectralConv(1, 1, n_modes=(8, 12), modes_convention="neuralop")(torch.randn(1, 1, 16, 12))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FullModesWarning)
-        SpectralConv(1, 1, n_modes=(8, 8))(torch.randn(1, 1, 16, 16))  # drops the Nyquist row: truncates
+        SpectralConv(1, 1, n_modes=(8, 8))(torch.randn(1, 1, 16, 16))  # kernelnn's maximum: no Nyquist row
+        SpectralConv(1, 1, n_modes=(8, 8))(torch.randn(1, 1, 15, 15))  # odd grid: every mode, none aliased
+        SpectralConv(1, 1, n_modes=(15, 15), modes_convention="neuralop")(torch.randn(1, 1, 16, 16))
         SpectralConv(1, 1, n_modes=(16, 16), modes_convention="neuralop")(torch.randn(1, 1, 32, 32))
+
+
+def test_changing_modes_moves_a_neuralop_layer_to_kernelnns_convention():
+    """The Spectral-Refiner changes n_modes: a converted layer first becomes the same function in kernelnn's
+    convention (its unused slot zeroed), then resizes."""
+    torch.manual_seed(0)
+    conv = SpectralConv(2, 2, n_modes=(6, 6), modes_convention="neuralop", factorization="tucker", rank=0.5)
+    x = torch.randn(1, 2, 16, 16)
+    before = conv(x)
+    conv.n_modes = (4, 4)  # kernelnn's |k| < 4: the same band plus the +3 row, which holds zeros
+    assert conv.modes_convention == "kernelnn" and conv.n_modes == (4, 4)
+    torch.testing.assert_close(conv(x), before)
+    conv.n_modes = (8, 8)
+    torch.testing.assert_close(conv(x), before)
 
 
 def test_spectral_bias_is_a_constant_per_channel():
@@ -128,6 +143,16 @@ def test_fno_block_option_errors():
         FNO(1, 1, n_modes=(4, 4), lifting_channels=-1)
     with pytest.raises(ValueError, match=r"domain_padding_mode='both' is not one of"):
         FNO(1, 1, n_modes=(4, 4), domain_padding_mode="both")
+    with pytest.raises(ValueError, match=r"FNO: modes_convention='numpy' is not one of"):
+        FNO(1, 1, n_modes=(4, 4), modes_convention="numpy")
+    with pytest.raises(ValueError, match=r"channel_mlp.skip='linear' has no channel MLP to skip"):
+        FNO(1, 1, n_modes=(4, 4), block="neuralop", channel_mlp={"skip": "linear"})
+
+
+def test_global_tucker_in_neuralops_convention():
+    model = FNO(1, 1, n_modes=(8, 8), hidden_channels=4, n_layers=2, factorization="tucker", rank=0.2,
+                global_factorization=True, modes_convention="neuralop")
+    assert model(torch.randn(1, 1, 16, 16)).shape == (1, 1, 16, 16)
 
 
 def test_symmetric_padding_pads_both_sides():
