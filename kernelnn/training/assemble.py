@@ -125,12 +125,15 @@ def fill_model_config(model_cfg: dict[str, Any], bundle: DataBundle) -> dict[str
         # Models whose modes span other axes (e.g. space-time) validate themselves in check_model_on_data.
         modes = [modes] * bundle.dim if isinstance(modes, int) else list(modes)
         for split, shape in bundle.spatial_shapes().items():
-            limit = modes_limits(shape, filled.get("modes_convention", "kernelnn"))
+            convention = filled.get("modes_convention", "kernelnn")
+            limit = modes_limits(shape, convention)
+            rule = ("neuraloperator's convention: n_modes <= N, n_modes // 2 <= N // 2 on the last dim"
+                    if convention == "neuralop" else "kernelnn keeps |k| < n_modes")
             if any(m > lim for m, lim in zip(modes, limit, strict=True)):
                 raise ConfigError(
                     f"model.n_modes={modes} is above the Nyquist limit of the {split} data of {bundle.name} "
                     f"({'x'.join(map(str, shape))}, set by data.resolution / data.test_resolutions): at most "
-                    f"{limit} (kernelnn keeps |k| < n_modes; neuraloperator's convention keeps n_modes frequencies)")
+                    f"{limit} ({rule})")
     return filled
 
 

@@ -93,6 +93,13 @@ CONFIGS = {  # overrides on the tiny Darcy / FNO run -> the message
                               "valid: gelu, identity, relu, sigmoid, silu, softplus, tanh",
     "model.n_modes=9": "model.n_modes=[9, 9] is above the Nyquist limit of the train data of darcy (16x16, set by "
                        "data.resolution / data.test_resolutions): at most [8, 8] (kernelnn keeps |k| < n_modes)",
+    "model.modes_convention=neuralop model.n_modes=18": (
+        "model.n_modes=[18, 18] is above the Nyquist limit of the train data of darcy (16x16, set by "
+        "data.resolution / data.test_resolutions): at most [16, 17] (neuraloperator's convention: n_modes <= N, "
+        "n_modes // 2 <= N // 2 on the last dim)"),
+    "model.block=neuralop model.channel_mlp.skip=linear": (
+        "model (kernelnn.models.FNO): FNO: channel_mlp.skip='linear' has no channel MLP to skip "
+        "(channel_mlp.expansion=0)"),
     "model.in_channels=3": "model.in_channels=3 does not match data darcy, which has 1 input channels/features; leave "
                            "model.in_channels unset (null) to take it from the data",
     "model.out_channels=2": "model.out_channels=2 does not match data darcy, which has 1 output channels (classes); "
