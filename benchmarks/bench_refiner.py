@@ -22,38 +22,22 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_OUT, describe, pick_device, write_results  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_OUT,
+    compose_experiment,
+    describe,
+    pick_device,
+    train_experiment,
+    write_results,
+)
 
 EXPERIMENT = "navier_stokes_refiner"
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from kernelnn.training.launch import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "configs")):
-        return hydra_compose("train", overrides=[f"experiment={EXPERIMENT}", *overrides])
-
-
-def train(device: str) -> str:
-    from kernelnn.training import run
-
-    cfg = compose([f"trainer.device={device}", "trainer.progress_bar=false", "trainer.tensorboard=false",
-                   "trainer.plots=false", "plugins.spectral_refiner.iterations=0"])
-    summary = run(cfg, output_dir=tempfile.mkdtemp(prefix="bench-refiner-"))
-    print("trained: test", summary["test"], flush=True)
-    return str(summary["best_checkpoint"])
 
 
 def main() -> None:
@@ -77,9 +61,9 @@ def main() -> None:
     from kernelnn.spectral_refiner import refine_trajectories
     from kernelnn.training import load_model
 
-    checkpoint = args.checkpoint or train(device.type)
+    checkpoint = args.checkpoint or train_experiment(EXPERIMENT, device.type, ["plugins.spectral_refiner.iterations=0"])
     model = load_model(checkpoint).to(device).eval()
-    bundle = instantiate(compose([]).data)
+    bundle = instantiate(compose_experiment(EXPERIMENT, []).data)
     (name, test), = bundle.tests.items()
     x, y = (t[: args.samples] for t in test.tensors)
     y = y.double()

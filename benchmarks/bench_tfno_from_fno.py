@@ -14,38 +14,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_OUT, describe, pick_device, write_results  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_OUT,
+    compose_experiment,
+    describe,
+    pick_device,
+    train_experiment,
+    write_results,
+)
 
 EXPERIMENT = "darcy_fno"
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from kernelnn.training.launch import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "configs")):
-        return hydra_compose("train", overrides=[f"experiment={EXPERIMENT}", *overrides])
-
-
-def train(device: str) -> str:
-    from kernelnn.training import run
-
-    cfg = compose([f"trainer.device={device}", "trainer.progress_bar=false", "trainer.tensorboard=false",
-                   "trainer.plots=false"])
-    summary = run(cfg, output_dir=tempfile.mkdtemp(prefix="bench-tfno-from-fno-"))
-    print("trained: test", summary["test"], flush=True)
-    return str(summary["best_checkpoint"])
 
 
 @torch.no_grad()
@@ -89,9 +73,9 @@ def main() -> None:
     from kernelnn.training import load_model
     from kernelnn.tucker_compression import tfno_from_fno
 
-    checkpoint = args.checkpoint or train(device.type)
+    checkpoint = args.checkpoint or train_experiment(EXPERIMENT, device.type)
     model = load_model(checkpoint).to(device).eval()
-    tests = instantiate(compose([]).data).tests
+    tests = instantiate(compose_experiment(EXPERIMENT, []).data).tests
     dense_errors = test_errors(model, tests, device)
     rows = [{"rank": "dense", "ALS sweeps": "", "compression": 1.0, "weight error": 0.0,
              **{f"test {k}": v for k, v in dense_errors.items()}, "compress s": 0.0}]

@@ -160,3 +160,29 @@ def write_results(rows: list[dict], columns: list[str], title: str, out_stem: Pa
     out_stem.with_suffix(".json").write_text(json.dumps({"machine": machine(), "torch": torch.__version__,
                                                           "rows": rows}, indent=2))
     return text
+
+
+def compose_experiment(experiment: str, overrides: list[str]):
+    """The Hydra config of ``python train.py experiment=<experiment> <overrides>``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from kernelnn.training.launch import register_resolvers
+
+    register_resolvers()
+    config_dir = Path(__file__).resolve().parent.parent / "configs"
+    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
+        return hydra_compose("train", overrides=[f"experiment={experiment}", *overrides])
+
+
+def train_experiment(experiment: str, device: str, overrides: list[str] = ()) -> str:
+    """Train ``experiment`` quietly into a temporary folder; returns its best checkpoint."""
+    import tempfile
+
+    from kernelnn.training import run
+
+    cfg = compose_experiment(experiment, [f"trainer.device={device}", "trainer.progress_bar=false",
+                                          "trainer.tensorboard=false", "trainer.plots=false", *overrides])
+    summary = run(cfg, output_dir=tempfile.mkdtemp(prefix=f"bench-{experiment}-"))
+    print("trained: test", summary["test"], flush=True)
+    return str(summary["best_checkpoint"])
